@@ -1,0 +1,422 @@
+"""The ``callsim`` command: a thin click layer over the library.
+
+Exit codes: 0 ok, 1 the check failed (gate), 2 bad input or usage. A user error is one
+line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from simulator import __version__
+from simulator.errors import CallsimError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _user_errors(fn: F) -> F:
+    """Turn a CallsimError into one line on stderr and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CallsimError as exc:
+            click.echo(f"callsim: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _run_async(coro: Any) -> Any:
+    try:
+        import uvloop  # type: ignore[import-not-found]
+
+        return uvloop.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="callsim")
+def main() -> None:
+    """callsim: synthetic call traffic for AI voice agents.
+
+    Generate callers, degrade them, replay them concurrently against an agent endpoint,
+    and turn the results into the four eval-gate numbers.
+    """
+
+
+# ----------------------------------------------------------------------------- generate
+@main.command()
+@click.option("--pack", default="all", show_default=True,
+              help="Persona pack (vertical) name, or 'all' to mix them.")
+@click.option("--count", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--personas", "personas_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Extra directory of persona pack YAML files.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Output JSONL file of call scripts.")
+@_user_errors
+def generate(pack: str, count: int, seed: int, personas_dir: Path | None, output: Path) -> None:
+    """Write COUNT seeded call scripts (same seed, same bytes)."""
+    from simulator.callscript import write_calls
+    from simulator.personas import generate_calls, load_packs
+
+    packs = load_packs(personas_dir)
+    calls = generate_calls(packs, pack, count, seed)
+    n = write_calls(calls, output)
+    click.echo(f"wrote {n} call scripts to {output}", err=True)
+
+
+# ----------------------------------------------------------------------------- run
+def _load_inputs(calls_file: Path | None, pack: str, count: int, seed: int,
+                 personas_dir: Path | None) -> tuple[list[Any], dict[str, Any]]:
+    from simulator.callscript import load_calls
+    from simulator.personas import generate_calls, load_packs
+
+    packs = load_packs(personas_dir)
+    if calls_file is not None:
+        calls = load_calls(calls_file)
+        unknown = sorted({c.pack for c in calls} - set(packs))
+        if unknown:
+            from simulator.errors import CallFileError
+
+            raise CallFileError(f"{calls_file}: field 'pack': unknown pack {unknown[0]!r} "
+                                f"(known: {', '.join(sorted(packs))})")
+    else:
+        calls = generate_calls(packs, pack, count, seed)
+    return calls, packs
+
+
+def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | None) -> list[Any]:
+    if profile == "clean" and profiles_dir is None:
+        return calls
+    try:
+        from simulator.degradation import degrade_calls, get_profile
+    except ImportError:  # pragma: no cover - the degradation layer ships with callsim
+        return calls
+    prof = get_profile(profile, profiles_dir)
+    return list(degrade_calls(calls, prof, seed))
+
+
+@main.command()
+@click.option("--target", required=True, help="Agent base URL, e.g. http://127.0.0.1:8000/v1")
+@click.option("--transport", default="openai-chat", show_default=True)
+@click.option("--model", default="callsim-reference", show_default=True)
+@click.option("--api-key-env", help="Name of the environment variable holding the API key.")
+@click.option("--calls", "calls_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Call scripts (JSONL) to replay; default: generate --count from --pack.")
+@click.option("--pack", default="all", show_default=True)
+@click.option("--personas", "personas_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--profile", default="clean", show_default=True, help="Noise profile to apply.")
+@click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--count", type=click.IntRange(min=1), help="Calls to make (default: all scripts).")
+@click.option("--duration", help="Stop starting calls after this long (e.g. 10m).")
+@click.option("--warmup", default="0", show_default=True,
+              help="Calls starting in this first stretch are excluded from metrics.")
+@click.option("--concurrency", type=click.IntRange(min=1), help="Closed loop: calls in flight.")
+@click.option("--rate", help="Open loop: arrival rate, e.g. 20/s, 300/m.")
+@click.option("--arrival", help="poisson | gamma | constant | stages | trace | closed")
+@click.option("--burstiness", type=float, help="gamma: coefficient of variation (1 = Poisson).")
+@click.option("--stages", help='Ramps, e.g. "1m:5/s,5m:20/s,1m:0/s".')
+@click.option("--trace", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV of call start offsets in seconds.")
+@click.option("--max-starts", type=float, help="Cap on call starts per second.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--runs-dir", default="runs", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+@click.option("--resume", "resume_run", help="Finish the calls a stored run had not completed.")
+@click.option("--agent-profile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Agent profile YAML (price table).")
+@click.option("--rubric", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Record this rubric's sha256 with the run (for the gate).")
+@click.option("--no-pauses", is_flag=True, help="Ignore scripted hesitations and silences.")
+@click.option("--connect-timeout", default=5.0, show_default=True, type=float)
+@click.option("--first-byte-timeout", default=30.0, show_default=True, type=float)
+@click.option("--stall-timeout", default=10.0, show_default=True, type=float)
+@click.option("--call-timeout", default=600.0, show_default=True, type=float)
+@click.option("--tool-timeout", default=10.0, show_default=True, type=float)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@_user_errors
+def run(**kw: Any) -> None:
+    """Replay calls against an agent endpoint and print the four gate numbers."""
+    summary = run_from_options(**kw)
+    _print_summary(summary, kw["as_json"])
+
+
+def run_from_options(**kw: Any) -> dict[str, Any]:
+    from simulator.agent_profile import load_agent_profile
+    from simulator.callscript import load_calls
+    from simulator.driver.arrivals import parse_duration, spec_from_options
+    from simulator.driver.runner import RunConfig, run_load
+    from simulator.personas import load_packs
+    from simulator.store import RunStore, new_run_id, resolve_run
+    from simulator.transports.base import Deadlines
+    from simulator.transports.openai_chat import api_key_from_env
+
+    api_key = api_key_from_env(kw.get("api_key_env"))
+    if kw.get("resume_run"):
+        run_dir = resolve_run(kw["resume_run"], kw["runs_dir"])
+        store = RunStore(run_dir)
+        meta = store.meta()
+        store.close()
+        cfg = _config_from_meta(meta["config"])
+        calls = load_calls(run_dir / "calls.jsonl")
+        packs = load_packs(kw.get("personas_dir"))
+        return _run_async(run_load(calls, packs, cfg, run_dir, api_key=api_key, resume=True,
+                                   agent=load_agent_profile(kw.get("agent_profile")),
+                                   progress_out=sys.stderr))
+    spec = spec_from_options(arrival=kw.get("arrival"), rate=kw.get("rate"),
+                             burstiness=kw.get("burstiness"), stages=kw.get("stages"),
+                             trace=kw.get("trace"),
+                             concurrency=kw.get("concurrency") or (
+                                 None if (kw.get("rate") or kw.get("stages") or kw.get("trace"))
+                                 else 10))
+    calls, packs = _load_inputs(kw.get("calls_file"), kw["pack"], kw.get("count") or 100,
+                                kw["seed"], kw.get("personas_dir"))
+    calls = _degrade(calls, kw["profile"], kw["seed"], kw.get("profiles_dir"))
+    rubric_sha = None
+    if kw.get("rubric"):
+        from simulator.gate.rubric import load_rubric
+
+        _, rubric_sha = load_rubric(kw["rubric"])
+    cfg = RunConfig(
+        target=kw["target"], transport=kw["transport"], model=kw["model"],
+        api_key_env=kw.get("api_key_env"), arrival=spec,
+        count=kw.get("count"),
+        duration_s=parse_duration(kw["duration"]) if kw.get("duration") else None,
+        warmup_s=parse_duration(kw.get("warmup") or "0"), seed=kw["seed"],
+        profile=kw["profile"], max_starts_per_s=kw.get("max_starts"),
+        deadlines=Deadlines(connect_s=kw["connect_timeout"], first_byte_s=kw["first_byte_timeout"],
+                            stall_s=kw["stall_timeout"], call_s=kw["call_timeout"],
+                            tool_s=kw["tool_timeout"]),
+        honour_pauses=not kw.get("no_pauses"), rubric_sha256=rubric_sha,
+    )
+    run_dir = Path(kw["runs_dir"]) / new_run_id()
+    click.echo(f"run {run_dir.name}: {len(calls)} call scripts, {spec.describe()}, "
+               f"profile {kw['profile']}, target {kw['target']}", err=True)
+    return _run_async(run_load(calls, packs, cfg, run_dir, api_key=api_key,
+                               agent=load_agent_profile(kw.get("agent_profile")),
+                               progress_out=sys.stderr))
+
+
+def _config_from_meta(d: dict[str, Any]) -> Any:
+    from simulator.driver.arrivals import ArrivalSpec, Stage
+    from simulator.driver.runner import RunConfig
+    from simulator.transports.base import Deadlines
+
+    d = dict(d)
+    a = dict(d.pop("arrival"))
+    a["stages"] = tuple(Stage(**s) for s in a.get("stages") or ())
+    d["deadlines"] = Deadlines(**d["deadlines"])
+    return RunConfig(arrival=ArrivalSpec(**a), **d)
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    from rich.console import Console
+
+    from simulator.metrics.summary import render_summary
+
+    Console().print(render_summary(summary))
+    click.echo(f"stored in {summary.get('run_dir', '')}".rstrip())
+
+
+# ----------------------------------------------------------------------------- report/export
+@main.command()
+@click.argument("run_ref")
+@click.option("--runs-dir", default="runs", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def report(run_ref: str, runs_dir: Path, as_json: bool) -> None:
+    """Summarise a stored run (works on partial runs too). RUN is a path, an id or 'last'."""
+    from simulator.metrics.summary import summarize
+    from simulator.store import RunStore, resolve_run
+
+    run_dir = resolve_run(run_ref, runs_dir)
+    store = RunStore(run_dir)
+    summary = summarize(store)
+    summary["run_dir"] = str(run_dir)
+    store.close()
+    _print_summary(summary, as_json)
+
+
+@main.command()
+@click.argument("run_ref")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--runs-dir", default="runs", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+@_user_errors
+def export(run_ref: str, fmt: str, output: Path | None, runs_dir: Path) -> None:
+    """Export every call of a run as JSONL (full) or CSV (one row per call)."""
+    import csv
+
+    from simulator.store import RunStore, resolve_run
+
+    store = RunStore(resolve_run(run_ref, runs_dir))
+    out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        if fmt == "jsonl":
+            for c in store.calls():
+                out.write(json.dumps(c, separators=(",", ":"), ensure_ascii=False) + "\n")
+        else:
+            cols = ["idx", "call_id", "script_id", "pack", "intent", "profile", "ok", "error",
+                    "warmup", "scheduled_s", "started_s", "finished_s", "dispatch_delay_ms",
+                    "ttft_ms_first", "arg_total", "arg_correct", "strict_pass", "record_exists",
+                    "refused", "fabricated", "cost_usd"]
+            w = csv.writer(out)
+            w.writerow(cols)
+            for c in store.calls():
+                o = c["outcome"]
+                row = {**c, **o, "ttft_ms_first": (o["ttft_ms"] or [None])[0]}
+                w.writerow([row.get(k) for k in cols])
+    finally:
+        if output:
+            out.close()
+        store.close()
+
+
+# ----------------------------------------------------------------------------- agent / tools
+@main.group()
+def agent() -> None:
+    """The reference agent: a deterministic voice agent on loopback."""
+
+
+@agent.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int, help="0 = any free port.")
+@click.option("--ttft-ms", default=0.0, show_default=True, type=float)
+@click.option("--token-ms", default=0.0, show_default=True, type=float)
+@click.option("--fabricate-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--arg-error-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--personas", "personas_dir", type=click.Path(file_okay=False, path_type=Path))
+@_user_errors
+def agent_serve(host: str, port: int, ttft_ms: float, token_ms: float, fabricate_rate: float,
+                arg_error_rate: float, seed: int, personas_dir: Path | None) -> None:
+    """Serve the reference agent (OpenAI Chat Completions API) until interrupted."""
+    from simulator.agent import AgentConfig, serve_forever
+    from simulator.personas import load_packs
+
+    _warn_public_bind(host)
+    cfg = AgentConfig(ttft_ms=ttft_ms, token_ms=token_ms, fabricate_rate=fabricate_rate,
+                      arg_error_rate=arg_error_rate, seed=seed)
+    _run_async(serve_forever(cfg, host, port, packs=load_packs(personas_dir)))
+
+
+def _warn_public_bind(host: str) -> None:
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        click.secho(f"WARNING: binding {host}: this server is reachable from other machines; "
+                    "it has no authentication.", fg="red", bold=True, err=True)
+
+
+@main.group()
+def tools() -> None:
+    """The simulated tool backend."""
+
+
+@tools.command("serve")
+@click.option("--calls", "calls_file", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8100, show_default=True, type=int)
+@click.option("--db", default=":memory:", show_default=True, help="SQLite file or :memory:.")
+@click.option("--personas", "personas_dir", type=click.Path(file_okay=False, path_type=Path))
+@_user_errors
+def tools_serve(calls_file: Path, host: str, port: int, db: str,
+                personas_dir: Path | None) -> None:
+    """Serve the tool backend over HTTP (POST /tools/NAME, header X-Callsim-Call-Id)."""
+    from aiohttp import web
+
+    from simulator.backend import ToolBackend, create_tools_app
+    from simulator.callscript import load_calls
+    from simulator.personas import load_packs
+
+    _warn_public_bind(host)
+    backend = ToolBackend(load_packs(personas_dir), db)
+    backend.load(load_calls(calls_file))
+    web.run_app(create_tools_app(backend), host=host, port=port, print=lambda m: click.echo(m))
+
+
+# ----------------------------------------------------------------------------- demo
+@contextlib.contextmanager
+def agent_process(*args: str) -> Iterator[str]:
+    """Start ``callsim agent serve --port 0 ARGS`` in a child process; yield its base URL."""
+    cmd = [sys.executable, "-m", "simulator", "agent", "serve", "--port", "0", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        url = None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if "http://" in line:
+                url = line[line.index("http://"):].split()[0]
+                break
+        if url is None:
+            err = proc.stderr.read() if proc.stderr else ""
+            raise CallsimError(f"reference agent did not start: {err.strip()[-300:]}")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@main.command()
+@click.option("--count", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--concurrency", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=7, show_default=True, type=int)
+@click.option("--profile", default="clean", show_default=True)
+@click.option("--ttft-ms", default=120.0, show_default=True, type=float,
+              help="The reference agent's think time before its first token.")
+@click.option("--token-ms", default=5.0, show_default=True, type=float)
+@click.option("--runs-dir", default="runs", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def demo(count: int, concurrency: int, seed: int, profile: str, ttft_ms: float, token_ms: float,
+         runs_dir: Path, as_json: bool) -> None:
+    """Start the reference agent, replay COUNT calls across all packs, print the numbers."""
+    click.echo(f"starting the reference agent (ttft {ttft_ms:g} ms, {token_ms:g} ms/token)...",
+               err=True)
+    with agent_process("--ttft-ms", str(ttft_ms), "--token-ms", str(token_ms)) as url:
+        click.echo(f"reference agent at {url}", err=True)
+        summary = run_from_options(
+            target=url, transport="openai-chat", model="callsim-reference", api_key_env=None,
+            calls_file=None, pack="all", personas_dir=None, profile=profile, profiles_dir=None,
+            count=count, duration=None, warmup="0", concurrency=concurrency, rate=None,
+            arrival=None, burstiness=None, stages=None, trace=None, max_starts=None, seed=seed,
+            runs_dir=runs_dir, resume_run=None, agent_profile=None, rubric=None, no_pauses=True,
+            connect_timeout=5.0, first_byte_timeout=30.0, stall_timeout=10.0,
+            call_timeout=600.0, tool_timeout=10.0,
+        )
+    summary["run_dir"] = str(Path(runs_dir) / summary["run_id"])
+    _print_summary(summary, as_json)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

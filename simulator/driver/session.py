@@ -1,0 +1,207 @@
+"""One simulated call over a text transport: the caller speaks, the agent answers, the
+simulator plays the tool backend, and every exchange is timed.
+
+The loop is transport-agnostic: anything with the ``TextTransport`` shape works. Tool
+faults from the degraded script are applied here, per tool call, so the agent sees exactly
+what the profile scheduled and the transcript records it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulator.agent_profile import add_usage
+from simulator.callscript import CallScript, Turn
+from simulator.transports.base import Deadlines, Exchange, TextTransport
+
+_now = time.perf_counter_ns
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+MAX_TOOL_ROUNDS = 8
+
+
+@dataclass(slots=True)
+class CallRun:
+    """What the driver saw during one call (before grading)."""
+
+    exchanges: list[dict[str, Any]] = field(default_factory=list)
+    transcript: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    error: str | None = None
+    error_detail: str = ""
+    started_ns: int = 0
+    finished_ns: int = 0
+
+    @property
+    def ttft_ms(self) -> tuple[float, ...]:
+        """First-token latency of each caller turn (tool follow-ups excluded)."""
+        return tuple(
+            e["ttft_ms"] for e in self.exchanges
+            if e["phase"] == "caller" and e["ttft_ms"] is not None
+        )
+
+
+def _estimate_tokens(text: str) -> int:
+    return len(_TOKEN.findall(text))
+
+
+ToolExecutor = Callable[[str, str, dict[str, Any], int], "asyncio.Future[str] | Any"]
+
+
+async def run_text_call(
+    script: CallScript,
+    caller: Any,
+    system_prompt: str,
+    tools: list[dict[str, Any]],
+    transport: TextTransport,
+    execute_tool: Callable[[str, dict[str, Any] | None, str, int], Any],
+    *,
+    deadlines: Deadlines,
+    run_t0_ns: int,
+    scheduled_ns: int | None = None,
+    lag_ms: Callable[[], float] = lambda: 0.0,
+    honour_pauses: bool = True,
+) -> CallRun:
+    """Replay ``script`` against ``transport``.
+
+    ``caller`` has ``first() -> Turn`` and ``respond(agent_text) -> Turn | None``.
+    ``execute_tool(name, parsed_args, raw_args, k)`` is awaited for the k-th tool call of the
+    call and returns ``(result_text, fault_record | None)``.
+    """
+    run = CallRun(started_ns=_now())
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt}]
+    usage: dict[str, Any] = {}
+    estimated = False
+    caller_log: list[dict[str, Any]] = []
+    agent_log: list[str] = []
+    tool_log: list[dict[str, Any]] = []
+    tool_k = 0
+    seq = 0
+    deadline = run.started_ns + int(deadlines.call_s * 1e9)
+    turn: Turn | None = caller.first()
+    first_turn = True
+    while turn is not None:
+        if honour_pauses and turn.pause_before_s > 0 and not first_turn:
+            await asyncio.sleep(turn.pause_before_s)
+            run.events.append(("pause", {"turn": turn.index, "seconds": turn.pause_before_s}))
+        messages.append({"role": "user", "content": turn.text})
+        caller_log.append({"index": turn.index, "kind": turn.kind, "text": turn.text,
+                           "clean_text": turn.clean_text})
+        barge = next((e for e in turn.events if e.get("type") == "barge_in"), None)
+        phase = "caller"
+        rounds = 0
+        ex: Exchange | None = None
+        while True:
+            if _now() > deadline:
+                run.error, run.error_detail = "call_timeout", "call exceeded its deadline"
+                break
+            onset = float(barge["onset_s"]) if barge and phase == "caller" else None
+            ex = await transport.exchange(messages, tools, interrupt_after_s=onset)
+            sched = scheduled_ns if (first_turn and phase == "caller") else None
+            run.exchanges.append(_exchange_record(seq, turn.index, phase, ex, run_t0_ns,
+                                                  sched, lag_ms()))
+            seq += 1
+            if ex.usage:
+                add_usage(usage, ex.usage)
+            else:
+                estimated = True
+                add_usage(usage, {
+                    "prompt_tokens": sum(_estimate_tokens(str(m.get("content") or ""))
+                                         for m in messages),
+                    "completion_tokens": _estimate_tokens(ex.text),
+                })
+            if ex.error:
+                run.error, run.error_detail = ex.error, ex.error_detail
+                if ex.text:
+                    agent_log.append(ex.text)
+                break
+            if ex.tool_calls and ex.interrupted_at_ns is None:
+                messages.append({
+                    "role": "assistant",
+                    "content": ex.text or None,
+                    "tool_calls": [
+                        {"id": c.id, "type": "function",
+                         "function": {"name": c.name, "arguments": c.arguments}}
+                        for c in ex.tool_calls
+                    ],
+                })
+                if ex.text:
+                    agent_log.append(ex.text)
+                for c in ex.tool_calls:
+                    result, fault = await execute_tool(c.name, c.parsed, c.arguments, tool_k)
+                    tool_log.append({"name": c.name, "arguments": c.parsed, "raw": c.arguments,
+                                     "result": result, "fault": fault, "k": tool_k})
+                    if fault:
+                        run.events.append(("tool_fault", {"k": tool_k, "tool": c.name, **fault}))
+                    tool_k += 1
+                    messages.append({"role": "tool", "tool_call_id": c.id, "content": result})
+                phase = "tool"
+                rounds += 1
+                if rounds > MAX_TOOL_ROUNDS:
+                    run.error, run.error_detail = "tool_loop", "agent kept calling tools"
+                    break
+                continue
+            messages.append({"role": "assistant", "content": ex.text})
+            agent_log.append(ex.text)
+            break
+        first_turn = False
+        if run.error:
+            break
+        assert ex is not None
+        if ex.interrupted_at_ns is not None and barge is not None:
+            run.events.append(("barge_in", {
+                "turn": turn.index, "onset_s": barge["onset_s"],
+                "agent_said": ex.text, "text": barge.get("text", ""),
+            }))
+            turn = Turn(index=turn.index, kind="barge_in", text=str(barge.get("text") or "Sorry, wait."))
+            continue
+        turn = caller.respond(ex.text)
+    run.finished_ns = _now()
+    run.transcript = {
+        "caller": caller_log,
+        "agent": agent_log,
+        "tool_calls": tool_log,
+        "usage": usage,
+        "usage_estimated": estimated,
+        "duration_s": (run.finished_ns - run.started_ns) / 1e9,
+    }
+    return run
+
+
+def _exchange_record(
+    seq: int, caller_turn: int, phase: str, ex: Exchange, t0: int,
+    scheduled_ns: int | None, lag: float,
+) -> dict[str, Any]:
+    ttft = ex.ttft_ms
+    rel = lambda ns: None if ns is None else (ns - t0) / 1e9  # noqa: E731
+    return {
+        "seq": seq,
+        "caller_turn": caller_turn,
+        "phase": phase,
+        "scheduled_s": rel(scheduled_ns),
+        "sent_s": rel(ex.sent_ns),
+        "conn_setup_ms": ex.conn_setup_ns / 1e6,
+        "ttft_ms": ttft,
+        "ttft_from_schedule_ms": (
+            None if ttft is None or scheduled_ns is None
+            else (ex.first_content_ns - scheduled_ns - ex.conn_setup_ns) / 1e6  # type: ignore[operator]
+        ),
+        "last_byte_ms": None if ex.last_byte_ns is None else (ex.last_byte_ns - ex.sent_ns) / 1e6,
+        "loop_lag_ms": lag,
+        "stalls": ex.stalls,
+        "max_gap_ms": ex.max_gap_ms,
+        "prompt_tokens": (ex.usage or {}).get("prompt_tokens"),
+        "completion_tokens": (ex.usage or {}).get("completion_tokens"),
+        "interrupted": ex.interrupted_at_ns is not None,
+        "error": ex.error,
+        "text": ex.text,
+    }
+
+
+def tool_result_text(result: Any) -> str:
+    return result if isinstance(result, str) else json.dumps(result, separators=(",", ":"))

@@ -1,0 +1,1 @@
+"""Grading of replayed calls and the run-level numbers computed from them."""

@@ -1,0 +1,137 @@
+"""Grade one replayed call against its script: tool-call arguments, refusal vs.
+fabrication on missing records, and cost. Pure: takes the script and the transcript the
+driver recorded, returns a :class:`~simulator.results.CallOutcome`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from simulator.agent_profile import Prices, session_cost
+from simulator.callscript import CallScript
+from simulator.metrics.details import fabricated_details
+from simulator.results import CallOutcome
+from simulator.slots import normalise_arg
+
+_REFUSAL = re.compile(
+    r"\b(?:could ?n[o']?t|can ?n[o']?t|cannot|unable to|did ?n[o']?t|do ?n[o']?t|was ?n[o']?t able to)"
+    r"\s+(?:find|locate|see|match|pull up)\b"
+    r"|\bno (?:record|match|account|listing|patient|appointment|booking|client|tenant)s?\b"
+    r"|\bnot (?:find|able to find|in our (?:system|records))\b",
+    re.I,
+)
+
+
+def says_not_found(text: str) -> bool:
+    """Does the agent say it cannot find the record?"""
+    return bool(_REFUSAL.search(text))
+
+
+def score_tool_calls(
+    expected: list[dict[str, Any]], made: list[dict[str, Any]], write_tools: set[str]
+) -> tuple[int, int, bool, list[dict[str, Any]]]:
+    """Match expected calls to calls made (by name, in order) and score their arguments.
+
+    Returns (arguments expected, arguments right, strict pass, per-argument mismatches).
+    An expected call without arguments counts as one "argument": whether it was made.
+    Strict pass: every expected call made with every argument right and no extra write call.
+    """
+    used: set[int] = set()
+    total = correct = 0
+    mismatches: list[dict[str, Any]] = []
+    all_right = True
+    for exp in expected:
+        args = exp.get("arguments") or {}
+        match = next(
+            (i for i, m in enumerate(made) if i not in used and m.get("name") == exp["name"]), None
+        )
+        if match is None:
+            n = max(1, len(args))
+            total += n
+            all_right = False
+            mismatches.append({"call": exp["name"], "argument": None, "problem": "not called"})
+            continue
+        used.add(match)
+        got = made[match].get("arguments") or {}
+        if not args:
+            total += 1
+            correct += 1
+            continue
+        for k, v in args.items():
+            total += 1
+            if k in got and normalise_arg(got[k]) == normalise_arg(v):
+                correct += 1
+            else:
+                all_right = False
+                mismatches.append(
+                    {"call": exp["name"], "argument": k, "expected": v, "got": got.get(k)}
+                )
+    expected_names = [e["name"] for e in expected]
+    extra_writes = [
+        m["name"] for i, m in enumerate(made)
+        if i not in used and m.get("name") in write_tools and m.get("name") not in expected_names
+    ]
+    if extra_writes:
+        mismatches.append({"call": extra_writes[0], "argument": None, "problem": "extra write"})
+    return total, correct, all_right and not extra_writes, mismatches
+
+
+def grade_call(
+    script: CallScript,
+    transcript: dict[str, Any],
+    *,
+    call_id: str,
+    profile: str,
+    ok: bool,
+    error: str | None,
+    ttft_ms: tuple[float, ...],
+    prices: Prices,
+    write_tools: set[str],
+) -> tuple[CallOutcome, dict[str, Any]]:
+    """Grade a finished call. Returns the outcome and a grading detail dict for the store.
+
+    ``transcript`` holds ``agent`` (texts), ``caller`` (texts as sent and clean),
+    ``tool_calls`` (name, arguments, result), ``usage`` (summed), ``usage_estimated`` and
+    ``duration_s``.
+    """
+    agent_texts: list[str] = [t for t in transcript.get("agent", []) if t]
+    made = [
+        {"name": c["name"], "arguments": c.get("arguments") or {}}
+        for c in transcript.get("tool_calls", [])
+    ]
+    expected = [c.model_dump() for c in script.expected_tool_calls]
+    total, correct, strict, mismatches = score_tool_calls(expected, made, write_tools)
+    sources = [str(c.get("result", "")) for c in transcript.get("tool_calls", [])]
+    for c in transcript.get("caller", []):
+        sources.append(c.get("text", ""))
+        if c.get("clean_text"):
+            sources.append(c["clean_text"])
+    fabricated = fabricated_details(agent_texts, sources)
+    refused = any(says_not_found(t) for t in agent_texts)
+    usage = transcript.get("usage") or {}
+    cost = session_cost(usage, float(transcript.get("duration_s", 0.0)) / 60.0, prices)
+    outcome = CallOutcome(
+        call_id=call_id,
+        script_id=script.call_id,
+        pack=script.pack,
+        profile=profile,
+        intent=script.intent,
+        ok=ok,
+        error=error,
+        ttft_ms=ttft_ms,
+        arg_total=total,
+        arg_correct=correct,
+        strict_pass=strict and ok,
+        record_exists=script.record_exists,
+        refused=refused,
+        fabricated=bool(fabricated),
+        cost_usd=cost,
+        cost_estimated=bool(transcript.get("usage_estimated")),
+        injected_wer=script.degradation.measured_wer if script.degradation else None,
+    )
+    detail = {
+        "mismatches": mismatches,
+        "fabricated": [{"kind": d.kind, "value": d.value, "text": d.text} for d in fabricated],
+    }
+    return outcome, detail

@@ -1,0 +1,122 @@
+"""Run summary: the four gate numbers and the timing truth of a (possibly partial) run.
+
+Reads only the run store, so it works on a run that was killed midway. Latency percentiles
+come from the stored per-turn rows; the loop-lag verdict says whether they can be trusted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from simulator.gate.numbers import gate_numbers
+from simulator.store import RunStore
+
+GATE_KEYS = ("p95_ttft_ms", "tool_arg_accuracy", "refusal_rate", "cost_per_session_usd")
+
+
+def _pcts(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None, "n": 0}
+    a = np.asarray(values, dtype=np.float64)
+    p50, p95, p99 = np.percentile(a, [50, 95, 99], method="inverted_cdf")
+    return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "max": float(a.max()),
+            "n": int(a.size)}
+
+
+def summarize(store: RunStore) -> dict[str, Any]:
+    """Everything ``callsim run`` prints and ``summary.json`` holds."""
+    meta = store.meta()
+    outcomes = store.outcomes()
+    numbers = gate_numbers(outcomes)
+    ttft, sched, conn, lags, dispatch = [], [], [], [], []
+    stalls = 0
+    for t in store.turns():
+        if t["warmup"]:
+            continue
+        stalls += t["stalls"] or 0
+        if t["phase"] == "caller" and t["ttft_ms"] is not None:
+            ttft.append(t["ttft_ms"])
+            lags.append(t["loop_lag_ms"] or 0.0)
+            if t["ttft_from_schedule_ms"] is not None:
+                sched.append(t["ttft_from_schedule_ms"])
+        if t["conn_setup_ms"]:
+            conn.append(t["conn_setup_ms"])
+    errors: Counter[str] = Counter()
+    for c in store.calls():
+        if not c["warmup"] and c["dispatch_delay_ms"] is not None:
+            dispatch.append(max(0.0, c["dispatch_delay_ms"]))
+        if not c["ok"]:
+            errors[c["error"] or "error"] += 1
+    wers = [o.injected_wer for o in outcomes if o.injected_wer is not None]
+    total = meta.get("total_calls")
+    completed = len(store.completed_indices())
+    return {
+        "run_id": store.run_id,
+        "status": meta.get("status"),
+        "target": meta.get("target"),
+        "profile": meta.get("profile"),
+        "calls": {"total": total, "completed": completed, "measured": len(outcomes),
+                  "ok": sum(o.ok for o in outcomes),
+                  "failed": sum(not o.ok for o in outcomes)},
+        "gate": {k: numbers.get(k) for k in GATE_KEYS},
+        "numbers": numbers,
+        "ttft_ms": _pcts(ttft),
+        "ttft_from_schedule_ms": _pcts(sched),
+        "dispatch_delay_ms": _pcts(dispatch),
+        "connection_setup_ms": _pcts(conn),
+        "stalls": stalls,
+        "errors": dict(errors),
+        "injected_wer": float(np.mean(wers)) if wers else None,
+        "loop_lag": {"p99_ms": meta.get("loop_lag_p99_ms"),
+                     "verdict": meta.get("loop_lag_verdict"),
+                     "at_samples_p99_ms": _pcts(lags)["p99"]},
+        "cost_estimated_share": (sum(o.cost_estimated for o in outcomes) / len(outcomes)
+                                 if outcomes else None),
+    }
+
+
+def render_summary(summary: dict[str, Any]) -> Any:
+    """A rich renderable of the summary: the four numbers first, then timing truth."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    def f(v: Any, fmt: str) -> str:
+        return "—" if v is None else format(v, fmt)
+
+    g = summary["gate"]
+    t = Table(title=f"callsim run {summary['run_id']} ({summary['status']})", show_lines=False)
+    t.add_column("number")
+    t.add_column("value", justify="right")
+    t.add_row("p95 first-token latency", f(g["p95_ttft_ms"], ".1f") + " ms")
+    t.add_row("tool-call argument accuracy", f(g["tool_arg_accuracy"], ".3f"))
+    t.add_row("refusal-on-missing-record rate", f(g["refusal_rate"], ".3f"))
+    t.add_row("per-session cost", "$" + f(g["cost_per_session_usd"], ".5f"))
+    n = summary["numbers"]
+    t.add_row("strict pass rate", f(n.get("strict_pass_rate"), ".3f"), style="dim")
+    t.add_row("fabrication rate (missing records)", f(n.get("fabrication_rate"), ".3f"),
+              style="dim")
+    t.add_row("over-refusal rate (existing records)", f(n.get("over_refusal_rate"), ".3f"),
+              style="dim")
+    tt, ds, ts = summary["ttft_ms"], summary["dispatch_delay_ms"], summary["ttft_from_schedule_ms"]
+    t.add_row("ttft p50 / p99", f"{f(tt['p50'], '.1f')} / {f(tt['p99'], '.1f')} ms", style="dim")
+    if ds["n"]:
+        t.add_row("dispatch delay p50 / p99", f"{f(ds['p50'], '.1f')} / {f(ds['p99'], '.1f')} ms",
+                  style="dim")
+        t.add_row("ttft from schedule p95", f(ts["p95"], ".1f") + " ms", style="dim")
+    if summary.get("injected_wer") is not None:
+        t.add_row("injected WER (mean)", f(summary["injected_wer"], ".3f"), style="dim")
+    c = summary["calls"]
+    t.add_row("calls ok / failed", f"{c['ok']} / {c['failed']}", style="dim")
+    lines = [t]
+    if summary["errors"]:
+        lines.append(Text("errors: " + ", ".join(f"{k}={v}" for k, v in summary["errors"].items()),
+                          style="yellow"))
+    verdict = summary["loop_lag"].get("verdict")
+    if verdict:
+        lines.append(Text(verdict, style="green" if "trust" in verdict and "not" not in verdict
+                          else "red"))
+    return Group(*lines)

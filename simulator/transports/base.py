@@ -1,0 +1,80 @@
+"""What the driver needs from a transport, and what one request/response exchange records.
+
+A text transport (``openai-chat``, ``http``) turns a message list into one timed
+``Exchange``. Stamps are ``time.perf_counter_ns()`` taken as raw bytes arrive, before parsing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from simulator.registry import Registry
+
+
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """Every deadline the driver enforces, in seconds (all configurable from the CLI)."""
+
+    connect_s: float = 5.0
+    first_byte_s: float = 30.0
+    stall_s: float = 10.0       # a gap between bytes longer than this ends the exchange
+    call_s: float = 600.0       # whole call
+    tool_s: float = 10.0        # the driver's deadline on a tool execution
+    stall_warn_s: float = 1.0   # a gap this long between deltas is counted as a stall
+    max_reply_bytes: int = 8 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class ToolCallOut:
+    id: str
+    name: str
+    arguments: str
+    parsed: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One request to the agent and its (streamed) answer."""
+
+    sent_ns: int = 0                 # request handed to the socket (end of caller input)
+    conn_setup_ns: int = 0           # connection set-up inside this request (kept out of TTFT)
+    first_byte_ns: int | None = None
+    first_content_ns: int | None = None
+    last_byte_ns: int | None = None
+    text: str = ""
+    tool_calls: list[ToolCallOut] = field(default_factory=list)
+    usage: dict[str, Any] | None = None
+    finish_reason: str | None = None
+    interrupted_at_ns: int | None = None
+    stalls: int = 0
+    max_gap_ms: float = 0.0
+    status: int = 0
+    error: str | None = None         # error category, None when the exchange succeeded
+    error_detail: str = ""
+
+    @property
+    def ttft_ms(self) -> float | None:
+        """End of caller input -> first content, connection set-up excluded."""
+        if self.first_content_ns is None:
+            return None
+        return (self.first_content_ns - self.sent_ns - self.conn_setup_ns) / 1e6
+
+
+class TextTransport(Protocol):
+    """One method that matters, plus ``aclose`` (after httpx's AsyncBaseTransport)."""
+
+    async def exchange(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        *,
+        interrupt_after_s: float | None = None,
+    ) -> Exchange: ...
+
+    async def warmup(self, connections: int) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+transports: Registry[type] = Registry("transport")

@@ -1,0 +1,284 @@
+"""Transport ``openai-chat``: OpenAI Chat Completions with SSE streaming.
+
+POSTs ``/chat/completions`` with ``stream: true`` and ``stream_options.include_usage``,
+reads raw bytes as they arrive, stamps each read with ``perf_counter_ns()`` before parsing,
+and assembles text and ``tool_calls`` deltas. Connection set-up is measured with aiohttp
+trace hooks and kept out of first-token latency; connections are pooled and pre-warmed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+
+from simulator.errors import InputError, TransportError
+from simulator.transports.base import Deadlines, Exchange, ToolCallOut, transports
+from simulator.transports.sse import SSEParser
+
+_now = time.perf_counter_ns
+
+
+def api_key_from_env(name: str | None) -> str | None:
+    """The API key held in environment variable ``name`` (never logged or stored)."""
+    if not name:
+        return None
+    key = os.environ.get(name)
+    if not key:
+        raise InputError(f"--api-key-env: environment variable {name} is not set or empty")
+    return key
+
+
+def _has_content(delta: dict[str, Any]) -> bool:
+    """First content = a non-empty text delta or any tool-call delta; role-only chunks don't count."""
+    content = delta.get("content")
+    if isinstance(content, str) and content:
+        return True
+    return bool(delta.get("tool_calls"))
+
+
+@transports.register("openai-chat")
+class OpenAIChatTransport:
+    """Streaming Chat Completions client. One instance per run, shared by all calls."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str = "callsim-reference",
+        *,
+        api_key: str | None = None,
+        deadlines: Deadlines | None = None,
+        max_connections: int = 0,
+        extra_body: dict[str, Any] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.deadlines = deadlines or Deadlines()
+        self._headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._extra = extra_body or {}
+        self._limit = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _trace(self) -> aiohttp.TraceConfig:
+        tc = aiohttp.TraceConfig()
+
+        async def start(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
+            ctx.trace_request_ctx["conn_start"] = _now()
+
+        async def end(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
+            rc = ctx.trace_request_ctx
+            rc["conn_ns"] = _now() - rc.get("conn_start", _now())
+
+        tc.on_connection_create_start.append(start)
+        tc.on_connection_create_end.append(end)
+        return tc
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            conn = aiohttp.TCPConnector(limit=self._limit, keepalive_timeout=120, ttl_dns_cache=None)
+            self._session = aiohttp.ClientSession(
+                connector=conn,
+                trace_configs=[self._trace()],
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.deadlines.connect_s),
+                auto_decompress=False,
+            )
+        return self._session
+
+    async def warmup(self, connections: int) -> None:
+        """Open up to ``connections`` keep-alive connections before the clock starts."""
+        session = self._get_session()
+
+        async def one() -> None:
+            try:
+                async with session.get(f"{self.base_url}/models", headers=self._headers) as r:
+                    await r.read()
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                pass  # warm-up is best effort; the real request reports the error
+
+        n = max(1, min(connections, 512))
+        await asyncio.gather(*(one() for _ in range(n)))
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def exchange(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        *,
+        interrupt_after_s: float | None = None,
+    ) -> Exchange:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if tools:
+            body["tools"] = tools
+        body.update(self._extra)
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        ex = Exchange()
+        trace_ctx: dict[str, int] = {}
+        session = self._get_session()
+        dl = self.deadlines
+        resp: aiohttp.ClientResponse | None = None
+        try:
+            ex.sent_ns = _now()
+            try:
+                async with asyncio.timeout(dl.connect_s + dl.first_byte_s):
+                    resp = await session.post(
+                        f"{self.base_url}/chat/completions",
+                        data=payload,
+                        headers=self._headers,
+                        trace_request_ctx=trace_ctx,
+                    )
+            except TimeoutError:
+                raise TransportError("first_byte_timeout", "no response headers in time") from None
+            ex.first_byte_ns = _now()
+            ex.conn_setup_ns = trace_ctx.get("conn_ns", 0)
+            ex.status = resp.status
+            if resp.status != 200:
+                await self._raise_status(resp)
+            await self._read_stream(resp, ex, interrupt_after_s)
+        except TransportError as exc:
+            ex.error, ex.error_detail = exc.category, str(exc)
+        except aiohttp.ClientConnectorError as exc:
+            refused = isinstance(exc.os_error, ConnectionRefusedError)
+            ex.error = "connect_refused" if refused else "connect_error"
+            ex.error_detail = f"{ex.error}: {exc.os_error}"
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
+                ConnectionResetError) as exc:
+            ex.error, ex.error_detail = "reset", f"reset: {type(exc).__name__}"
+        except aiohttp.ClientResponseError as exc:
+            ex.error, ex.error_detail = "protocol_error", f"protocol_error: {exc.message}"
+        except (aiohttp.ClientError, OSError) as exc:
+            ex.error, ex.error_detail = "connection_error", f"connection_error: {type(exc).__name__}"
+        finally:
+            if resp is not None:
+                if ex.error is None and ex.interrupted_at_ns is None:
+                    resp.release()  # keep the connection for the next request
+                else:
+                    resp.close()  # a broken or cancelled stream cannot be reused
+        return ex
+
+    async def _raise_status(self, resp: aiohttp.ClientResponse) -> None:
+        retry = resp.headers.get("Retry-After")
+        try:
+            async with asyncio.timeout(2.0):
+                snippet = (await resp.content.read(300)).decode("utf-8", "replace")
+        except (TimeoutError, aiohttp.ClientError):
+            snippet = ""
+        snippet = " ".join(snippet.split())[:120]
+        if resp.status == 429:
+            extra = f" (Retry-After: {retry})" if retry else ""
+            raise TransportError("rate_limited", f"HTTP 429{extra} {snippet}".strip())
+        if resp.status >= 500:
+            raise TransportError("http_5xx", f"HTTP {resp.status} {snippet}".strip())
+        raise TransportError("http_4xx", f"HTTP {resp.status} {snippet}".strip())
+
+    async def _read_stream(
+        self, resp: aiohttp.ClientResponse, ex: Exchange, interrupt_after_s: float | None
+    ) -> None:
+        dl = self.deadlines
+        parser = SSEParser(max_event_bytes=dl.max_reply_bytes)
+        text_parts: list[str] = []
+        calls: dict[int, ToolCallOut] = {}
+        total = 0
+        last = ex.first_byte_ns or _now()
+        interrupt_at: int | None = None
+        done = False
+        while not done:
+            wait = dl.stall_s if ex.first_content_ns is not None else dl.first_byte_s
+            if interrupt_at is not None:
+                wait = min(wait, max(0.0, (interrupt_at - _now()) / 1e9))
+            try:
+                async with asyncio.timeout(wait):
+                    chunk = await resp.content.readany()
+            except TimeoutError:
+                if interrupt_at is not None and _now() >= interrupt_at:
+                    ex.interrupted_at_ns = _now()
+                    break
+                cat = "stall" if ex.first_content_ns is not None else "first_byte_timeout"
+                raise TransportError(cat, f"no bytes for {wait:.1f} s") from None
+            t = _now()
+            if not chunk:
+                break  # EOF
+            gap_ms = (t - last) / 1e6
+            if ex.first_content_ns is not None:
+                ex.max_gap_ms = max(ex.max_gap_ms, gap_ms)
+                if gap_ms >= dl.stall_warn_s * 1e3:
+                    ex.stalls += 1
+            last = t
+            total += len(chunk)
+            if total > dl.max_reply_bytes:
+                raise TransportError("oversized", f"reply larger than {dl.max_reply_bytes} bytes")
+            for ev in parser.feed(chunk):
+                if ev.data == "[DONE]":
+                    done = True
+                    break
+                try:
+                    obj = json.loads(ev.data)
+                except json.JSONDecodeError:
+                    raise TransportError("protocol_error", "SSE data is not JSON") from None
+                if not isinstance(obj, dict):
+                    raise TransportError("protocol_error", "SSE data is not a JSON object")
+                if "error" in obj and not obj.get("choices"):
+                    raise TransportError("agent_error", str(obj["error"])[:200])
+                if isinstance(obj.get("usage"), dict):
+                    ex.usage = obj["usage"]
+                for choice in obj.get("choices") or ():
+                    if not isinstance(choice, dict):
+                        raise TransportError("protocol_error", "choice is not an object")
+                    delta = choice.get("delta") or {}
+                    if not isinstance(delta, dict):
+                        raise TransportError("protocol_error", "delta is not an object")
+                    if ex.first_content_ns is None and _has_content(delta):
+                        ex.first_content_ns = t
+                        if interrupt_after_s is not None:
+                            interrupt_at = t + int(interrupt_after_s * 1e9)
+                    if isinstance(delta.get("content"), str):
+                        text_parts.append(delta["content"])
+                    for tc in delta.get("tool_calls") or ():
+                        _merge_tool_delta(calls, tc)
+                    if choice.get("finish_reason"):
+                        ex.finish_reason = choice["finish_reason"]
+            if interrupt_at is not None and t >= interrupt_at and not done:
+                ex.interrupted_at_ns = t
+                break
+        ex.last_byte_ns = last
+        ex.text = "".join(text_parts)
+        ex.tool_calls = [calls[i] for i in sorted(calls)]
+        for c in ex.tool_calls:
+            try:
+                parsed = json.loads(c.arguments) if c.arguments else {}
+                c.parsed = parsed if isinstance(parsed, dict) else None
+            except json.JSONDecodeError:
+                c.parsed = None
+        if ex.interrupted_at_ns is None and not done and ex.finish_reason is None:
+            raise TransportError("reset", "stream ended before [DONE]")
+
+
+def _merge_tool_delta(calls: dict[int, ToolCallOut], tc: Any) -> None:
+    if not isinstance(tc, dict):
+        raise TransportError("protocol_error", "tool_calls entry is not an object")
+    idx = tc.get("index", len(calls))
+    if not isinstance(idx, int):
+        raise TransportError("protocol_error", "tool_calls index is not an integer")
+    fn = tc.get("function") or {}
+    cur = calls.get(idx)
+    if cur is None:
+        cur = calls[idx] = ToolCallOut(id=str(tc.get("id") or f"call_{idx}"), name="", arguments="")
+    if fn.get("name"):
+        cur.name += str(fn["name"]) if not cur.name else ""
+    if isinstance(fn.get("arguments"), str):
+        cur.arguments += fn["arguments"]
