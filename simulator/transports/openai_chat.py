@@ -70,11 +70,13 @@ class OpenAIChatTransport:
         tc = aiohttp.TraceConfig()
 
         async def start(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
-            ctx.trace_request_ctx["conn_start"] = _now()
+            if ctx.trace_request_ctx is not None:
+                ctx.trace_request_ctx["conn_start"] = _now()
 
         async def end(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
             rc = ctx.trace_request_ctx
-            rc["conn_ns"] = _now() - rc.get("conn_start", _now())
+            if rc is not None:
+                rc["conn_ns"] = _now() - rc.get("conn_start", _now())
 
         tc.on_connection_create_start.append(start)
         tc.on_connection_create_end.append(end)
