@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 # Time bounds in tests scale with this factor on slow machines.
-TIME_FACTOR = float(os.environ.get("CALLSIM_TEST_TIME_FACTOR", "1"))
+TIME_FACTOR = float(os.environ.get("CALLSIM_TIME_FACTOR", "1"))
 
 
 @asynccontextmanager

@@ -1,0 +1,140 @@
+"""Latency histograms: a thin wrapper on HdrHistogram.
+
+Values are kept in integer microseconds (1 us .. 1 hour, 3 significant digits), so a
+percentile is exact to 0.1% of its value. Histograms encode to a base64 string for the run
+store and merge losslessly, so workers and machines can each keep their own and a report
+adds them up.
+"""
+
+from __future__ import annotations
+
+import binascii
+import math
+import zlib
+from collections.abc import Iterable
+
+from hdrh.codec import HdrCookieException, HdrHistogramSettingsException, HdrLengthException
+from hdrh.histogram import HdrHistogram
+
+from simulator.errors import InputError
+
+LOWEST_US = 1
+HIGHEST_US = 3_600 * 1_000_000  # one hour
+SIGNIFICANT_DIGITS = 3
+
+
+class LatencyHistogram:
+    """A latency distribution recorded in milliseconds, stored in microseconds.
+
+    Values below 0 are recorded as 0 and values above one hour as one hour (``clamped``
+    counts them); neither can be a real latency, but a report must not lose the sample.
+    """
+
+    __slots__ = ("_h", "clamped")
+
+    def __init__(self, _h: HdrHistogram | None = None) -> None:
+        self._h = _h if _h is not None else HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+        self.clamped = 0
+
+    def record_ms(self, value_ms: float, count: int = 1) -> None:
+        """Record ``value_ms`` milliseconds (``count`` times)."""
+        us = round(value_ms * 1000.0)
+        if us < 0 or us > HIGHEST_US or math.isnan(value_ms):
+            self.clamped += count
+            us = 0 if (us < 0 or math.isnan(value_ms)) else HIGHEST_US
+        self._h.record_value(us, count)
+
+    def record_us(self, value_us: int) -> None:
+        """Record an integer number of microseconds (the hot-path form, no float maths)."""
+        if value_us < 0 or value_us > HIGHEST_US:
+            self.clamped += 1
+            value_us = 0 if value_us < 0 else HIGHEST_US
+        self._h.record_value(value_us)
+
+    def record_corrected_ms(self, value_ms: float, expected_interval_ms: float) -> None:
+        """Record ``value_ms`` plus the samples a periodic probe missed while stalled.
+
+        HdrHistogram's coordinated-omission correction: a value ``k`` intervals long also
+        records ``value - interval``, ``value - 2*interval``... down to one interval.
+        """
+        us = min(max(round(value_ms * 1000.0), 0), HIGHEST_US)
+        self._h.record_corrected_value(us, max(round(expected_interval_ms * 1000.0), 0))
+
+    @property
+    def count(self) -> int:
+        """Number of recorded values."""
+        return int(self._h.get_total_count())
+
+    def percentile_ms(self, p: float) -> float:
+        """The value at percentile ``p`` (0..100) in ms; NaN when nothing was recorded."""
+        if not 0.0 <= p <= 100.0:
+            raise ValueError(f"percentile must be in 0..100, got {p}")
+        if self.count == 0:
+            return math.nan
+        return float(self._h.get_value_at_percentile(p)) / 1000.0
+
+    def max_ms(self) -> float:
+        """Largest recorded value in ms (to histogram precision); NaN when empty."""
+        return math.nan if self.count == 0 else float(self._h.get_max_value()) / 1000.0
+
+    def min_ms(self) -> float:
+        """Smallest recorded value in ms (to histogram precision); NaN when empty."""
+        return math.nan if self.count == 0 else float(self._h.get_min_value()) / 1000.0
+
+    def mean_ms(self) -> float:
+        """Mean in ms (to histogram precision); NaN when empty."""
+        return math.nan if self.count == 0 else float(self._h.get_mean_value()) / 1000.0
+
+    def merge(self, other: LatencyHistogram) -> None:
+        """Add every value of ``other`` into this histogram (lossless)."""
+        self._h.add(other._h)
+        self.clamped += other.clamped
+
+    @classmethod
+    def merged(cls, histograms: Iterable[LatencyHistogram]) -> LatencyHistogram:
+        """A new histogram holding the values of all ``histograms``."""
+        out = cls()
+        for h in histograms:
+            out.merge(h)
+        return out
+
+    def encode(self) -> str:
+        """The compressed, base64 HdrHistogram form (``HISTF...``), ready for a TEXT column.
+
+        ``clamped`` is not part of the standard form and is not kept.
+        """
+        return bytes(self._h.encode()).decode("ascii")
+
+    @classmethod
+    def decode(cls, text: str | bytes) -> LatencyHistogram:
+        """Rebuild a histogram from :meth:`encode` output.
+
+        Raises ``InputError`` (one line) when ``text`` is not an encoded HdrHistogram.
+        """
+        raw = text.encode("ascii") if isinstance(text, str) else text
+        try:
+            h = HdrHistogram.decode(raw)
+        except (
+            binascii.Error,
+            zlib.error,
+            ValueError,
+            TypeError,
+            IndexError,
+            HdrCookieException,
+            HdrLengthException,
+            HdrHistogramSettingsException,
+        ) as exc:
+            shown = raw[:20].decode("ascii", "replace")
+            why = str(exc) or type(exc).__name__
+            raise InputError(f"not an encoded HdrHistogram ({shown!r}): {why}") from None
+        if h is None:
+            raise InputError("not an encoded HdrHistogram: empty or unknown cookie")
+        return cls(h)
+
+    def __repr__(self) -> str:
+        if self.count == 0:
+            return "LatencyHistogram(count=0)"
+        return (
+            f"LatencyHistogram(count={self.count}, p50={self.percentile_ms(50):.3f}ms, "
+            f"p99={self.percentile_ms(99):.3f}ms, max={self.max_ms():.3f}ms)"
+        )

@@ -1,0 +1,93 @@
+"""LatencyHistogram: percentiles, lossless merge across processes, store round-trip."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from simulator.errors import InputError
+from simulator.histogram import LatencyHistogram
+
+PERCENTILES = [0, 50, 90, 95, 99, 99.9, 100]
+
+
+def _values(seed: int = 3, n: int = 20_000) -> np.ndarray:
+    # Latency-shaped: lognormal around ~200 ms with a long tail.
+    return np.random.default_rng(seed).lognormal(mean=5.3, sigma=0.8, size=n)
+
+
+def _hist(values: np.ndarray) -> LatencyHistogram:
+    h = LatencyHistogram()
+    for v in values:
+        h.record_ms(float(v))
+    return h
+
+
+def test_percentiles_match_exact_within_three_significant_digits() -> None:
+    values = _values()
+    h = _hist(values)
+    assert h.count == len(values)
+    for p in (50, 90, 99):
+        exact = float(np.percentile(values, p, method="inverted_cdf"))
+        assert h.percentile_ms(p) == pytest.approx(exact, rel=2e-3)
+    assert h.max_ms() == pytest.approx(float(values.max()), rel=1e-3)
+
+
+def test_merging_halves_equals_one_histogram_of_all_values() -> None:
+    values = _values()
+    whole = _hist(values)
+    a, b = _hist(values[::2]), _hist(values[1::2])
+    a.merge(b)
+    assert a.count == whole.count
+    assert [a.percentile_ms(p) for p in PERCENTILES] == [
+        whole.percentile_ms(p) for p in PERCENTILES
+    ]
+    merged = LatencyHistogram.merged([_hist(values[:5000]), _hist(values[5000:])])
+    assert merged.percentile_ms(99) == whole.percentile_ms(99)
+
+
+def test_encode_decode_round_trip_keeps_every_percentile() -> None:
+    h = _hist(_values(seed=9, n=5000))
+    text = h.encode()
+    assert isinstance(text, str) and text.isascii() and "\n" not in text
+    back = LatencyHistogram.decode(text)
+    assert back.count == h.count
+    assert [back.percentile_ms(p) for p in PERCENTILES] == [h.percentile_ms(p) for p in PERCENTILES]
+    # Decoded histograms from different workers still merge losslessly.
+    back.merge(LatencyHistogram.decode(text))
+    assert back.count == 2 * h.count
+
+
+def test_sub_millisecond_and_hour_long_values_are_kept() -> None:
+    h = LatencyHistogram()
+    h.record_ms(0.25)
+    h.record_ms(3_600_000.0)
+    assert h.percentile_ms(0) == pytest.approx(0.25, rel=1e-3)
+    assert h.max_ms() == pytest.approx(3_600_000.0, rel=1e-3)
+    assert h.clamped == 0
+
+
+def test_out_of_range_values_are_clamped_and_counted_not_lost() -> None:
+    h = LatencyHistogram()
+    h.record_ms(-3.0)
+    h.record_ms(10 * 3_600_000.0)
+    assert h.count == 2
+    assert h.clamped == 2
+    assert h.max_ms() == pytest.approx(3_600_000.0, rel=1e-3)
+
+
+def test_empty_histogram_reports_nan_not_zero() -> None:
+    h = LatencyHistogram()
+    assert h.count == 0
+    assert math.isnan(h.percentile_ms(99))
+    assert LatencyHistogram.decode(h.encode()).count == 0
+
+
+@pytest.mark.parametrize("bad", ["", "garbage", "aGVsbG8gd29ybGQ="], ids=["empty", "junk", "b64"])
+def test_decoding_junk_is_a_one_line_input_error(bad: str) -> None:
+    with pytest.raises(InputError) as err:
+        LatencyHistogram.decode(bad)
+    assert "not an encoded HdrHistogram" in str(err.value)
+    assert "\n" not in str(err.value)
