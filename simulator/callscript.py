@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulator.errors import CallFileError, format_validation_error
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 Outcome = Literal["completed", "refused_missing_record", "transferred"]
 TurnKind = Literal["opening", "answer", "closing", "partial", "barge_in", "filler"]

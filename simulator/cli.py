@@ -42,7 +42,7 @@ def _user_errors(fn: F) -> F:
 
 def _run_async(coro: Any) -> Any:
     try:
-        import uvloop  # type: ignore[import-not-found]
+        import uvloop
 
         return uvloop.run(coro)
     except ImportError:
@@ -319,7 +319,7 @@ def agent_serve(host: str, port: int, ttft_ms: float, token_ms: float, fabricate
     _warn_public_bind(host)
     cfg = AgentConfig(ttft_ms=ttft_ms, token_ms=token_ms, fabricate_rate=fabricate_rate,
                       arg_error_rate=arg_error_rate, seed=seed)
-    _run_async(serve_forever(cfg, host, port, packs=load_packs(personas_dir)))
+    serve_forever(cfg, host, port, packs=load_packs(personas_dir))
 
 
 def _warn_public_bind(host: str) -> None:

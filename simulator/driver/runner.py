@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from asyncio_throttle import Throttler  # type: ignore[import-untyped]
+from asyncio_throttle import Throttler
 
 from simulator import __version__
 from simulator.agent_profile import AgentProfile
@@ -174,10 +174,12 @@ async def run_load(
     hist_ttft = LatencyHistogram()
     hist_sched = LatencyHistogram()
     hist_dispatch = LatencyHistogram()
-    write_tools = {p.name: p.write_tool_names() for p in packs.values()}
+    write_tools = {p.name: {n for n, b in p.backend.items() if b.op != "lookup"}
+                   for p in packs.values()}
+    tool_schemas = {p.name: p.tool_schemas() for p in packs.values()}
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    installed: list[int] = []
+    installed: list[signal.Signals] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
@@ -193,6 +195,11 @@ async def run_load(
         pack = packs[script.pack]
         call_id = f"{i:06d}"
         sched_ns = t0 + int(offsets[i] * 1e9) if offsets is not None else None
+        # The backend keeps state per script; a script replayed again (runs longer than the
+        # script set) gets a fresh copy of its records under its own key.
+        key = script.call_id if i < len(calls) else f"{script.call_id}#{i // len(calls)}"
+        if key != script.call_id:
+            backend.load([script.model_copy(update={"call_id": key})])
         started = _now()
         progress.active += 1
         try:
@@ -205,11 +212,11 @@ async def run_load(
                 if parsed is None:
                     return json.dumps({"error": "invalid_arguments",
                                        "message": "arguments are not a JSON object"}), None
-                result = backend.execute(f"{i}", name, parsed)
+                result = backend.execute(key, name, parsed)
                 return await _apply_fault(faults.get(k), result, fault_rng, config.deadlines)
 
             run = await run_text_call(
-                script, Caller(script, pack), pack.system_prompt, pack.tools, transport, execute,
+                script, Caller(script, pack), pack.system_prompt, tool_schemas[pack.name], transport, execute,
                 deadlines=config.deadlines, run_t0_ns=t0, scheduled_ns=sched_ns,
                 lag_ms=lambda: lag.current_ms, honour_pauses=config.honour_pauses,
             )
@@ -219,7 +226,7 @@ async def run_load(
                 prices=agent.prices, write_tools=write_tools[script.pack],
             )
             run.transcript["grading"] = detail
-            run.transcript["backend_outcome"] = backend.final_outcome(f"{i}")
+            run.transcript["backend_outcome"] = backend.final_outcome(key)
             run.transcript["error_detail"] = run.error_detail
             warm = i < n_warm
             dispatch = (started - sched_ns) / 1e6 if sched_ns is not None else None

@@ -158,7 +158,8 @@ async def run_text_call(
                 "turn": turn.index, "onset_s": barge["onset_s"],
                 "agent_said": ex.text, "text": barge.get("text", ""),
             }))
-            turn = Turn(index=turn.index, kind="barge_in", text=str(barge.get("text") or "Sorry, wait."))
+            text = str(barge.get("text") or "Sorry, wait.")
+            turn = Turn(index=turn.index, kind="barge_in", text=text, pause_before_s=0.0)
             continue
         turn = caller.respond(ex.text)
     run.finished_ns = _now()

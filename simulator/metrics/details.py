@@ -18,7 +18,10 @@ _MONTHS = {
     )
 }
 _MONTHS.update({k[:3]: v for k, v in list(_MONTHS.items())})
-_MON = r"(?P<mon>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+_MON = (
+    r"(?P<mon>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
 _DAY = r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?"
 _DATE_PATTERNS = [
     re.compile(rf"\b{_MON}\.?\s+(?:the\s+)?{_DAY}\b", re.I),
@@ -31,7 +34,9 @@ _TIME = re.compile(
     r"|\b(?P<h2>[012]?\d):(?P<mi2>[0-5]\d)\b",
     re.I,
 )
-_MONEY = re.compile(r"\$\s?(?P<a>\d[\d,]*(?:\.\d{1,2})?)|\b(?P<b>\d[\d,]*(?:\.\d{1,2})?)\s+dollars\b", re.I)
+_MONEY = re.compile(
+    r"\$\s?(?P<a>\d[\d,]*(?:\.\d{1,2})?)|\b(?P<b>\d[\d,]*(?:\.\d{1,2})?)\s+dollars\b", re.I
+)
 _ID = re.compile(r"\b(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z][A-Z0-9]*-?[A-Z0-9]*\d[A-Z0-9]*\b")
 _NUMBER = re.compile(r"\b\d[\d,]*(?:\.\d+)?\b")
 

@@ -15,7 +15,8 @@ from simulator.results import CallOutcome
 from simulator.slots import normalise_arg
 
 _REFUSAL = re.compile(
-    r"\b(?:could ?n[o']?t|can ?n[o']?t|cannot|unable to|did ?n[o']?t|do ?n[o']?t|was ?n[o']?t able to)"
+    r"\b(?:could ?n[o']?t|can ?n[o']?t|cannot|unable to|did ?n[o']?t|do ?n[o']?t"
+    r"|was ?n[o']?t able to)"
     r"\s+(?:find|locate|see|match|pull up)\b"
     r"|\bno (?:record|match|account|listing|patient|appointment|booking|client|tenant)s?\b"
     r"|\bnot (?:find|able to find|in our (?:system|records))\b",

@@ -111,7 +111,7 @@ def render_summary(summary: dict[str, Any]) -> Any:
         t.add_row("injected WER (mean)", f(summary["injected_wer"], ".3f"), style="dim")
     c = summary["calls"]
     t.add_row("calls ok / failed", f"{c['ok']} / {c['failed']}", style="dim")
-    lines = [t]
+    lines: list[Any] = [t]
     if summary["errors"]:
         lines.append(Text("errors: " + ", ".join(f"{k}={v}" for k, v in summary["errors"].items()),
                           style="yellow"))

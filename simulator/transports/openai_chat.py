@@ -35,7 +35,7 @@ def api_key_from_env(name: str | None) -> str | None:
 
 
 def _has_content(delta: dict[str, Any]) -> bool:
-    """First content = a non-empty text delta or any tool-call delta; role-only chunks don't count."""
+    """First content: a non-empty text or any tool-call delta (role-only chunks don't count)."""
     content = delta.get("content")
     if isinstance(content, str) and content:
         return True
@@ -84,7 +84,9 @@ class OpenAIChatTransport:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            conn = aiohttp.TCPConnector(limit=self._limit, keepalive_timeout=120, ttl_dns_cache=None)
+            conn = aiohttp.TCPConnector(
+                limit=self._limit, keepalive_timeout=120, ttl_dns_cache=None
+            )
             self._session = aiohttp.ClientSession(
                 connector=conn,
                 trace_configs=[self._trace()],
@@ -101,7 +103,7 @@ class OpenAIChatTransport:
             try:
                 async with session.get(f"{self.base_url}/models", headers=self._headers) as r:
                     await r.read()
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError, OSError):
                 pass  # warm-up is best effort; the real request reports the error
 
         n = max(1, min(connections, 512))
@@ -164,7 +166,8 @@ class OpenAIChatTransport:
         except aiohttp.ClientResponseError as exc:
             ex.error, ex.error_detail = "protocol_error", f"protocol_error: {exc.message}"
         except (aiohttp.ClientError, OSError) as exc:
-            ex.error, ex.error_detail = "connection_error", f"connection_error: {type(exc).__name__}"
+            ex.error = "connection_error"
+            ex.error_detail = f"connection_error: {type(exc).__name__}"
         finally:
             if resp is not None:
                 if ex.error is None and ex.interrupted_at_ns is None:

@@ -52,8 +52,8 @@ async def test_tool_call_fragments_are_assembled_by_index() -> None:
                                                 "function": {"name": "lookup", "arguments": ""}}]}))
         for frag in ['{"na', 'me": "Ann', ' Lee"}']:
             await resp.write(chunk({"tool_calls": [{"index": 0, "function": {"arguments": frag}}]}))
-        await resp.write(chunk({"tool_calls": [{"index": 1, "id": "call_b",
-                                                "function": {"name": "other", "arguments": "{}"}}]}))
+        second = {"index": 1, "id": "call_b", "function": {"name": "other", "arguments": "{}"}}
+        await resp.write(chunk({"tool_calls": [second]}))
         await resp.write(chunk({}, finish="tool_calls"))
         await resp.write(b"data: [DONE]\n\n")
 

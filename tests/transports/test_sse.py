@@ -9,7 +9,10 @@ from simulator.transports.sse import SSEParser
 
 
 def test_events_split_anywhere_are_reassembled() -> None:
-    stream = b'data: {"a":1}\n\ndata: line1\ndata: line2\n\n: comment\n\nevent: x\r\ndata: [DONE]\r\n\r\n'
+    stream = (
+        b'data: {"a":1}\n\ndata: line1\ndata: line2\n\n: comment\n\n'
+        b"event: x\r\ndata: [DONE]\r\n\r\n"
+    )
     for cut in range(1, len(stream)):
         p = SSEParser()
         evs = p.feed(stream[:cut]) + p.feed(stream[cut:])
