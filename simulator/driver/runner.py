@@ -219,6 +219,7 @@ async def run_load(
                 script, Caller(script, pack), pack.system_prompt, tool_schemas[pack.name], transport, execute,
                 deadlines=config.deadlines, run_t0_ns=t0, scheduled_ns=sched_ns,
                 lag_ms=lambda: lag.current_ms, honour_pauses=config.honour_pauses,
+                call_id=call_id,
             )
             outcome, detail = grade_call(
                 script, run.transcript, call_id=call_id, profile=config.profile,

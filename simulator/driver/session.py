@@ -66,6 +66,7 @@ async def run_text_call(
     scheduled_ns: int | None = None,
     lag_ms: Callable[[], float] = lambda: 0.0,
     honour_pauses: bool = True,
+    call_id: str | None = None,
 ) -> CallRun:
     """Replay ``script`` against ``transport``.
 
@@ -101,7 +102,13 @@ async def run_text_call(
                 run.error, run.error_detail = "call_timeout", "call exceeded its deadline"
                 break
             onset = float(barge["onset_s"]) if barge and phase == "caller" else None
-            ex = await transport.exchange(messages, tools, interrupt_after_s=onset)
+            try:
+                async with asyncio.timeout((deadline - _now()) / 1e9):
+                    ex = await transport.exchange(messages, tools, interrupt_after_s=onset,
+                                                  call_id=call_id)
+            except TimeoutError:
+                run.error, run.error_detail = "call_timeout", "call exceeded its deadline"
+                break
             sched = scheduled_ns if (first_turn and phase == "caller") else None
             run.exchanges.append(_exchange_record(seq, turn.index, phase, ex, run_t0_ns,
                                                   sched, lag_ms()))

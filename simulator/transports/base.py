@@ -70,6 +70,7 @@ class TextTransport(Protocol):
         tools: list[dict[str, Any]],
         *,
         interrupt_after_s: float | None = None,
+        call_id: str | None = None,
     ) -> Exchange: ...
 
     async def warmup(self, connections: int) -> None: ...

@@ -120,6 +120,7 @@ class OpenAIChatTransport:
         tools: list[dict[str, Any]],
         *,
         interrupt_after_s: float | None = None,
+        call_id: str | None = None,
     ) -> Exchange:
         body: dict[str, Any] = {
             "model": self.model,
@@ -143,7 +144,8 @@ class OpenAIChatTransport:
                     resp = await session.post(
                         f"{self.base_url}/chat/completions",
                         data=payload,
-                        headers=self._headers,
+                        headers=(self._headers if call_id is None
+                                 else {**self._headers, "X-Callsim-Call-Id": call_id}),
                         trace_request_ctx=trace_ctx,
                     )
             except TimeoutError:
@@ -203,7 +205,11 @@ class OpenAIChatTransport:
         interrupt_at: int | None = None
         done = False
         while not done:
-            wait = dl.stall_s if ex.first_content_ns is not None else dl.first_byte_s
+            if ex.first_content_ns is not None:
+                wait = dl.stall_s
+            else:
+                # Absolute: a server trickling bytes (slowloris) cannot hold the call open.
+                wait = max(0.0, dl.first_byte_s - (_now() - ex.sent_ns) / 1e9)
             if interrupt_at is not None:
                 wait = min(wait, max(0.0, (interrupt_at - _now()) / 1e9))
             try:
