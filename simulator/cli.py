@@ -149,6 +149,8 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
 @click.option("--stall-timeout", default=10.0, show_default=True, type=float)
 @click.option("--call-timeout", default=600.0, show_default=True, type=float)
 @click.option("--tool-timeout", default=10.0, show_default=True, type=float)
+@click.option("--max-reply-mb", default=8.0, show_default=True, type=float,
+              help="A reply larger than this ends the call as 'oversized'.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @_user_errors
 def run(**kw: Any) -> None:
@@ -202,7 +204,8 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
         profile=kw["profile"], max_starts_per_s=kw.get("max_starts"),
         deadlines=Deadlines(connect_s=kw["connect_timeout"], first_byte_s=kw["first_byte_timeout"],
                             stall_s=kw["stall_timeout"], call_s=kw["call_timeout"],
-                            tool_s=kw["tool_timeout"]),
+                            tool_s=kw["tool_timeout"],
+                            max_reply_bytes=int(kw.get("max_reply_mb", 8.0) * 1024 * 1024)),
         honour_pauses=not kw.get("no_pauses"), rubric_sha256=rubric_sha,
     )
     run_dir = Path(kw["runs_dir"]) / new_run_id()
@@ -412,7 +415,7 @@ def demo(count: int, concurrency: int, seed: int, profile: str, ttft_ms: float, 
             arrival=None, burstiness=None, stages=None, trace=None, max_starts=None, seed=seed,
             runs_dir=runs_dir, resume_run=None, agent_profile=None, rubric=None, no_pauses=True,
             connect_timeout=5.0, first_byte_timeout=30.0, stall_timeout=10.0,
-            call_timeout=600.0, tool_timeout=10.0,
+            call_timeout=600.0, tool_timeout=10.0, max_reply_mb=8.0,
         )
     summary["run_dir"] = str(Path(runs_dir) / summary["run_id"])
     _print_summary(summary, as_json)

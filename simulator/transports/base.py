@@ -31,6 +31,7 @@ class ToolCallOut:
     name: str
     arguments: str
     parsed: dict[str, Any] | None = None
+    parts: list[str] = field(default_factory=list)   # argument fragments while streaming
 
 
 @dataclass(slots=True)

@@ -270,6 +270,8 @@ class OpenAIChatTransport:
         ex.text = "".join(text_parts)
         ex.tool_calls = [calls[i] for i in sorted(calls)]
         for c in ex.tool_calls:
+            c.arguments = "".join(c.parts)
+            c.parts.clear()
             try:
                 parsed = json.loads(c.arguments) if c.arguments else {}
                 c.parsed = parsed if isinstance(parsed, dict) else None
@@ -292,4 +294,4 @@ def _merge_tool_delta(calls: dict[int, ToolCallOut], tc: Any) -> None:
     if fn.get("name"):
         cur.name += str(fn["name"]) if not cur.name else ""
     if isinstance(fn.get("arguments"), str):
-        cur.arguments += fn["arguments"]
+        cur.parts.append(fn["arguments"])  # joined once at the end: no quadratic concatenation

@@ -1,0 +1,370 @@
+"""Transport ``openai-realtime``: the OpenAI Realtime API over WebSocket.
+
+Sans-I/O first: builders for client events and :func:`parse_server_event`, which matches on
+the event ``type`` and accepts GA and beta names alike (``response.output_audio.delta`` /
+``response.audio.delta``, ...), returning one normalised :class:`RtEvent`. Then a small
+aiohttp line: ``session.update``, caller audio via ``input_audio_buffer.append`` in real time,
+server VAD or explicit ``commit`` + ``response.create``, function calls answered in-band.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+import numpy as np
+
+from simulator.audio import dsp
+from simulator.callscript import CallScript
+from simulator.errors import TransportError
+from simulator.transports.audio_session import LineEvent, is_voiced_mulaw, realtime_usage_to_openai
+from simulator.transports.base import Deadlines, transports
+
+_now = time.perf_counter_ns
+AudioFormat = Literal["pcm16", "g711_ulaw"]
+CALLER_TEXT_EVENT = "callsim.caller_text"
+
+# Normalised kind <- every server event type that means it (GA first, then beta).
+SERVER_EVENTS: dict[str, str] = {
+    "response.output_audio.delta": "audio",
+    "response.audio.delta": "audio",
+    "response.output_text.delta": "text",
+    "response.text.delta": "text",
+    "response.output_audio_transcript.delta": "transcript",
+    "response.audio_transcript.delta": "transcript",
+    "response.function_call_arguments.done": "function_call",
+    "input_audio_buffer.speech_started": "speech_started",
+    "input_audio_buffer.speech_stopped": "speech_stopped",
+    "response.done": "done",
+    "error": "error",
+    "output_audio_buffer.cleared": "cleared",
+}
+
+
+def _dumps(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+# --------------------------------------------------------------------------- client events
+
+
+def tools_to_realtime(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chat-Completions tool schemas -> Realtime's flat ``{type, name, description,
+    parameters}`` form."""
+    out = []
+    for t in tools:
+        fn = t.get("function", t)
+        out.append({"type": "function", "name": fn.get("name"),
+                    "description": fn.get("description", ""),
+                    "parameters": fn.get("parameters", {"type": "object", "properties": {}})})
+    return out
+
+
+def session_update(*, instructions: str, tools: list[dict[str, Any]], audio_format: AudioFormat,
+                   server_vad: bool, silence_ms: int = 500) -> str:
+    """``session.update`` (beta field names, which GA servers also accept for these keys)."""
+    session: dict[str, Any] = {
+        "modalities": ["audio", "text"],
+        "instructions": instructions,
+        "input_audio_format": audio_format,
+        "output_audio_format": audio_format,
+        "tools": tools_to_realtime(tools),
+        "tool_choice": "auto",
+        "turn_detection": ({"type": "server_vad", "silence_duration_ms": silence_ms,
+                            "create_response": True} if server_vad else None),
+    }
+    return _dumps({"type": "session.update", "session": session})
+
+
+def input_audio_append(audio: bytes) -> str:
+    return _dumps({"type": "input_audio_buffer.append",
+                   "audio": base64.b64encode(audio).decode("ascii")})
+
+
+def input_audio_commit() -> str:
+    return _dumps({"type": "input_audio_buffer.commit"})
+
+
+def function_call_output(call_id: str, output: str) -> str:
+    return _dumps({"type": "conversation.item.create",
+                   "item": {"type": "function_call_output", "call_id": call_id, "output": output}})
+
+
+def response_create() -> str:
+    return _dumps({"type": "response.create"})
+
+
+def response_cancel() -> str:
+    return _dumps({"type": "response.cancel"})
+
+
+def caller_text(text: str) -> str:
+    return _dumps({"type": CALLER_TEXT_EVENT, "text": text})
+
+
+# --------------------------------------------------------------------------- server events
+
+
+@dataclass(frozen=True, slots=True)
+class RtEvent:
+    """A server event, normalised. ``kind`` is a value of :data:`SERVER_EVENTS` or
+    ``other`` (events callsim does not act on); ``raw_type`` keeps the wire name."""
+
+    kind: str
+    raw_type: str
+    audio: bytes = b""
+    text: str = ""
+    call_id: str = ""
+    name: str = ""
+    arguments: str = ""
+    usage: dict[str, Any] | None = None
+    status: str = ""
+
+
+def _load(text: str | bytes) -> dict[str, Any]:
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise TransportError("protocol_error", "Realtime event is not JSON") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+        raise TransportError("protocol_error", "Realtime event has no 'type'")
+    return obj
+
+
+def parse_server_event(text: str | bytes) -> RtEvent:
+    """One server event -> :class:`RtEvent`. Raises ``TransportError("protocol_error")`` on
+    bad JSON, a missing ``type`` or a delta whose audio is not base64."""
+    o = _load(text)
+    typ = o["type"]
+    kind = SERVER_EVENTS.get(typ, "other")
+    if kind == "audio":
+        delta = o.get("delta")
+        if not isinstance(delta, str):
+            raise TransportError("protocol_error", f"{typ} without a 'delta' string")
+        try:
+            audio = base64.b64decode(delta, validate=True)
+        except (binascii.Error, ValueError):
+            raise TransportError("protocol_error", f"{typ}: delta is not valid base64") from None
+        return RtEvent(kind, typ, audio=audio)
+    if kind in ("text", "transcript"):
+        return RtEvent(kind, typ, text=str(o.get("delta") or ""))
+    if kind == "function_call":
+        return RtEvent(kind, typ, call_id=str(o.get("call_id") or ""), name=str(o.get("name") or ""),
+                       arguments=str(o.get("arguments") or ""))
+    if kind == "done":
+        resp = o.get("response") or {}
+        usage = resp.get("usage") if isinstance(resp, dict) else None
+        return RtEvent(kind, typ, usage=usage if isinstance(usage, dict) else None,
+                       status=str(resp.get("status") or "") if isinstance(resp, dict) else "")
+    if kind == "error":
+        err = o.get("error") or {}
+        msg = err.get("message") if isinstance(err, dict) else str(err)
+        return RtEvent(kind, typ, text=str(msg or "error"))
+    return RtEvent(kind, typ)
+
+
+# --------------------------------------------------------------------------- server side
+
+
+@dataclass(frozen=True, slots=True)
+class RtClientEvent:
+    """A client event as the reference voice agent sees it."""
+
+    type: str
+    audio: bytes = b""
+    session: dict[str, Any] | None = None
+    item: dict[str, Any] | None = None
+    text: str = ""
+
+
+def parse_client_event(text: str | bytes) -> RtClientEvent:
+    """Server side: one client event. Raises ``TransportError("protocol_error")``."""
+    o = _load(text)
+    typ = o["type"]
+    if typ == "input_audio_buffer.append":
+        a = o.get("audio")
+        if not isinstance(a, str):
+            raise TransportError("protocol_error", "append without 'audio'")
+        try:
+            return RtClientEvent(typ, audio=base64.b64decode(a, validate=True))
+        except (binascii.Error, ValueError):
+            raise TransportError("protocol_error", "append: audio is not valid base64") from None
+    if typ == "session.update":
+        s = o.get("session")
+        return RtClientEvent(typ, session=s if isinstance(s, dict) else {})
+    if typ == "conversation.item.create":
+        item = o.get("item")
+        return RtClientEvent(typ, item=item if isinstance(item, dict) else {})
+    if typ == CALLER_TEXT_EVENT:
+        return RtClientEvent(typ, text=str(o.get("text") or ""))
+    return RtClientEvent(typ)
+
+
+def server_event(typ: str, **fields: Any) -> str:
+    return _dumps({"type": typ, **fields})
+
+
+# --------------------------------------------------------------------------- the line
+
+
+class RealtimeLine:
+    """One Realtime session (see :class:`~simulator.transports.audio_session.AudioLine`).
+    Audio crosses this seam as 8 kHz mu-law; pcm16 24 kHz is converted at the edge."""
+
+    agent_calls_tools = False
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, conn_setup_ns: int,
+                 audio_format: AudioFormat, chunk_ms: int, server_vad: bool,
+                 cancel_on_barge_in: bool, text_hints: bool) -> None:
+        self.ws = ws
+        self.conn_setup_ns = conn_setup_ns
+        self.fmt = audio_format
+        self.chunk_ms = chunk_ms
+        self.server_vad = server_vad
+        self.cancel = cancel_on_barge_in
+        self.text_hints = text_hints
+        n = chunk_ms * 8
+        self.silence_chunk = (bytes([dsp.MULAW_SILENCE]) * n if audio_format == "g711_ulaw"
+                              else bytes(chunk_ms * 48))
+        self.responding = False
+
+    def encode(self, pcm8k: np.ndarray) -> list[bytes]:
+        n = self.chunk_ms * 8
+        if self.fmt == "g711_ulaw":
+            return dsp.frame_bytes(dsp.encode(pcm8k, "mulaw"), n, dsp.MULAW_SILENCE)
+        pcm = dsp.to_pcm16_bytes(pcm8k, dsp.TELEPHONE_RATE, dsp.REALTIME_RATE)
+        return dsp.frame_bytes(pcm, n * 6, 0)
+
+    async def send_audio(self, payload: bytes) -> None:
+        await self.ws.send_str(input_audio_append(payload))
+
+    async def send_dtmf(self, digit: str) -> None:
+        return None  # Realtime has no DTMF event; digits travel as tones in the audio
+
+    async def send_caller_text(self, text: str) -> None:
+        if self.text_hints:
+            await self.ws.send_str(caller_text(text))
+
+    async def end_of_turn(self) -> None:
+        if not self.server_vad:
+            await self.ws.send_str(input_audio_commit())
+            await self.ws.send_str(response_create())
+
+    async def interrupt(self) -> None:
+        if self.cancel:
+            await self.ws.send_str(response_cancel())
+
+    async def send_tool_result(self, call_id: str, output: str) -> int:
+        await self.ws.send_str(function_call_output(call_id, output))
+        await self.ws.send_str(response_create())
+        return _now()
+
+    async def receive(self) -> LineEvent | None:
+        while True:
+            msg = await self.ws.receive()
+            t = _now()
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
+                            aiohttp.WSMsgType.CLOSED):
+                return None
+            if msg.type == aiohttp.WSMsgType.ERROR:
+                raise TransportError("reset", f"WebSocket error: {self.ws.exception()}")
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            ev = parse_server_event(msg.data)
+            if ev.kind == "audio":
+                mu = ev.audio if self.fmt == "g711_ulaw" else dsp.pcm16_24k_to_mulaw(ev.audio)
+                return LineEvent("audio", t, audio=mu, duration_s=len(mu) / 8000.0,
+                                 voiced=is_voiced_mulaw(mu) if mu else False)
+            if ev.kind in ("text", "transcript"):
+                return LineEvent("text", t, text=ev.text)
+            if ev.kind == "function_call":
+                return LineEvent("tool_call", t, call_id=ev.call_id, name=ev.name,
+                                 arguments=ev.arguments)
+            if ev.kind == "done":
+                usage = realtime_usage_to_openai(ev.usage) if ev.usage else None
+                return LineEvent("done", t, usage=usage, text=ev.status)
+            if ev.kind == "cleared":
+                return LineEvent("clear", t)
+            if ev.kind == "error":
+                if "no active response" in ev.text.lower() or "cancel" in ev.text.lower():
+                    continue  # a response.cancel that lost the race is not a call failure
+                return LineEvent("error", t, text=ev.text)
+
+    async def aclose(self) -> None:
+        if not self.ws.closed:
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+
+
+@transports.register("openai-realtime")
+class RealtimeTransport:
+    """Realtime client towards ``url`` (e.g. ``wss://api.openai.com/v1/realtime?model=...``).
+
+    ``audio_format`` pcm16 (24 kHz) or g711_ulaw; ``server_vad`` lets the server detect the
+    end of the caller's turn, else callsim commits and asks for a response; ``chunk_ms``
+    is the append size (20-40 ms); ``cancel_on_barge_in`` sends ``response.cancel``."""
+
+    def __init__(self, url: str, *, deadlines: Deadlines | None = None, api_key: str | None = None,
+                 audio_format: AudioFormat = "pcm16", server_vad: bool = True, chunk_ms: int = 20,
+                 cancel_on_barge_in: bool = False, text_hints: bool = False,
+                 vad_silence_ms: int = 500) -> None:
+        if chunk_ms not in (20, 40):
+            raise ValueError("chunk_ms must be 20 or 40")
+        self.url = url
+        self.deadlines = deadlines or Deadlines()
+        self.headers = {"OpenAI-Beta": "realtime=v1"}
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
+        self.audio_format: AudioFormat = audio_format
+        self.server_vad = server_vad
+        self.chunk_ms = chunk_ms
+        self.cancel = cancel_on_barge_in
+        self.text_hints = text_hints
+        self.vad_silence_ms = vad_silence_ms
+        self._session: aiohttp.ClientSession | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.deadlines.connect_s))
+        return self._session
+
+    async def open_line(self, call_id: str, script: CallScript, tools: list[dict[str, Any]],
+                        system_prompt: str) -> RealtimeLine:
+        session = self._get_session()
+        t0 = _now()
+        try:
+            async with asyncio.timeout(self.deadlines.connect_s):
+                ws = await session.ws_connect(self.url, headers=self.headers,
+                                              max_msg_size=self.deadlines.max_reply_bytes)
+        except TimeoutError:
+            raise TransportError("connect_timeout", f"no WebSocket to {self.url} in time") from None
+        except aiohttp.WSServerHandshakeError as exc:
+            raise TransportError("http_4xx" if exc.status < 500 else "http_5xx",
+                                 f"WebSocket handshake: HTTP {exc.status}") from None
+        except aiohttp.ClientConnectorError as exc:
+            refused = isinstance(exc.os_error, ConnectionRefusedError)
+            raise TransportError("connect_refused" if refused else "connect_error",
+                                 str(exc.os_error)) from None
+        conn_ns = _now() - t0
+        await ws.send_str(session_update(instructions=system_prompt, tools=tools,
+                                         audio_format=self.audio_format, server_vad=self.server_vad,
+                                         silence_ms=self.vad_silence_ms))
+        return RealtimeLine(ws, conn_ns, self.audio_format, self.chunk_ms, self.server_vad,
+                            self.cancel, self.text_hints)
+
+    async def warmup(self, connections: int) -> None:
+        self._get_session()
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

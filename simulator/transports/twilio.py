@@ -1,0 +1,386 @@
+"""Transport ``twilio``: callsim plays Twilio Media Streams towards an agent's WebSocket.
+
+Sans-I/O codec first (:class:`TwilioCodec` builds what Twilio sends, :func:`parse_agent_message`
+validates what an agent sends back, :func:`parse_twilio_message` is the agent side), then a
+small aiohttp line: ``connected``, ``start``, 160-byte mu-law ``media`` frames, ``dtmf``,
+``mark`` echoes once the agent's audio up to the mark has played out, ``stop``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import numpy as np
+
+from simulator.audio import dsp
+from simulator.callscript import CallScript
+from simulator.errors import TransportError
+from simulator.transports.audio_session import FRAME_SAMPLES, LineEvent, is_voiced_mulaw
+from simulator.transports.base import Deadlines, transports
+
+_now = time.perf_counter_ns
+FRAME_BYTES = 160
+SILENCE_FRAME = bytes([dsp.MULAW_SILENCE]) * FRAME_BYTES
+# callsim extensions (only with text_hints): the words behind the audio, for reference
+# agents that do not run speech recognition (``--stt none``) and for grading.
+CALLER_TEXT_EVENT = "callsim.caller_text"
+AGENT_TEXT_EVENT = "callsim.agent_text"
+
+
+def _dumps(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+# --------------------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True, slots=True)
+class TwMessage:
+    """A parsed Media Streams message. ``event`` is the Twilio event name; the other fields
+    are filled according to it (``payload`` decoded from base64)."""
+
+    event: str
+    stream_sid: str = ""
+    payload: bytes = b""
+    name: str = ""          # mark name
+    digit: str = ""
+    text: str = ""          # callsim.* text extensions
+    sequence: int = 0
+    chunk: int = 0
+    timestamp: int = 0
+    call_sid: str = ""
+    custom_parameters: dict[str, str] = field(default_factory=dict)
+    media_format: dict[str, Any] = field(default_factory=dict)
+
+
+def _load(text: str | bytes) -> dict[str, Any]:
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise TransportError("protocol_error", "Media Streams message is not JSON") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("event"), str):
+        raise TransportError("protocol_error", "Media Streams message has no 'event'")
+    return obj
+
+
+def _b64(s: Any, what: str) -> bytes:
+    if not isinstance(s, str):
+        raise TransportError("protocol_error", f"{what}: payload is not a string")
+    try:
+        return base64.b64decode(s, validate=True)
+    except (binascii.Error, ValueError):
+        raise TransportError("protocol_error", f"{what}: payload is not valid base64") from None
+
+
+def _obj(o: Any, key: str, event: str) -> dict[str, Any]:
+    v = o.get(key)
+    if not isinstance(v, dict):
+        raise TransportError("protocol_error", f"'{event}' message without a '{key}' object")
+    return v
+
+
+def parse_agent_message(text: str | bytes) -> TwMessage:
+    """An agent -> Twilio message: ``media`` (payload decoded), ``mark``, ``clear``, or the
+    ``callsim.agent_text`` extension. Raises ``TransportError("protocol_error")`` on bad
+    JSON, bad base64, a missing field or an unknown event."""
+    o = _load(text)
+    ev = o["event"]
+    sid = str(o.get("streamSid") or "")
+    if ev == "media":
+        media = _obj(o, "media", ev)
+        return TwMessage(ev, sid, payload=_b64(media.get("payload"), "media"))
+    if ev == "mark":
+        mark = _obj(o, "mark", ev)
+        if not isinstance(mark.get("name"), str):
+            raise TransportError("protocol_error", "'mark' without a name")
+        return TwMessage(ev, sid, name=mark["name"])
+    if ev == "clear":
+        return TwMessage(ev, sid)
+    if ev == AGENT_TEXT_EVENT:
+        return TwMessage(ev, sid, text=str(o.get("text") or ""))
+    raise TransportError("protocol_error", f"unknown Media Streams event {ev[:40]!r} from the agent")
+
+
+def parse_twilio_message(text: str | bytes) -> TwMessage:
+    """A Twilio -> agent message (the agent side, used by the reference voice agent):
+    ``connected``, ``start``, ``media``, ``dtmf``, ``mark``, ``stop`` and
+    ``callsim.caller_text``. Raises ``TransportError("protocol_error")``."""
+    o = _load(text)
+    ev = o["event"]
+    sid = str(o.get("streamSid") or "")
+    seq = int(o.get("sequenceNumber") or 0)
+    if ev == "connected":
+        return TwMessage(ev)
+    if ev == "start":
+        st = _obj(o, "start", ev)
+        params = st.get("customParameters") or {}
+        return TwMessage(ev, sid or str(st.get("streamSid") or ""), sequence=seq,
+                         call_sid=str(st.get("callSid") or ""),
+                         custom_parameters={str(k): str(v) for k, v in params.items()},
+                         media_format=dict(st.get("mediaFormat") or {}))
+    if ev == "media":
+        m = _obj(o, "media", ev)
+        return TwMessage(ev, sid, payload=_b64(m.get("payload"), "media"), sequence=seq,
+                         chunk=int(m.get("chunk") or 0), timestamp=int(m.get("timestamp") or 0))
+    if ev == "dtmf":
+        return TwMessage(ev, sid, digit=str(_obj(o, "dtmf", ev).get("digit") or ""), sequence=seq)
+    if ev == "mark":
+        return TwMessage(ev, sid, name=str(_obj(o, "mark", ev).get("name") or ""), sequence=seq)
+    if ev == "stop":
+        return TwMessage(ev, sid, sequence=seq)
+    if ev == CALLER_TEXT_EVENT:
+        return TwMessage(ev, sid, text=str(o.get("text") or ""))
+    raise TransportError("protocol_error", f"unknown Media Streams event {ev[:40]!r}")
+
+
+class TwilioCodec:
+    """Builds what Twilio sends on one stream. ``sequenceNumber`` counts every message after
+    ``connected`` from 1; media ``chunk`` counts media messages from 1; ``timestamp`` is the
+    media time in ms since the stream started (20 ms per frame)."""
+
+    def __init__(self, stream_sid: str, call_sid: str, account_sid: str = "ACcallsim") -> None:
+        self.stream_sid = stream_sid
+        self.call_sid = call_sid
+        self.account_sid = account_sid
+        self.seq = 0
+        self.chunk = 0
+
+    def _next(self) -> str:
+        self.seq += 1
+        return str(self.seq)
+
+    def connected(self) -> str:
+        return _dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+
+    def start(self, custom_parameters: dict[str, str] | None = None) -> str:
+        return _dumps({
+            "event": "start", "sequenceNumber": self._next(), "streamSid": self.stream_sid,
+            "start": {
+                "streamSid": self.stream_sid, "accountSid": self.account_sid,
+                "callSid": self.call_sid, "tracks": ["inbound"],
+                "customParameters": dict(custom_parameters or {}),
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            },
+        })
+
+    def media(self, payload: bytes) -> str:
+        if len(payload) != FRAME_BYTES:
+            raise ValueError(f"a Twilio media frame is {FRAME_BYTES} bytes, got {len(payload)}")
+        self.chunk += 1
+        return _dumps({
+            "event": "media", "sequenceNumber": self._next(), "streamSid": self.stream_sid,
+            "media": {"track": "inbound", "chunk": str(self.chunk),
+                      "timestamp": str((self.chunk - 1) * 20),
+                      "payload": base64.b64encode(payload).decode("ascii")},
+        })
+
+    def dtmf(self, digit: str) -> str:
+        return _dumps({"event": "dtmf", "sequenceNumber": self._next(), "streamSid": self.stream_sid,
+                       "dtmf": {"track": "inbound_track", "digit": digit}})
+
+    def mark(self, name: str) -> str:
+        return _dumps({"event": "mark", "sequenceNumber": self._next(), "streamSid": self.stream_sid,
+                       "mark": {"name": name}})
+
+    def stop(self) -> str:
+        return _dumps({"event": "stop", "sequenceNumber": self._next(), "streamSid": self.stream_sid,
+                       "stop": {"accountSid": self.account_sid, "callSid": self.call_sid}})
+
+    def caller_text(self, text: str) -> str:
+        return _dumps({"event": CALLER_TEXT_EVENT, "streamSid": self.stream_sid, "text": text})
+
+
+def agent_media(stream_sid: str, payload: bytes) -> str:
+    """Agent side: one ``media`` message carrying mu-law ``payload``."""
+    return _dumps({"event": "media", "streamSid": stream_sid,
+                   "media": {"payload": base64.b64encode(payload).decode("ascii")}})
+
+
+def agent_mark(stream_sid: str, name: str) -> str:
+    return _dumps({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}})
+
+
+def agent_clear(stream_sid: str) -> str:
+    return _dumps({"event": "clear", "streamSid": stream_sid})
+
+
+def agent_text(stream_sid: str, text: str) -> str:
+    return _dumps({"event": AGENT_TEXT_EVENT, "streamSid": stream_sid, "text": text})
+
+
+# --------------------------------------------------------------------------- the line
+
+
+class TwilioLine:
+    """One Media Streams call (see :class:`~simulator.transports.audio_session.AudioLine`)."""
+
+    chunk_ms = 20
+    silence_chunk = SILENCE_FRAME
+    agent_calls_tools = True
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, codec: TwilioCodec,
+                 conn_setup_ns: int, text_hints: bool, max_bytes: int) -> None:
+        self.ws = ws
+        self.codec = codec
+        self.conn_setup_ns = conn_setup_ns
+        self.text_hints = text_hints
+        self.max_bytes = max_bytes
+        self._playout_end = 0
+        self._marks: list[tuple[int, str]] = []  # (played-out time, name), in order
+        self._mark_task: asyncio.Task[None] | None = None
+
+    def encode(self, pcm8k: np.ndarray) -> list[bytes]:
+        return dsp.frames_mulaw_20ms(pcm8k)
+
+    async def send_audio(self, payload: bytes) -> None:
+        await self.ws.send_str(self.codec.media(payload))
+
+    async def send_dtmf(self, digit: str) -> None:
+        await self.ws.send_str(self.codec.dtmf(digit))
+
+    async def send_caller_text(self, text: str) -> None:
+        if self.text_hints:
+            await self.ws.send_str(self.codec.caller_text(text))
+
+    async def end_of_turn(self) -> None:
+        return None
+
+    async def interrupt(self) -> None:
+        return None
+
+    async def send_tool_result(self, call_id: str, output: str) -> int:
+        raise TransportError("protocol_error", "Twilio agents call tools over HTTP, not in-band")
+
+    async def _echo_marks(self) -> None:
+        while self._marks:
+            due, name = self._marks[0]
+            delay = (due - _now()) / 1e9
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            self._marks.pop(0)
+            if not self.ws.closed:
+                await self.ws.send_str(self.codec.mark(name))
+
+    def _schedule_marks(self) -> None:
+        if self._marks and (self._mark_task is None or self._mark_task.done()):
+            self._mark_task = asyncio.create_task(self._echo_marks())
+
+    async def receive(self) -> LineEvent | None:
+        while True:
+            msg = await self.ws.receive()
+            t = _now()
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
+                            aiohttp.WSMsgType.CLOSED):
+                return None
+            if msg.type == aiohttp.WSMsgType.ERROR:
+                raise TransportError("reset", f"WebSocket error: {self.ws.exception()}")
+            if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                continue
+            m = parse_agent_message(msg.data)
+            if m.event == "media":
+                dur = len(m.payload) / 8000.0
+                self._playout_end = max(t, self._playout_end) + int(dur * 1e9)
+                voiced = is_voiced_mulaw(m.payload) if m.payload else False
+                return LineEvent("audio", t, audio=m.payload, duration_s=dur, voiced=voiced)
+            if m.event == "mark":
+                # Twilio echoes a mark once the audio sent before it has played out.
+                self._marks.append((max(t, self._playout_end), m.name))
+                self._schedule_marks()
+                continue
+            if m.event == "clear":
+                self._playout_end = t
+                self._marks = [(t, name) for _, name in self._marks]  # flushed: echo now
+                self._schedule_marks()
+                return LineEvent("clear", t)
+            return LineEvent("text", t, text=m.text)
+
+    async def aclose(self) -> None:
+        if not self.ws.closed:
+            with contextlib.suppress(Exception):
+                await self.ws.send_str(self.codec.stop())
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+        if self._mark_task is not None:
+            self._mark_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._mark_task
+
+
+@transports.register("twilio")
+class TwilioTransport:
+    """Plays Twilio towards ``url`` (a ``ws://``/``wss://`` Media Streams endpoint).
+
+    ``custom_parameters`` go into every ``start`` (plus ``call_id`` and ``pack``, so an agent
+    calling the tool backend can send ``X-Callsim-Call-Id``). ``text_hints`` enables the
+    ``callsim.caller_text`` / ``callsim.agent_text`` side channel (reference agent only)."""
+
+    def __init__(self, url: str, *, deadlines: Deadlines | None = None,
+                 custom_parameters: dict[str, str] | None = None, text_hints: bool = False,
+                 headers: dict[str, str] | None = None) -> None:
+        self.url = url
+        self.deadlines = deadlines or Deadlines()
+        self.custom = dict(custom_parameters or {})
+        self.text_hints = text_hints
+        self.headers = dict(headers or {})
+        self._session: aiohttp.ClientSession | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.deadlines.connect_s))
+        return self._session
+
+    async def open_line(self, call_id: str, script: CallScript, tools: list[dict[str, Any]],
+                        system_prompt: str) -> TwilioLine:
+        from simulator.seeding import derive_seed
+
+        session = self._get_session()
+        t0 = _now()
+        try:
+            async with asyncio.timeout(self.deadlines.connect_s):
+                ws = await session.ws_connect(self.url, headers=self.headers, autoping=True,
+                                              max_msg_size=self.deadlines.max_reply_bytes)
+        except TimeoutError:
+            raise TransportError("connect_timeout", f"no WebSocket to {self.url} in time") from None
+        except aiohttp.WSServerHandshakeError as exc:
+            raise TransportError("http_4xx" if exc.status < 500 else "http_5xx",
+                                 f"WebSocket handshake: HTTP {exc.status}") from None
+        except aiohttp.ClientConnectorError as exc:
+            refused = isinstance(exc.os_error, ConnectionRefusedError)
+            raise TransportError("connect_refused" if refused else "connect_error",
+                                 str(exc.os_error)) from None
+        conn_ns = _now() - t0
+        h = derive_seed("twilio", call_id)
+        codec = TwilioCodec(stream_sid=f"MZ{h:032x}"[:34], call_sid=f"CA{h:032x}"[:34])
+        params = {**self.custom, "call_id": call_id, "pack": script.pack}
+        if self.text_hints:
+            params["callsim_text_hints"] = "1"
+        line = TwilioLine(ws, codec, conn_ns, self.text_hints, self.deadlines.max_reply_bytes)
+        await ws.send_str(codec.connected())
+        await ws.send_str(codec.start(params))
+        return line
+
+    async def warmup(self, connections: int) -> None:
+        self._get_session()
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+__all__ = [
+    "FRAME_BYTES", "FRAME_SAMPLES", "TwMessage", "TwilioCodec", "TwilioLine", "TwilioTransport",
+    "agent_clear", "agent_mark", "agent_media", "agent_text", "parse_agent_message",
+    "parse_twilio_message",
+]
