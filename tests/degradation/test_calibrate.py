@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from simulator.degradation import calibrate, get_profile, render_calibration
+
+ORDER = ["clean", "quiet_phone", "typical_call", "noisy", "hostile"]
+
+
+def test_calibrate_hits_targets_and_rates() -> None:
+    profiles = [get_profile(n) for n in ORDER]
+    results = calibrate(profiles, utterances=1000, seed=42, calls=2000)
+    by = {r.profile: r for r in results}
+    for name in ORDER:
+        r = by[name]
+        lo, hi = r.target_wer
+        assert lo <= r.measured_wer <= hi, (name, r.measured_wer)
+        assert abs(r.measured_wer - (lo + hi) / 2) <= 0.02, (name, r.measured_wer)
+        for check in r.rates:
+            assert check.ok, (name, check)
+    wers = [by[n].measured_wer for n in ORDER]
+    assert all(a < b for a, b in zip(wers, wers[1:], strict=False)), wers
+    assert {c.name for c in by["typical_call"].rates if c.configured > 0} >= {
+        "partial_input", "barge_in", "disfluency", "self_correction", "hesitation",
+        "long_silence", "backchannel", "dtmf", "fault_timeout", "fault_http_5xx",
+        "fault_malformed", "fault_empty", "fault_wrong"}
+    out = io.StringIO()
+    Console(file=out, width=200).print(render_calibration(results))
+    assert "typical_call" in out.getvalue() and "10%-15%" in out.getvalue()
