@@ -1,0 +1,353 @@
+"""The gate decision: per-number win / tie / loss on intervals, then the verdict.
+
+Each gate number's *improvement* (candidate minus baseline, sign-flipped for lower-is-better
+numbers) has a bootstrap interval [lo, hi]. With ``m`` the win margin and ``L`` the
+lose-badly threshold (both absolute after applying ``relative``):
+
+* ``loss_badly``   hi < -L          the whole interval is worse than the threshold
+* ``win``          lo > 0, lo >= m  the whole interval is better, by at least the margin
+* ``loss``         hi < 0, hi <= -m the whole interval is worse, by at least the margin
+* ``tie``          -m <= lo, hi <= m  the whole interval lies within the margin
+* ``inconclusive`` otherwise (the interval straddles a margin), or too few calls
+
+Verdict (exit code): PASS (0) when at least ``wins_needed`` (3) numbers win, every other
+number's interval rules out losing badly (lo > -L) and no guard is breached; FAIL (1) when a
+number loses badly, a guard is breached, or a number loses and the decided numbers leave
+fewer than ``wins_needed`` possible wins; INCONCLUSIVE (2) otherwise, with the reasons.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from simulator.errors import GateError
+from simulator.gate.numbers import REPORTED
+from simulator.gate.rubric import GATE_NUMBERS, Direction, NumberRule, Rubric
+from simulator.gate.stats import Estimate, PairEstimate, bootstrap_one, bootstrap_pair
+from simulator.results import CallOutcome
+
+Decision = Literal["win", "tie", "loss", "loss_badly", "inconclusive"]
+Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
+EXIT_CODES: dict[str, int] = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 2}
+
+#: Numbers shown under the gate table for context; they do not vote.
+CONTEXT_NUMBERS: tuple[str, ...] = tuple(n for n in REPORTED if n not in GATE_NUMBERS)
+
+
+@dataclass(frozen=True)
+class NumberRow:
+    """One gate number judged: values, intervals, the decision and why."""
+
+    name: str
+    direction: Direction
+    baseline: Estimate
+    candidate: Estimate
+    difference: Estimate             # candidate - baseline, in the number's units
+    win_margin: float | None         # absolute, in the number's units
+    lose_badly: float | None
+    decision: Decision
+    reason: str
+    not_badly: bool | None           # the interval rules out losing badly (None: unknown)
+
+
+@dataclass(frozen=True)
+class GuardRow:
+    """A guard metric: the candidate's value against a fixed limit."""
+
+    name: str
+    max: float | None
+    min: float | None
+    baseline: Estimate
+    candidate: Estimate
+    breached: bool | None            # None: the candidate has no data for it
+    reason: str
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """What the gate decided, with everything needed to show and explain it."""
+
+    verdict: Verdict
+    exit_code: int
+    rows: tuple[NumberRow, ...]
+    guards: tuple[GuardRow, ...]
+    reasons: tuple[str, ...]
+    wins: int
+    wins_needed: int
+    paired: bool
+    confidence: float
+    resamples: int
+    baseline_calls: int
+    candidate_calls: int
+    context: dict[str, PairEstimate] = field(default_factory=dict)
+    rubric_sha256: str | None = None
+    mismatch: tuple[str, ...] = ()
+    baseline_meta: dict[str, Any] = field(default_factory=dict)
+    candidate_meta: dict[str, Any] = field(default_factory=dict)
+
+    def row(self, name: str) -> NumberRow:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+
+# ---------------------------------------------------------------------------- formatting
+
+
+def unit_of(name: str) -> str:
+    """``ms``, ``usd``, ``rate`` (0..1, shown in %) or ``""`` (plain) for a metric name."""
+    if name.endswith("_ms"):
+        return "ms"
+    if name.endswith("_usd"):
+        return "usd"
+    if name in REPORTED or name.endswith(("_rate", "_accuracy")):
+        return "rate"
+    return ""
+
+
+def fmt_value(name: str, v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    u = unit_of(name)
+    if u == "ms":
+        return f"{v:.0f} ms"
+    if u == "usd":
+        return f"${v:.4f}"
+    if u == "rate":
+        return f"{100 * v:.1f}%"
+    return f"{v:.4g}"
+
+
+def fmt_delta(name: str, v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    u = unit_of(name)
+    if u == "ms":
+        return f"{v:+.0f} ms"
+    if u == "usd":
+        return f"{'+' if v >= 0 else '-'}${abs(v):.4f}"
+    if u == "rate":
+        return f"{100 * v:+.1f} pp"
+    return f"{v:+.4g}"
+
+
+def fmt_interval(name: str, e: Estimate, delta: bool = False) -> str:
+    f = fmt_delta if delta else fmt_value
+    if e.lo is None or e.hi is None:
+        return "[n/a]"
+    return f"[{f(name, e.lo)}, {f(name, e.hi)}]"
+
+
+# ------------------------------------------------------------------------------ decision
+
+
+def _min_calls(name: str, rubric: Rubric) -> tuple[int, str]:
+    if name == "refusal_rate":
+        return rubric.min_missing_record_calls, "calls on missing records"
+    if name == "tool_arg_accuracy":
+        return rubric.min_calls_per_arm, "calls with expected tool arguments"
+    if name == "p95_ttft_ms":
+        return rubric.min_calls_per_arm, "ok calls with timed turns"
+    return rubric.min_calls_per_arm, "calls"
+
+
+def decide_number(name: str, rule: NumberRule, est: PairEstimate, rubric: Rubric) -> NumberRow:
+    """Judge one gate number from its pair estimate (see the module docstring)."""
+    direction = GATE_NUMBERS[name]
+    need, what = _min_calls(name, rubric)
+    b, c, d = est.baseline, est.candidate, est.diff
+
+    def row(decision: Decision, reason: str, m: float | None = None, bad: float | None = None,
+            not_badly: bool | None = None) -> NumberRow:
+        return NumberRow(name, direction, b, c, d, m, bad, decision, reason, not_badly)
+
+    if b.n < need or c.n < need:
+        return row("inconclusive",
+                   f"too few {what}: baseline {b.n}, candidate {c.n}, the rubric needs {need}")
+    if b.value is None or d.value is None or d.lo is None or d.hi is None:
+        return row("inconclusive", "no value on this data")
+    scale = abs(b.value) if rule.relative else 1.0
+    m, bad = rule.win_margin * scale, rule.lose_badly * scale
+    sign = 1.0 if direction == "higher" else -1.0
+    lo, hi = sorted((sign * d.lo, sign * d.hi))       # improvement interval
+    diff = f"{fmt_delta(name, d.value)} {fmt_interval(name, d, delta=True)}"
+    rel = f" ({100 * rule.win_margin:g}% of baseline)" if rule.relative else ""
+    rel_bad = f" ({100 * rule.lose_badly:g}% of baseline)" if rule.relative else ""
+    not_badly = lo > -bad
+    if hi < -bad:
+        return row("loss_badly", f"{diff}: worse beyond the lose-badly threshold "
+                   f"{fmt_delta(name, bad).lstrip('+')}{rel_bad} over the whole interval",
+                   m, bad, not_badly)
+    if lo > 0 and lo >= m:
+        return row("win", f"{diff}: better by at least the margin "
+                   f"{fmt_delta(name, m).lstrip('+')}{rel} over the whole interval",
+                   m, bad, not_badly)
+    if hi < 0 and hi <= -m:
+        return row("loss", f"{diff}: worse by at least the margin "
+                   f"{fmt_delta(name, m).lstrip('+')}{rel} over the whole interval",
+                   m, bad, not_badly)
+    if lo >= -m and hi <= m:
+        return row("tie", f"{diff}: within the margin ±{fmt_delta(name, m).lstrip('+')}{rel}",
+                   m, bad, not_badly)
+    return row("inconclusive", f"{diff}: the interval straddles the margin "
+               f"±{fmt_delta(name, m).lstrip('+')}{rel}; more calls would decide it",
+               m, bad, not_badly)
+
+
+def _guard(name: str, rubric: Rubric, b: Estimate, c: Estimate) -> GuardRow:
+    g = rubric.guards[name]
+    if c.value is None:
+        return GuardRow(name, g.max, g.min, b, c, None, "no data in the candidate run")
+    over = g.max is not None and c.value > g.max
+    under = g.min is not None and c.value < g.min
+    if over or under:
+        limit = f"max {fmt_value(name, g.max)}" if over else f"min {fmt_value(name, g.min)}"
+        return GuardRow(name, g.max, g.min, b, c, True,
+                        f"candidate {fmt_value(name, c.value)} breaches {limit}")
+    return GuardRow(name, g.max, g.min, b, c, False,
+                    f"candidate {fmt_value(name, c.value)} within limits")
+
+
+def _verdict(rows: Sequence[NumberRow], guards: Sequence[GuardRow],
+             wins_needed: int) -> tuple[Verdict, list[str]]:
+    wins = [r for r in rows if r.decision == "win"]
+    losses = [r for r in rows if r.decision in ("loss", "loss_badly")]
+    decided_nonwins = [r for r in rows if r.decision in ("tie", "loss", "loss_badly")]
+    fail: list[str] = []
+    for r in rows:
+        if r.decision == "loss_badly":
+            fail.append(f"{r.name} loses badly: {r.reason}")
+    for gr in guards:
+        if gr.breached:
+            fail.append(f"guard {gr.name}: {gr.reason}")
+    if not fail and losses and len(rows) - len(decided_nonwins) < wins_needed:
+        for r in losses:
+            fail.append(f"{r.name} loses: {r.reason}")
+        fail.append(f"at most {len(rows) - len(decided_nonwins)} of {len(rows)} numbers can "
+                    f"still win; {wins_needed} needed")
+    if fail:
+        # Name every loss, not only the one that triggered the failure.
+        named = {x.split(" ", 1)[0] for x in fail}
+        fail += [f"{r.name} loses: {r.reason}" for r in losses if r.name not in named]
+        return "FAIL", fail
+    unsure: list[str] = []
+    if len(wins) < wins_needed:
+        unsure.append(f"{len(wins)} of {len(rows)} numbers win; {wins_needed} needed, "
+                      "and no loss shows the candidate cannot get there")
+    for r in rows:
+        if r.decision == "inconclusive":
+            unsure.append(f"{r.name} inconclusive: {r.reason}")
+        elif r.decision != "win" and not r.not_badly:
+            unsure.append(f"{r.name}: the interval does not rule out losing badly "
+                          f"(threshold {fmt_delta(r.name, r.lose_badly).lstrip('+')})")
+    for gr in guards:
+        if gr.breached is None:
+            unsure.append(f"guard {gr.name}: {gr.reason}")
+    if unsure:
+        return "INCONCLUSIVE", unsure
+    ok = [f"{r.name} wins: {r.reason}" for r in wins]
+    ok += [f"{r.name} {r.decision}, not losing badly: {r.reason}" for r in rows
+           if r.decision != "win"]
+    return "PASS", ok
+
+
+def evaluate(baseline: Sequence[CallOutcome], candidate: Sequence[CallOutcome],
+             rubric: Rubric, *, paired: bool | None = None,
+             seed_parts: Sequence[object] = ()) -> GateResult:
+    """Judge ``candidate`` against ``baseline`` without checking run metadata.
+
+    ``paired=None`` pairs by script id when both runs replayed the same scripts. The
+    bootstrap is seeded from ``rubric.seed`` (and ``seed_parts``), so the same runs and
+    rubric give the same result. Raises :class:`GateError` for a guard naming a metric
+    neither run carries.
+    """
+    names = list(GATE_NUMBERS) + [n for n in CONTEXT_NUMBERS]
+    seed = (rubric.seed, *seed_parts)
+    est, is_paired = bootstrap_pair(baseline, candidate, names,
+                                    resamples=rubric.bootstrap_resamples,
+                                    confidence=rubric.confidence, seed=seed, paired=paired)
+    rows = tuple(decide_number(n, rubric.numbers.rule(n), est[n], rubric) for n in GATE_NUMBERS)
+    guards = []
+    for g in rubric.guards:
+        if g in est:
+            b, c = est[g].baseline, est[g].candidate
+        else:
+            c = _one(candidate, g, rubric, seed, required=False)
+            b = _one(baseline, g, rubric, seed, required=False)
+            # A metric neither run carries is a rubric mistake, unless a run has no ok call.
+            has_ok = any(o.ok for o in baseline) and any(o.ok for o in candidate)
+            if c.value is None and b.value is None and has_ok:
+                _one(candidate, g, rubric, seed, required=True)
+        guards.append(_guard(g, rubric, b, c))
+    verdict, reasons = _verdict(rows, guards, rubric.wins_needed)
+    return GateResult(
+        verdict=verdict, exit_code=EXIT_CODES[verdict], rows=rows, guards=tuple(guards),
+        reasons=tuple(reasons), wins=sum(r.decision == "win" for r in rows),
+        wins_needed=rubric.wins_needed, paired=is_paired, confidence=rubric.confidence,
+        resamples=rubric.bootstrap_resamples, baseline_calls=len(baseline),
+        candidate_calls=len(candidate), context={n: est[n] for n in CONTEXT_NUMBERS},
+        rubric_sha256=rubric.sha256,
+    )
+
+
+def _one(outcomes: Sequence[CallOutcome], name: str, rubric: Rubric, seed: Sequence[object],
+         *, required: bool) -> Estimate:
+    """A guard metric on one run; a metric the run does not carry is ``n/a`` unless required."""
+    try:
+        return bootstrap_one(outcomes, [name], resamples=rubric.bootstrap_resamples,
+                             confidence=rubric.confidence, seed=(*seed, name))[name]
+    except GateError:
+        if required:
+            raise
+        return Estimate(None, None, None, 0)
+
+
+def scenario_set_id(script_ids: Iterable[str]) -> str:
+    """The ``scenario_set`` a run records: sha256 of its distinct script ids, sorted, one a line."""
+    return hashlib.sha256("\n".join(sorted(set(script_ids))).encode("utf-8")).hexdigest()
+
+
+def check_meta(rubric_sha256: str | None, baseline_meta: Mapping[str, Any],
+               candidate_meta: Mapping[str, Any]) -> list[str]:
+    """Why these two runs cannot be judged together under this rubric (empty: they can)."""
+    problems: list[str] = []
+    for side, meta in (("baseline", baseline_meta), ("candidate", candidate_meta)):
+        recorded = meta.get("rubric_sha256")
+        if not recorded:
+            problems.append(f"the {side} run recorded no rubric sha256")
+        elif rubric_sha256 is None:
+            problems.append("the rubric's sha256 is unknown (load it with load_rubric)")
+        elif recorded != rubric_sha256:
+            problems.append(f"the {side} run was recorded under rubric {str(recorded)[:12]}, "
+                            f"not the given rubric {rubric_sha256[:12]}")
+    for key, label in (("profile", "profile"), ("scenario_set", "scenario set")):
+        b, c = baseline_meta.get(key), candidate_meta.get(key)
+        if b != c:
+            problems.append(f"{label} differs: baseline {b!r}, candidate {c!r}")
+    return list(dict.fromkeys(problems))
+
+
+def judge(baseline: Sequence[CallOutcome], candidate: Sequence[CallOutcome], rubric: Rubric,
+          baseline_meta: Mapping[str, Any], candidate_meta: Mapping[str, Any],
+          allow_mismatch: bool = False, *, rubric_sha256: str | None = None) -> GateResult:
+    """The gate: is ``candidate`` better than ``baseline`` under ``rubric``?
+
+    ``*_meta`` hold ``rubric_sha256``, ``profile`` and ``scenario_set`` as the runs recorded
+    them; ``rubric_sha256`` defaults to the sha set by :func:`load_rubric`. Raises
+    :class:`GateError` (exit 2) when the runs were recorded under another rubric or their
+    profile or scenario set differ, unless ``allow_mismatch`` (then the result lists the
+    problems in ``mismatch``). Returns a :class:`GateResult`; its ``exit_code`` is 0 pass,
+    1 fail, 2 cannot judge.
+    """
+    sha = rubric_sha256 or rubric.sha256
+    problems = check_meta(sha, baseline_meta, candidate_meta)
+    if problems and not allow_mismatch:
+        raise GateError("cannot judge: " + "; ".join(problems)
+                        + " (pass --allow-mismatch to judge anyway)")
+    result = evaluate(baseline, candidate, rubric)
+    return replace(result, rubric_sha256=sha, mismatch=tuple(problems),
+                   baseline_meta=dict(baseline_meta), candidate_meta=dict(candidate_meta))
