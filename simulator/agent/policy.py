@@ -1,0 +1,415 @@
+"""The reference agent's brain: a pure function from a Chat Completions request (messages +
+tools) to the next assistant turn (text or tool calls).
+
+Stateless: everything is re-derived from the full message list on every request: the pack
+(from the tool names), the intent (keyword scoring), the slots (parsers of
+:mod:`simulator.slots`, an answer going to the slot the agent last asked for), and tool
+results. Its "bad candidate" knobs (fabrication, argument errors) draw from a seed and a
+sha256 of the conversation, so the same conversation always gets the same reply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulator.errors import InputError
+from simulator.personas.generator import _get_faker, generate_value
+from simulator.personas.pack import IntentDef, Pack, ToolStep
+from simulator.slots import parse, speak
+
+ANYTHING_ELSE = "Is there anything else I can help you with?"
+GOODBYE = "Thank you for calling. Have a great day. Goodbye!"
+
+# Types worth extracting from an utterance that did not answer a question: the rest
+# (free text, bare numbers) would grab words that were never meant as that slot.
+_OPPORTUNISTIC = {
+    "person_name",
+    "date_of_birth",
+    "date",
+    "time",
+    "phone",
+    "address",
+    "record_id",
+    "choice",
+    "amount",
+}
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Knobs of the reference agent.
+
+    ``ttft_ms``: delay from request receipt to the first content (or tool-call) chunk.
+    ``token_ms``: delay between streamed tokens. ``fabricate_rate``: share of missing-record
+    lookups answered with an invented record detail instead of a refusal.
+    ``arg_error_rate``: share of tool calls with one argument corrupted. ``seed``: makes
+    those draws reproducible."""
+
+    ttft_ms: float = 0.0
+    token_ms: float = 0.0
+    fabricate_rate: float = 0.0
+    arg_error_rate: float = 0.0
+    seed: int = 0
+    model: str = "callsim-reference"
+
+    def __post_init__(self) -> None:
+        for name in ("ttft_ms", "token_ms"):
+            if getattr(self, name) < 0:
+                raise InputError(f"--{name.replace('_', '-')}: must be >= 0")
+        for name in ("fabricate_rate", "arg_error_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InputError(f"--{name.replace('_', '-')}: must be between 0 and 1")
+
+
+@dataclass(frozen=True)
+class ToolCallOut:
+    id: str
+    name: str
+    arguments: str  # JSON text
+
+
+@dataclass(frozen=True)
+class Reply:
+    content: str = ""
+    tool_calls: tuple[ToolCallOut, ...] = ()
+
+
+@dataclass
+class _State:
+    intent: str | None = None
+    slots: dict[str, Any] = field(default_factory=dict)
+    last_asked: str | None = None
+    asked_count: dict[str, int] = field(default_factory=dict)
+    awaiting_close: bool = False
+    closed_reply: str | None = None
+    lookup: dict[str, Any] | None = None
+    lookup_calls: int = 0
+    action: dict[str, Any] | None = None
+    action_calls: int = 0
+    user_turns: int = 0
+
+
+def conversation_digest(messages: Sequence[Mapping[str, Any]]) -> str:
+    """sha256 of the conversation: the agent's randomness is keyed on it."""
+    blob = json.dumps(list(messages), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def identify_pack(
+    tools: Sequence[Mapping[str, Any]],
+    messages: Sequence[Mapping[str, Any]],
+    packs: Mapping[str, Pack],
+) -> Pack | None:
+    """The pack whose tool names best overlap the request's tools (ties: the system prompt)."""
+    names = set()
+    for t in tools or ():
+        fn = t.get("function") if isinstance(t, Mapping) else None
+        if isinstance(fn, Mapping) and isinstance(fn.get("name"), str):
+            names.add(fn["name"])
+    system = next((str(m.get("content") or "") for m in messages if m.get("role") == "system"), "")
+    best: tuple[int, int, int] | None = None
+    best_pack = None
+    for pname in sorted(packs):
+        p = packs[pname]
+        overlap = len(p.tool_names() & names)
+        score = (
+            overlap,
+            1 if system.strip() == p.system_prompt.strip() else 0,
+            -len(p.tool_names() ^ names),
+        )
+        if (overlap or score[1]) and (best is None or score > best):
+            best, best_pack = score, p
+    return best_pack
+
+
+def _text(msg: Mapping[str, Any]) -> str:
+    content = msg.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+    return ""
+
+
+def _kw_in(kw: str, text: str) -> bool:
+    return re.search(rf"(?<![a-z]){re.escape(kw.lower())}(?![a-z])", text) is not None
+
+
+def score_intents(pack: Pack, text: str) -> str | None:
+    """The intent whose keywords best match ``text`` (matched keyword words summed)."""
+    low = text.lower()
+    best: tuple[int, str] | None = None
+    for name, intent in pack.intents.items():
+        score = sum(len(kw.split()) for kw in intent.keywords if _kw_in(kw, low))
+        # A value of one of the intent's own choice slots ("a color", "lockout") is
+        # evidence too: callers often name the thing rather than the action.
+        for s in intent.slots:
+            sd = pack.slots[s]
+            if sd.type == "choice" and sd.volunteered and parse(sd.type, text, sd.options()):
+                score += 1
+        if score and (best is None or score > best[0]):
+            best = (score, name)
+    return best[1] if best else None
+
+
+def _asked_slot(pack: Pack, content: str, prefer: Sequence[str] = ()) -> str | None:
+    """The slot whose question the agent asked in ``content`` (the intent's slots first:
+    two slots may share a question)."""
+    for name in [*prefer, *pack.slots]:
+        sd = pack.slots.get(name)
+        if sd is not None and sd.question and sd.question in content:
+            return name
+    return None
+
+
+def _parse_tool_result(content: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(content)
+    except (json.JSONDecodeError, TypeError):
+        return {"error": "malformed", "message": "tool result was not JSON"}
+    if not isinstance(obj, dict):
+        return {"error": "malformed", "message": "tool result was not an object"}
+    return obj
+
+
+def _volunteered_slots(
+    pack: Pack, intent: IntentDef, text: str, slots: dict[str, Any], skip: str | None
+) -> None:
+    for s in intent.slots:
+        sd = pack.slots[s]
+        if s in slots or s == skip or sd.type not in _OPPORTUNISTIC or not sd.volunteered:
+            continue
+        val = parse(sd.type, text, {**sd.options(), "strict": True})
+        if val is not None:
+            slots[s] = val
+
+
+def _replay(pack: Pack, messages: Sequence[Mapping[str, Any]]) -> _State:
+    st = _State()
+    call_names: dict[str, str] = {}
+    pending: list[str] = []
+    for msg in messages:
+        role = msg.get("role")
+        if role == "assistant":
+            content = _text(msg)
+            cur = pack.intents.get(st.intent or "")
+            st.last_asked = _asked_slot(pack, content, cur.slots if cur else ())
+            if st.last_asked:
+                st.asked_count[st.last_asked] = st.asked_count.get(st.last_asked, 0) + 1
+            if ANYTHING_ELSE in content or "anything else" in content.lower():
+                st.awaiting_close = True
+            for tc in msg.get("tool_calls") or ():
+                fn = tc.get("function") or {}
+                call_names[str(tc.get("id"))] = str(fn.get("name"))
+                intent = pack.intents.get(st.intent or "")
+                if intent and fn.get("name") == intent.lookup.tool:
+                    st.lookup_calls += 1
+                elif intent and intent.action and fn.get("name") == intent.action.tool:
+                    st.action_calls += 1
+        elif role == "tool":
+            name = call_names.get(str(msg.get("tool_call_id")), str(msg.get("name") or ""))
+            result = _parse_tool_result(_text(msg))
+            intent = pack.intents.get(st.intent or "")
+            if intent and name == intent.lookup.tool:
+                st.lookup = result
+            elif intent and intent.action and name == intent.action.tool:
+                st.action = result
+        elif role == "user":
+            text = _text(msg)
+            st.user_turns += 1
+            if st.awaiting_close:
+                st.closed_reply = text
+                continue
+            earlier: list[str] = []
+            if st.intent is None:
+                st.intent = score_intents(pack, text)
+                earlier, pending = pending, []
+            intent = pack.intents.get(st.intent or "")
+            if intent is None:
+                pending.append(text)
+                st.last_asked = None
+                continue
+            asked = st.last_asked if st.last_asked in intent.slots else None
+            if asked:
+                sd = pack.slots[asked]
+                val = parse(sd.type, text, sd.options())
+                if val is not None:
+                    st.slots[asked] = val
+            # Utterances that answered no question (the opening, or what was said before
+            # the intent was clear) may still carry slot values.
+            volunteered = [*earlier, text] if asked is None or st.user_turns == 1 else earlier
+            for said in volunteered:
+                _volunteered_slots(pack, intent, said, st.slots, skip=asked)
+            st.last_asked = None
+    return st
+
+
+def _render(
+    template: str,
+    pack: Pack,
+    intent: IntentDef,
+    slots: Mapping[str, Any],
+    record: Mapping[str, Any],
+) -> str:
+    table = pack.tables[intent.record_table]
+
+    def sub(m: re.Match[str]) -> str:
+        key = m.group(1)
+        if key.startswith("record."):
+            f = key[7:]
+            spec = table.fields.get(f)
+            return speak(spec.type, record.get(f)) if spec else str(record.get(f, ""))
+        sd = pack.slots.get(key)
+        if sd is not None and key in slots:
+            return speak(sd.type, slots[key])
+        spec = table.fields.get(key)
+        if spec is not None and key in record:
+            return speak(spec.type, record[key])
+        return m.group(0)
+
+    return re.sub(r"\{([a-z_][a-z0-9_.]*)\}", sub, template)
+
+
+def _resolve(step: ToolStep, slots: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for arg, src in step.args.items():
+        out[arg] = record.get(src[7:]) if src.startswith("record.") else slots.get(src)
+    return out
+
+
+def _corrupt(args: dict[str, Any], r: random.Random) -> dict[str, Any]:
+    """Change one argument the way a sloppy model would: a digit off, a letter dropped."""
+    keys = sorted(k for k, v in args.items() if v not in (None, ""))
+    if not keys:
+        return args
+    k = r.choice(keys)
+    v = str(args[k])
+    digits = [i for i, c in enumerate(v) if c.isdigit()]
+    if digits:
+        i = digits[-1] if k not in ("date", "new_date", "date_of_birth") else digits[-1]
+        v = v[:i] + str((int(v[i]) + 1) % 10) + v[i + 1 :]
+    else:
+        v = v[:-1] if len(v) > 1 else v + "x"
+    return {**args, k: v}
+
+
+class _Decider:
+    def __init__(
+        self, pack: Pack, messages: Sequence[Mapping[str, Any]], config: AgentConfig
+    ) -> None:
+        self.pack = pack
+        self.messages = messages
+        self.config = config
+        self.digest = conversation_digest(messages)
+
+    def rng(self, label: str) -> random.Random:
+        seed = int(
+            hashlib.sha256(f"{self.config.seed}\x1f{self.digest}\x1f{label}".encode()).hexdigest()[
+                :16
+            ],
+            16,
+        )
+        return random.Random(seed)
+
+    def tool_call(self, name: str, args: dict[str, Any]) -> Reply:
+        if (
+            self.config.arg_error_rate > 0
+            and self.rng("argerr").random() < self.config.arg_error_rate
+        ):
+            args = _corrupt(args, self.rng("argerr-which"))
+        call_id = "call_" + hashlib.sha256(f"{self.digest}:{name}".encode()).hexdigest()[:24]
+        return Reply(
+            tool_calls=(ToolCallOut(call_id, name, json.dumps(args, separators=(", ", ": "))),)
+        )
+
+    def ask(self, st: _State, slot: str) -> Reply:
+        q = self.pack.slots[slot].question
+        if st.asked_count.get(slot):
+            return Reply(content=f"Sorry, I didn't catch that. {q}")
+        return Reply(content=q)
+
+    def decide(self) -> Reply:
+        pack = self.pack
+        st = _replay(pack, self.messages)
+        if st.closed_reply is not None:
+            return Reply(content=GOODBYE)
+        if st.intent is None:
+            options = " or ".join(
+                i.goal or n.replace("_", " ") for n, i in list(pack.intents.items())[:3]
+            )
+            return Reply(content=f"Sorry, I'm not sure I understood. Are you calling to {options}?")
+        intent = pack.intents[st.intent]
+        lookup_slots = [s for s in intent.slots if s in intent.lookup.args.values()]
+        if st.lookup is None:
+            for s in lookup_slots:
+                if s not in st.slots:
+                    return self.ask(st, s)
+            return self.tool_call(intent.lookup.tool, _resolve(intent.lookup, st.slots, {}))
+        if not st.lookup.get("found"):
+            if st.lookup.get("error") not in (None, "not_found") and st.lookup_calls < 2:
+                return self.tool_call(intent.lookup.tool, _resolve(intent.lookup, st.slots, {}))
+            return self.not_found(st, intent)
+        record = st.lookup.get("record") or {}
+        if not isinstance(record, dict):
+            record = {}
+        if intent.action is None:
+            text = _render(intent.confirmation, pack, intent, st.slots, record)
+            return Reply(content=f"{text} {ANYTHING_ELSE}")
+        if st.action is None:
+            for s in intent.slots:
+                if s not in st.slots:
+                    return self.ask(st, s)
+            return self.tool_call(intent.action.tool, _resolve(intent.action, st.slots, record))
+        if st.action.get("ok") or st.action.get("status"):
+            text = _render(intent.confirmation, pack, intent, st.slots, record)
+            if intent.outcome == "transferred":
+                return Reply(content=text)
+            return Reply(content=f"{text} {ANYTHING_ELSE}")
+        if st.action_calls < 2 and st.action.get("error") != "not_found":
+            return self.tool_call(intent.action.tool, _resolve(intent.action, st.slots, record))
+        return Reply(
+            content=f"I'm sorry, I wasn't able to complete that right now. {ANYTHING_ELSE}"
+        )
+
+    def not_found(self, st: _State, intent: IntentDef) -> Reply:
+        pack = self.pack
+        table = pack.tables[intent.record_table]
+        if (
+            self.config.fabricate_rate > 0
+            and self.rng("fabricate").random() < self.config.fabricate_rate
+        ):
+            r = self.rng("fabricate-record")
+            faker = _get_faker()
+            faker.seed_instance(r.getrandbits(63))
+            fake = {f: generate_value(spec, r, faker) for f, spec in table.fields.items()}
+            summary = _render(table.summary or intent.confirmation, pack, intent, st.slots, fake)
+            return Reply(content=f"Thanks, I found your record. {summary} {ANYTHING_ELSE}")
+        labels = [pack.slots[s].label or s.replace("_", " ") for s in intent.lookup.args.values()]
+        what = " and ".join(dict.fromkeys(labels))
+        return Reply(
+            content=f"I'm sorry, I couldn't find a record matching that {what}. "
+            f"Please check the details and call us back during office hours. {ANYTHING_ELSE}"
+        )
+
+
+def decide(
+    messages: Sequence[Mapping[str, Any]],
+    tools: Sequence[Mapping[str, Any]],
+    packs: Mapping[str, Pack],
+    config: AgentConfig,
+) -> Reply:
+    """The next assistant turn for a Chat Completions request."""
+    pack = identify_pack(tools, messages, packs)
+    if pack is None:
+        return Reply(
+            content="Hello! I'm sorry, I can only help with calls for the business I answer for."
+        )
+    if not any(m.get("role") == "user" for m in messages):
+        return Reply(content=pack.greeting)
+    return _Decider(pack, messages, config).decide()

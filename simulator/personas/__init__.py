@@ -1,0 +1,9 @@
+"""Persona packs, the persona generator and the caller policy."""
+
+from __future__ import annotations
+
+from simulator.personas.caller import Caller
+from simulator.personas.generator import generate_call, generate_calls
+from simulator.personas.pack import Pack, load_pack, load_packs
+
+__all__ = ["Caller", "Pack", "generate_call", "generate_calls", "load_pack", "load_packs"]

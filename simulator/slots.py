@@ -1,0 +1,996 @@
+"""Slot values: canonical forms, spoken renderings and parsers.
+
+Each slot type has a seeded *renderer* from a canonical value to what a caller would say
+("1984-03-05" -> "the fifth of March 1984") and a *parser* from caller text back to the
+canonical value (used by the reference agent's NLU). :func:`normalise_arg` is the grading
+normaliser (case, whitespace, punctuation; dates to ISO; phones to digits).
+
+Canonical forms: dates ``YYYY-MM-DD``, times ``HH:MM`` (24 h), phones digits only,
+amounts a plain number string ("450000" or "129.5"), record IDs ``PREFIX-DIGITS``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import random
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+# The simulated "today": generated appointment dates are relative to it, and dates spoken
+# without a year resolve to the next occurrence on or after it. Packs' system prompts say it.
+REFERENCE_DATE = _dt.date(2025, 6, 2)
+
+SLOT_TYPES = (
+    "person_name",
+    "date_of_birth",
+    "date",
+    "time",
+    "phone",
+    "address",
+    "amount",
+    "number",
+    "record_id",
+    "choice",
+    "free_text",
+)
+
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+_MONTH_LOOKUP = {m.lower(): i + 1 for i, m in enumerate(MONTHS)}
+_MONTH_LOOKUP.update({m.lower()[:3]: i + 1 for i, m in enumerate(MONTHS)})
+_MONTH_LOOKUP["sept"] = 9
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+_ONES = (
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+)
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+_ORD_ONES = (
+    "zeroth",
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+    "eleventh",
+    "twelfth",
+    "thirteenth",
+    "fourteenth",
+    "fifteenth",
+    "sixteenth",
+    "seventeenth",
+    "eighteenth",
+    "nineteenth",
+)
+_ORD_TENS = {"twentieth": 20, "thirtieth": 30}
+_WORD_VALUE: dict[str, int] = {w: i for i, w in enumerate(_ONES)}
+_WORD_VALUE.update({w: i * 10 for i, w in enumerate(_TENS) if w})
+_WORD_VALUE["oh"] = 0
+_ORD_VALUE: dict[str, int] = {w: i for i, w in enumerate(_ORD_ONES) if i}
+_ORD_VALUE.update(_ORD_TENS)
+_DIGIT_WORDS = {w: str(i) for i, w in enumerate(_ONES[:10])}
+_DIGIT_WORDS["oh"] = "0"
+_DIGIT_WORDS["o"] = "0"
+
+
+# --------------------------------------------------------------------------- number words
+
+
+def number_words(n: int) -> str:
+    """English words for 0 <= n < 1,000,000,000 ("four hundred fifty thousand")."""
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        t, o = divmod(n, 10)
+        return _TENS[t] + (f"-{_ONES[o]}" if o else "")
+    if n < 1000:
+        h, r = divmod(n, 100)
+        return f"{_ONES[h]} hundred" + (f" {number_words(r)}" if r else "")
+    for size, word in ((1_000_000, "million"), (1000, "thousand")):
+        if n >= size:
+            q, r = divmod(n, size)
+            return f"{number_words(q)} {word}" + (f" {number_words(r)}" if r else "")
+    raise ValueError(n)  # pragma: no cover
+
+
+def ordinal_words(n: int) -> str:
+    """'first' .. 'thirty-first'."""
+    if n < 20:
+        return _ORD_ONES[n]
+    t, o = divmod(n, 10)
+    if o == 0:
+        return _TENS[t][:-1] + "ieth"
+    return f"{_TENS[t]}-{_ORD_ONES[o]}"
+
+
+def ordinal_suffix(n: int) -> str:
+    """'1st', '22nd', '13th'."""
+    if 10 <= n % 100 <= 20:
+        return f"{n}th"
+    return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th') }".replace(" ", "")
+
+
+def year_words(y: int) -> str:
+    """'nineteen eighty-four', 'two thousand three', 'twenty twelve'."""
+    if 2000 <= y < 2010:
+        return "two thousand" + (f" {_ONES[y - 2000]}" if y > 2000 else "")
+    hi, lo = divmod(y, 100)
+    if lo == 0:
+        return f"{number_words(hi)} hundred"
+    if lo < 10:
+        return f"{number_words(hi)} oh {_ONES[lo]}"
+    return f"{number_words(hi)} {number_words(lo)}"
+
+
+_TOKEN_RE = re.compile(r"[a-z]+|\d+")
+
+
+def _words_to_number(tokens: Sequence[str]) -> int | None:
+    """Parse a run of number words ("four hundred fifty thousand") into an int."""
+    total, current, seen = 0, 0, False
+    for tok in tokens:
+        if tok == "and" and seen:
+            continue
+        if tok.isdigit():
+            current += int(tok)
+        elif tok in _WORD_VALUE:
+            current += _WORD_VALUE[tok]
+        elif tok == "hundred":
+            current = max(current, 1) * 100
+        elif tok == "thousand":
+            total += max(current, 1) * 1000
+            current = 0
+        elif tok == "million":
+            total += max(current, 1) * 1_000_000
+            current = 0
+        else:
+            return None
+        seen = True
+    return total + current if seen else None
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN_RE.findall(text.lower().replace("-", " "))
+
+
+# --------------------------------------------------------------------------- renderers
+
+Renderer = Callable[[Any, random.Random, Mapping[str, Any]], str]
+
+
+def _iso(value: Any) -> _dt.date:
+    if isinstance(value, _dt.date):
+        return value
+    return _dt.date.fromisoformat(str(value))
+
+
+def _render_dob(value: Any, r: random.Random, opts: Mapping[str, Any]) -> str:
+    d = _iso(value)
+    m = MONTHS[d.month - 1]
+    forms = (
+        f"{m} {ordinal_suffix(d.day)}, {d.year}",
+        f"the {ordinal_words(d.day)} of {m} {d.year}",
+        f"{d.month}/{d.day}/{d.year}",
+        f"{m} {d.day}, {d.year}",
+        f"{m} {ordinal_words(d.day)}, {year_words(d.year)}",
+        f"{d.month:02d}/{d.day:02d}/{d.year}",
+    )
+    return r.choice(forms)
+
+
+def _render_date(value: Any, r: random.Random, opts: Mapping[str, Any]) -> str:
+    d = _iso(value)
+    m = MONTHS[d.month - 1]
+    wd = WEEKDAYS[d.weekday()]
+    forms = [
+        f"{m} {ordinal_suffix(d.day)}",
+        f"the {ordinal_words(d.day)} of {m}",
+        f"{wd}, {m} {d.day}",
+        f"{d.month}/{d.day}",
+        f"{wd} the {ordinal_suffix(d.day)} of {m}",
+        f"{m} {ordinal_words(d.day)}",
+    ]
+    if (d - REFERENCE_DATE).days == 1:
+        forms.append("tomorrow")
+    return r.choice(forms)
+
+
+def _hour12(h: int) -> tuple[int, str]:
+    return (h % 12 or 12), ("AM" if h < 12 else "PM")
+
+
+def _render_time(value: Any, r: random.Random, opts: Mapping[str, Any]) -> str:
+    h, m = (int(x) for x in str(value).split(":"))
+    h12, ampm = _hour12(h)
+    part = "in the morning" if h < 12 else ("in the afternoon" if h < 17 else "in the evening")
+    forms = [f"{h12}:{m:02d} {ampm}", f"{h12}:{m:02d} {ampm.lower()}"]
+    if m == 0:
+        forms += [f"{h12} {ampm.lower()}", f"{_ONES[h12]} o'clock {part}"]
+        if h == 12:
+            forms.append("noon")
+    elif m == 30:
+        forms += [f"half past {_ONES[h12]} {part}", f"{_ONES[h12]} thirty {part}"]
+    elif m == 15:
+        forms += [f"quarter past {_ONES[h12]} {part}", f"{_ONES[h12]} fifteen {part}"]
+    elif m == 45:
+        nxt, _ = _hour12((h + 1) % 24)
+        forms += [f"quarter to {_ONES[nxt]} {part}", f"{_ONES[h12]} forty-five {part}"]
+    else:
+        mins = f"oh {_ONES[m]}" if m < 10 else number_words(m)
+        forms.append(f"{_ONES[h12]} {mins} {part}")
+    return r.choice(forms)
+
+
+def _render_phone(value: Any, r: random.Random, opts: Mapping[str, Any]) -> str:
+    d = re.sub(r"\D", "", str(value))
+    a, b, c = d[:3], d[3:6], d[6:]
+
+    def spoken(s: str) -> str:
+        return " ".join(_ONES[int(ch)] if ch != "0" or r.random() < 0.5 else "oh" for ch in s)
+
+    forms = (
+        f"{a}-{b}-{c}",
+        f"({a}) {b}-{c}",
+        f"{spoken(a)}, {spoken(b)}, {spoken(c)}",
+        f"{a} {b} {c}",
+        f"{a}, {b}, {spoken(c)}",
+    )
+    return r.choice(forms)
+
+
+def _render_address(value: Any, r: random.Random, opts: Mapping[str, Any]) -> str:
+    text = str(value)
+    num, _, street = text.partition(" ")
+    if num.isdigit() and r.random() < 0.3:
+        return " ".join(_ONES[int(ch)] for ch in num) + " " + street
+    return text
+
+
+def _render_amount(value: Any, r: random.Random, opts: Mapping[str, Any]) -> str:
+    x = float(value)
+    n = int(x)
+    if x != n:  # cents: keep it to digits, as callers read amounts off a bill
+        return f"${x:,.2f}"
+    forms = [f"${n:,}", f"{number_words(n)} dollars"]
+    if 1000 <= n < 1_000_000 and n % 1000 == 0:
+        forms.append(f"{n // 1000}k")
+    if n >= 1_000_000 and n % 10_000 == 0:
+        forms.append(f"{n / 1_000_000:g} million")
+    return r.choice(forms)
+
+
+def _render_number(value: Any, r: random.Random, opts: Mapping[str, Any]) -> str:
+    n = int(value)
+    return r.choice((str(n), number_words(n)))
+
+
+def _render_record_id(value: Any, r: random.Random, opts: Mapping[str, Any]) -> str:
+    text = str(value)
+    prefix, _, digits = text.partition("-")
+    if not digits:
+        return text
+    forms = (
+        text,
+        f"{prefix}{digits}",
+        f"{' '.join(prefix)} {' '.join(digits)}",
+        f"{prefix} dash {' '.join(_ONES[int(c)] for c in digits)}",
+    )
+    return r.choice(forms)
+
+
+def _render_choice(value: Any, r: random.Random, opts: Mapping[str, Any]) -> str:
+    choices = opts.get("choices") or {}
+    synonyms = list(choices.get(str(value), [])) if isinstance(choices, Mapping) else []
+    return r.choice([str(value), *synonyms])
+
+
+def _render_text(value: Any, r: random.Random, opts: Mapping[str, Any]) -> str:
+    return str(value)
+
+
+RENDERERS: dict[str, Renderer] = {
+    "person_name": _render_text,
+    "date_of_birth": _render_dob,
+    "date": _render_date,
+    "time": _render_time,
+    "phone": _render_phone,
+    "address": _render_address,
+    "amount": _render_amount,
+    "number": _render_number,
+    "record_id": _render_record_id,
+    "choice": _render_choice,
+    "free_text": _render_text,
+}
+
+
+def render(
+    slot_type: str, value: Any, r: random.Random, opts: Mapping[str, Any] | None = None
+) -> str:
+    """Spoken caller text for a canonical ``value`` of ``slot_type``, chosen with ``r``.
+
+    Raises KeyError for an unknown slot type."""
+    return RENDERERS[slot_type](value, r, opts or {})
+
+
+def speak(slot_type: str, value: Any) -> str:
+    """How the *agent* says a canonical value: "June 14", "2:30 PM", "$450,000"."""
+    try:
+        if slot_type in ("date", "date_of_birth"):
+            d = _iso(value)
+            s = f"{WEEKDAYS[d.weekday()]}, {MONTHS[d.month - 1]} {d.day}"
+            return s if slot_type == "date" else f"{MONTHS[d.month - 1]} {d.day}, {d.year}"
+        if slot_type == "time":
+            h, m = (int(x) for x in str(value).split(":"))
+            h12, ampm = _hour12(h)
+            return f"{h12}:{m:02d} {ampm}"
+        if slot_type == "amount":
+            x = float(value)
+            return f"${x:,.0f}" if x == int(x) else f"${x:,.2f}"
+        if slot_type == "phone":
+            ds = re.sub(r"\D", "", str(value))
+            return f"{ds[:3]}-{ds[3:6]}-{ds[6:]}" if len(ds) == 10 else ds
+    except (ValueError, TypeError):
+        pass
+    return str(value)
+
+
+# --------------------------------------------------------------------------- parsers
+
+Parser = Callable[[str, Mapping[str, Any]], str | None]
+
+_FILLER_RE = re.compile(
+    r"^(?:(?:um+|uh+|er+|so|well|yeah|yes|yep|sure|okay|ok|oh|hi|hello|right|of course"
+    r"|absolutely|certainly|no problem)[,.!]?\s+)+",
+    re.I,
+)
+_NAME_PATTERNS = (
+    re.compile(
+        r"first name (?:is )?([A-Za-z'\-]+),? (?:and )?(?:my )?last name (?:is )?([A-Za-z'\-]+)",
+        re.I,
+    ),
+    re.compile(
+        r"(?i:my name is|my name's|name is|name's|this is|i'm|i am|it's|it is|under|for)"
+        r"\s+([A-Z][A-Za-z'\-]+(?:\s+[A-Z][A-Za-z'\-]+){1,2})"
+    ),
+    re.compile(r"([A-Z][A-Za-z'\-]+\s+[A-Z][A-Za-z'\-]+)\s+(?:here|speaking|calling)"),
+)
+_NOT_NAME = {
+    "i",
+    "im",
+    "hi",
+    "hello",
+    "yes",
+    "no",
+    "the",
+    "a",
+    "an",
+    "my",
+    "it",
+    "its",
+    "this",
+    "that",
+    "sure",
+    "okay",
+    "ok",
+    "um",
+    "uh",
+    "please",
+    "thanks",
+    "thank",
+    "you",
+    "calling",
+    "about",
+    "and",
+    "for",
+    "to",
+    "on",
+    "at",
+    "is",
+    "am",
+    "was",
+    "would",
+    "like",
+    "need",
+    "want",
+}
+
+
+def _clean_name(raw: str) -> str | None:
+    words = [w for w in re.split(r"\s+", raw.strip(" ,.!?")) if w]
+    while words and words[-1].lower().strip(".,") in _NOT_NAME:
+        words.pop()
+    while words and words[0].lower().strip(".,") in _NOT_NAME:
+        words.pop(0)
+    if not 1 <= len(words) <= 4 or not all(re.fullmatch(r"[A-Za-z'\-.]+", w) for w in words):
+        return None
+    return " ".join(w[:1].upper() + w[1:] for w in words)
+
+
+def parse_person_name(text: str, opts: Mapping[str, Any] | None = None) -> str | None:
+    """A person's name from "My name is Ana Ruiz" / "first name Ana, last name Ruiz" /
+    a bare "Ana Ruiz." (the last match wins, so a self-correction keeps the correction)."""
+    found: list[tuple[int, str]] = []
+    for i, pat in enumerate(_NAME_PATTERNS):
+        for m in pat.finditer(text):
+            name = " ".join(m.groups()) if i == 0 else m.group(1)
+            cleaned = _clean_name(name)
+            if cleaned:
+                found.append((m.start(), cleaned))
+    if found:
+        return max(found)[1]
+    if (opts or {}).get("strict"):
+        return None
+    # A bare answer: the whole text minus fillers, if it looks like a name.
+    bare = _FILLER_RE.sub("", text.strip()).strip(" .!?,")
+    for part in reversed(re.split(r",\s*(?:no|sorry|I mean)[,\s]+", bare, flags=re.I)):
+        cleaned = _clean_name(part)
+        if cleaned and len(cleaned.split()) >= 2:
+            return cleaned
+    return None
+
+
+_ORD_WORD_RE = "|".join(
+    sorted(
+        [re.escape(w) for w in _ORD_VALUE]
+        + [rf"{t}[- ]{o}" for t in ("twenty", "thirty") for o in _ORD_ONES[1:10]],
+        key=len,
+        reverse=True,
+    )
+)
+_MONTH_RE = "|".join(sorted(_MONTH_LOOKUP, key=len, reverse=True))
+_DAY_RE = rf"(?:(\d{{1,2}})(?:st|nd|rd|th)?|({_ORD_WORD_RE}))"
+_YEAR_WORDS_RE = r"(?:[a-z]+(?:[ -][a-z]+){1,4})"
+_YEAR_RE = rf"(?:,?\s*(\d{{4}}|{_YEAR_WORDS_RE}))?"
+_DATE_MDY = re.compile(rf"\b({_MONTH_RE})\.?\s+(?:the\s+)?{_DAY_RE}\b{_YEAR_RE}", re.I)
+_DATE_DMY = re.compile(rf"\b(?:the\s+)?{_DAY_RE}\s+(?:of\s+)?({_MONTH_RE})\b\.?{_YEAR_RE}", re.I)
+_DATE_NUM = re.compile(r"\b(\d{1,2})[/\-.](\d{1,2})(?:[/\-.](\d{4}|\d{2}))?\b")
+_DATE_ISO = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+_WEEKDAY_DAY = re.compile(rf"\b(?:{'|'.join(WEEKDAYS)}),?\s+(?:the\s+)?{_DAY_RE}\b", re.I)
+_RELATIVE = re.compile(r"\b(today|tomorrow)\b", re.I)
+
+
+def _ord_to_int(word: str) -> int | None:
+    w = word.lower().replace(" ", "-")
+    if w in _ORD_VALUE:
+        return _ORD_VALUE[w]
+    if "-" in w:
+        t, _, o = w.partition("-")
+        if t in _WORD_VALUE and o in _ORD_VALUE:
+            return _WORD_VALUE[t] + _ORD_VALUE[o]
+    return None
+
+
+def _day(num: str | None, word: str | None) -> int | None:
+    if num:
+        return int(num)
+    return _ord_to_int(word) if word else None
+
+
+def _parse_year_words(text: str) -> int | None:
+    toks = _tokens(text)
+    if not toks:
+        return None
+    if toks[:2] == ["two", "thousand"]:
+        tail = _words_to_number(toks[2:]) if len(toks) > 2 else 0
+        return 2000 + tail if tail is not None and tail < 100 else None
+    # "nineteen eighty four", "nineteen oh five", "twenty twelve"
+    hi = _WORD_VALUE.get(toks[0])
+    if hi is None or not 10 <= hi <= 20:
+        return None
+    rest = toks[1:]
+    if rest and rest[0] == "oh" and len(rest) == 2 and rest[1] in _WORD_VALUE:
+        return hi * 100 + _WORD_VALUE[rest[1]]
+    lo = _words_to_number(rest)
+    if lo is None or lo >= 100:
+        return None
+    return hi * 100 + lo
+
+
+def _year(raw: str | None) -> int | None:
+    if not raw:
+        return None
+    if raw.isdigit():
+        y = int(raw)
+        return y + (1900 if y >= 30 else 2000) if y < 100 else y
+    # Trim trailing non-number words ("nineteen eighty four please").
+    toks = _tokens(raw)
+    for end in range(len(toks), 0, -1):
+        year = _parse_year_words(" ".join(toks[:end]))
+        if year is not None:
+            return year
+    return None
+
+
+def _mkdate(y: int | None, m: int, d: int, *, future: bool) -> _dt.date | None:
+    try:
+        if y is not None:
+            return _dt.date(y, m, d)
+        cand = _dt.date(REFERENCE_DATE.year, m, d)
+        if future and cand < REFERENCE_DATE:
+            cand = _dt.date(REFERENCE_DATE.year + 1, m, d)
+        return cand
+    except ValueError:
+        return None
+
+
+def _find_dates(text: str, *, future: bool) -> list[tuple[int, _dt.date]]:
+    out: list[tuple[int, _dt.date]] = []
+    spans: list[tuple[int, int]] = []
+
+    def add(pos: int, end: int, d: _dt.date | None) -> None:
+        if d is not None and not any(a <= pos < b for a, b in spans):
+            out.append((pos, d))
+            spans.append((pos, end))
+
+    for m in _DATE_ISO.finditer(text):
+        add(m.start(), m.end(), _mkdate(int(m[1]), int(m[2]), int(m[3]), future=future))
+    for m in _DATE_MDY.finditer(text):
+        day = _day(m[2], m[3])
+        if day:
+            add(
+                m.start(),
+                m.end(),
+                _mkdate(_year(m[4]), _MONTH_LOOKUP[m[1].lower()], day, future=future),
+            )
+    for m in _DATE_DMY.finditer(text):
+        day = _day(m[1], m[2])
+        if day:
+            add(
+                m.start(),
+                m.end(),
+                _mkdate(_year(m[4]), _MONTH_LOOKUP[m[3].lower()], day, future=future),
+            )
+    for m in _DATE_NUM.finditer(text):
+        # A time like 2:30 is not a date; "3/5/1984" is US month/day/year.
+        add(m.start(), m.end(), _mkdate(_year(m[3]), int(m[1]), int(m[2]), future=future))
+    if future:
+        for m in _WEEKDAY_DAY.finditer(text):
+            day = _day(m[1], m[2])
+            if day:
+                d = REFERENCE_DATE
+                for _ in range(62):
+                    if d.day == day:
+                        break
+                    d += _dt.timedelta(days=1)
+                add(m.start(), m.end(), d)
+        for m in _RELATIVE.finditer(text):
+            delta = 0 if m[1].lower() == "today" else 1
+            add(m.start(), m.end(), REFERENCE_DATE + _dt.timedelta(days=delta))
+    return out
+
+
+def parse_date_of_birth(text: str, opts: Mapping[str, Any] | None = None) -> str | None:
+    """ISO date of birth from spoken text; needs a year in the past. Last match wins."""
+    found = [
+        (p, d)
+        for p, d in _find_dates(text, future=False)
+        if d.year <= REFERENCE_DATE.year and d <= REFERENCE_DATE and d.year != REFERENCE_DATE.year
+    ]
+    return max(found)[1].isoformat() if found else None
+
+
+def parse_date(text: str, opts: Mapping[str, Any] | None = None) -> str | None:
+    """ISO date (an appointment date: no year means the next one on/after REFERENCE_DATE)."""
+    found = [(p, d) for p, d in _find_dates(text, future=True) if d >= REFERENCE_DATE]
+    return max(found)[1].isoformat() if found else None
+
+
+_DIGIT_1_9 = "one|two|three|four|five|six|seven|eight|nine"
+_HOUR_WORD = "|".join(sorted(_ONES[1:13], key=len, reverse=True))
+_TIME_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\b(\d{1,2}):(\d{2})\s*(a\.?m\.?|p\.?m\.?)?", re.I), "hm"),
+    (re.compile(r"\b(\d{1,2})\s*(a\.?m\.?|p\.?m\.?)(?![a-z])", re.I), "h"),
+    (re.compile(rf"\bhalf past ({_HOUR_WORD}|\d{{1,2}})\b", re.I), "half"),
+    (re.compile(rf"\bquarter past ({_HOUR_WORD}|\d{{1,2}})\b", re.I), "qpast"),
+    (re.compile(rf"\bquarter to ({_HOUR_WORD}|\d{{1,2}})\b", re.I), "qto"),
+    (re.compile(rf"\b({_HOUR_WORD}) o'?clock\b", re.I), "oclock"),
+    (
+        re.compile(
+            rf"\b({_HOUR_WORD})[ -](o'?clock|oh[ -](?:{_DIGIT_1_9})|"
+            rf"(?:twenty|thirty|forty|fifty)(?:[ -](?:{_DIGIT_1_9}))?|"
+            rf"ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen)"
+            rf"(?:\s*(a\.?m\.?|p\.?m\.?))?\b",
+            re.I,
+        ),
+        "words",
+    ),
+    (re.compile(rf"\b({_HOUR_WORD})\s+(a\.?m\.?|p\.?m\.?)(?![a-z])", re.I), "wordh"),
+    (re.compile(r"\b(noon|midday)\b", re.I), "noon"),
+)
+
+
+def _hour_value(tok: str) -> int:
+    return int(tok) if tok.isdigit() else _WORD_VALUE[tok.lower()]
+
+
+def parse_time(text: str, opts: Mapping[str, Any] | None = None) -> str | None:
+    """``HH:MM`` from "2:30 PM" / "half past two in the afternoon" / "14:30" / "noon".
+
+    Without AM/PM, hours 1-7 are taken as afternoon (business hours). Last match wins."""
+    found: list[tuple[int, int, int]] = []
+    taken: list[tuple[int, int]] = []
+    for pat, kind in _TIME_PATTERNS:
+        for m in pat.finditer(text):
+            if any(a <= m.start() < b for a, b in taken):
+                continue
+            ampm: str | None = None
+            if kind == "hm":
+                h, mi, ampm = int(m[1]), int(m[2]), m[3]
+            elif kind == "h":
+                h, mi, ampm = int(m[1]), 0, m[2]
+            elif kind in ("half", "qpast", "qto", "oclock"):
+                h = _hour_value(m[1])
+                mi = {"half": 30, "qpast": 15, "qto": 45, "oclock": 0}[kind]
+                if kind == "qto":
+                    h = (h - 1) or 12
+            elif kind == "words":
+                h = _hour_value(m[1])
+                tail = m[2].lower().replace("-", " ")
+                mi = 0 if "clock" in tail else (_words_to_number(tail.split()) or 0)
+                ampm = m[3]
+            elif kind == "wordh":
+                h, mi, ampm = _hour_value(m[1]), 0, m[2]
+            else:
+                h, mi = 12, 0
+            if h > 23 or mi > 59:
+                continue
+            after = text[m.end() : m.end() + 24].lower()
+            if ampm is None:
+                if "morning" in after:
+                    ampm = "am"
+                elif "afternoon" in after or "evening" in after or "tonight" in after:
+                    ampm = "pm"
+            if ampm and h <= 12:
+                pm = ampm.lower().startswith("p")
+                h = (h % 12) + (12 if pm else 0)
+            elif ampm is None and 1 <= h <= 7:
+                h += 12
+            found.append((m.start(), h, mi))
+            taken.append((m.start(), m.end()))
+    if not found:
+        return None
+    _, h, mi = max(found)
+    return f"{h:02d}:{mi:02d}"
+
+
+def _digits_from_words(text: str) -> list[tuple[int, str]]:
+    """(position, digit string) runs from text mixing digits and digit words."""
+    runs: list[tuple[int, str]] = []
+    cur, start, gap = "", -1, 0
+    for m in re.finditer(r"\d+|[A-Za-z]+", text):
+        tok = m.group(0).lower()
+        if tok.isdigit():
+            piece = tok
+        elif tok in _DIGIT_WORDS:
+            piece = _DIGIT_WORDS[tok]
+        elif tok in ("double", "triple"):
+            piece = "*" + tok
+        else:
+            piece = ""
+        if piece:
+            if not cur:
+                start = m.start()
+            cur += piece
+            gap = 0
+        else:
+            gap += 1
+            if cur and gap >= 1:
+                runs.append((start, cur))
+                cur = ""
+    if cur:
+        runs.append((start, cur))
+    out = []
+    for pos, s in runs:
+        s = re.sub(r"\*double(\d)", r"\1\1", s)
+        s = re.sub(r"\*triple(\d)", r"\1\1\1", s)
+        out.append((pos, s.replace("*double", "").replace("*triple", "")))
+    return out
+
+
+def parse_phone(text: str, opts: Mapping[str, Any] | None = None) -> str | None:
+    """Ten phone digits from "(555) 123-4567" / "five five five, one two three, ...".
+    A leading country code 1 is dropped. Last match wins."""
+    found = [s for _, s in _digits_from_words(text) if len(s) in (10, 11)]
+    found = [s[1:] if len(s) == 11 and s[0] == "1" else s for s in found]
+    found = [s for s in found if len(s) == 10]
+    return found[-1] if found else None
+
+
+def _street_suffixes() -> frozenset[str]:
+    try:
+        from faker.providers.address.en_US import Provider
+    except ImportError:  # pragma: no cover - faker is a dependency
+        return frozenset()
+    return frozenset(s.lower() for s in Provider.street_suffixes)
+
+
+_STREET_SUFFIXES = _street_suffixes()
+
+_STOP_WORDS = {
+    "and",
+    "please",
+    "for",
+    "on",
+    "at",
+    "to",
+    "i",
+    "i'd",
+    "i'm",
+    "is",
+    "it",
+    "that",
+    "this",
+    "thanks",
+    "thank",
+    "who",
+    "which",
+    "if",
+    "can",
+    "could",
+    "would",
+    "about",
+    "tomorrow",
+    "next",
+    "with",
+    "in",
+    "the",
+    "my",
+    "we",
+    "you",
+    "so",
+    "but",
+    "or",
+}
+
+
+def parse_address(text: str, opts: Mapping[str, Any] | None = None) -> str | None:
+    """A street address "4821 Maple Grove" (building number then street words), the
+    number in digits or spoken digit by digit. Last match wins."""
+    norm = re.sub(
+        r"\b(?:zero|one|two|three|four|five|six|seven|eight|nine|oh)(?:[ -](?:zero|one|two|"
+        r"three|four|five|six|seven|eight|nine|oh))+\b",
+        lambda m: "".join(_DIGIT_WORDS[w] for w in re.split(r"[ -]", m.group(0).lower())),
+        text,
+        flags=re.I,
+    )
+    found: list[str] = []
+    for m in re.finditer(r"\b(\d{1,6})\s+((?:[A-Za-z][A-Za-z'.]*\s*){1,5})", norm):
+        words: list[str] = []
+        for w in m.group(2).split():
+            wl = w.lower().strip(".,")
+            if wl in _STOP_WORDS or wl in ("am", "pm", "a.m.", "p.m."):
+                break
+            words.append(w.strip(",."))
+        # A known street suffix ends the street name ("Dennis Trafficway sometime").
+        ends = [i for i, w in enumerate(words) if w.lower() in _STREET_SUFFIXES]
+        if ends and ends[-1] >= 1:
+            words = words[: ends[-1] + 1]
+        elif not all(w[:1].isupper() for w in words):
+            continue  # "16 around half past eleven" is not a street
+        if words:
+            found.append(f"{m.group(1)} {' '.join(words)}")
+    return found[-1] if found else None
+
+
+_AMOUNT_RE = re.compile(
+    r"\$\s*([\d,]+(?:\.\d+)?)\s*(k|thousand|million|m)?\b|\b([\d,]+(?:\.\d+)?)\s*(k|thousand|million)?\s*(?:dollars|bucks)?",
+    re.I,
+)
+
+
+def _fmt_amount(x: float) -> str:
+    return str(int(x)) if x == int(x) else f"{x:.2f}".rstrip("0").rstrip(".")
+
+
+def parse_amount(text: str, opts: Mapping[str, Any] | None = None) -> str | None:
+    """A money amount ("$450,000", "450k", "four hundred fifty thousand dollars")."""
+    if (opts or {}).get("strict") and not re.search(
+        r"\$|dollar|bucks|\d\s*k\b|thousand|million", text, re.I
+    ):
+        return None  # a bare number in passing is not an amount
+    found: list[tuple[int, float]] = []
+    for m in _AMOUNT_RE.finditer(text):
+        num = m[1] or m[3]
+        if not num or not re.search(r"\d", num):
+            continue
+        mult = (m[2] or m[4] or "").lower()
+        x = float(num.replace(",", ""))
+        x *= {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6}.get(mult, 1)
+        if m[1] or mult or x >= 100 or "dollar" in m.group(0).lower():
+            found.append((m.start(), x))
+    toks = list(re.finditer(r"[A-Za-z]+", text.replace("-", " ")))
+    i = 0
+    while i < len(toks):
+        j = i
+        while (
+            j < len(toks)
+            and toks[j].group(0).lower()
+            in (set(_WORD_VALUE) | {"hundred", "thousand", "million", "and"})
+            and toks[j].group(0).lower() != "oh"
+        ):
+            j += 1
+        if j > i:
+            words = [t.group(0).lower() for t in toks[i:j]]
+            n = _words_to_number(words)
+            after = text[toks[j - 1].end() : toks[j - 1].end() + 9].lower()
+            # "one of your listings" is not an amount; a multiplier word right after
+            # digits ("1.6 million") was already read with them.
+            if (
+                n is not None
+                and words[0] not in ("hundred", "thousand", "million", "and")
+                and (n >= 100 or "dollar" in after)
+            ):
+                found.append((toks[i].start(), float(n)))
+            i = j
+        else:
+            i += 1
+    if not found:
+        return None
+    return _fmt_amount(max(found)[1])
+
+
+def parse_number(text: str, opts: Mapping[str, Any] | None = None) -> str | None:
+    """A small count ("3", "three")."""
+    found: list[tuple[int, int]] = [
+        (m.start(), int(m.group(0))) for m in re.finditer(r"\b\d+\b", text)
+    ]
+    for m in re.finditer(r"[A-Za-z]+", text):
+        w = m.group(0).lower()
+        if w in _WORD_VALUE and w != "oh":
+            found.append((m.start(), _WORD_VALUE[w]))
+    return str(max(found)[1]) if found else None
+
+
+def parse_record_id(text: str, opts: Mapping[str, Any] | None = None) -> str | None:
+    """``PREFIX-DIGITS`` from "L-48213" / "L 4 8 2 1 3" / "L dash four eight two one three".
+
+    ``opts['prefix']`` names the expected letters; without it any 1-4 letter prefix."""
+    prefix = str((opts or {}).get("prefix") or "")
+    digits_runs = _digits_from_words(text)
+    pat = re.escape(prefix) if prefix else "[A-Za-z]{1,4}"
+    letters_spaced = r"\s*".join(re.escape(c) for c in prefix) if prefix else pat
+    best: tuple[int, str] | None = None
+    for m in re.finditer(rf"\b({letters_spaced})(?:\s*(?:-|dash|hyphen|number)?\s*)", text, re.I):
+        after = m.end()
+        for pos, run in digits_runs:
+            if pos >= after and pos - after <= 2 and len(run) >= 3:
+                pre = prefix or re.sub(r"\s", "", m.group(1)).upper()
+                cand = (m.start(), f"{pre.upper()}-{run}")
+                if best is None or cand[0] >= best[0]:
+                    best = cand
+                break
+    if best:
+        return best[1]
+    # Bare digits: assume the expected prefix.
+    want = int((opts or {}).get("digits") or 0)
+    runs = [s for _, s in digits_runs if (len(s) == want if want else len(s) >= 4)]
+    if runs and prefix:
+        return f"{prefix.upper()}-{runs[-1]}"
+    return None
+
+
+def parse_choice(text: str, opts: Mapping[str, Any] | None = None) -> str | None:
+    """The canonical choice whose name or a synonym occurs in the text (last mention wins;
+    longer phrases beat shorter ones at the same place)."""
+    choices = (opts or {}).get("choices") or {}
+    low = " " + re.sub(r"[^a-z0-9' ]+", " ", text.lower()) + " "
+    best: tuple[int, int, str] | None = None
+    items = choices.items() if isinstance(choices, Mapping) else ((c, []) for c in choices)
+    for canon, syns in items:
+        for phrase in (canon, *syns):
+            p = " " + re.sub(r"[^a-z0-9' ]+", " ", str(phrase).lower()).strip() + " "
+            idx = low.rfind(p)
+            if idx >= 0:
+                cand = (idx, len(p), str(canon))
+                if best is None or cand[:2] > best[:2]:
+                    best = cand
+    return best[2] if best else None
+
+
+def parse_free_text(text: str, opts: Mapping[str, Any] | None = None) -> str | None:
+    """The caller's words, fillers stripped."""
+    out = _FILLER_RE.sub("", text.strip()).strip()
+    return out or None
+
+
+PARSERS: dict[str, Parser] = {
+    "person_name": parse_person_name,
+    "date_of_birth": parse_date_of_birth,
+    "date": parse_date,
+    "time": parse_time,
+    "phone": parse_phone,
+    "address": parse_address,
+    "amount": parse_amount,
+    "number": parse_number,
+    "record_id": parse_record_id,
+    "choice": parse_choice,
+    "free_text": parse_free_text,
+}
+
+
+def parse(slot_type: str, text: str, opts: Mapping[str, Any] | None = None) -> str | None:
+    """Canonical value of ``slot_type`` found in caller ``text``, or None."""
+    return PARSERS[slot_type](text, opts or {})
+
+
+# --------------------------------------------------------------------------- grading
+
+
+_PUNCT_RE = re.compile(r"[^\w\s]", re.UNICODE)
+_WS_RE = re.compile(r"\s+")
+
+
+def normalise_arg(value: Any) -> str:
+    """Normalise a tool-call argument for comparison: dates to ISO, times to HH:MM, phone
+    numbers to digits, numbers without trailing zeros, everything else lower case with
+    punctuation removed and whitespace collapsed. ``None`` becomes ""."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return _fmt_amount(float(value))
+    text = str(value).strip()
+    if not text:
+        return ""
+    if re.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}", text):
+        y, mo, d = (int(x) for x in text.split("-"))
+        return f"{y:04d}-{mo:02d}-{d:02d}"
+    if re.fullmatch(r"\d{1,2}/\d{1,2}/\d{4}", text) or re.fullmatch(
+        rf"(?i)(?:{_MONTH_RE})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}", text
+    ):
+        dob = parse_date_of_birth(text) or parse_date(text)
+        if dob:
+            return dob
+    if re.fullmatch(r"(?i)\d{1,2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?", text) and (
+        ":" in text or "m" in text.lower()
+    ):
+        t = parse_time(text)
+        if t:
+            return t
+    digits = re.sub(r"\D", "", text)
+    if re.fullmatch(r"[\d\s()+.\-]+", text) and 10 <= len(digits) <= 11:
+        return digits[1:] if len(digits) == 11 and digits[0] == "1" else digits
+    if re.fullmatch(r"\$?\s*[\d,]+(?:\.\d+)?", text):
+        try:
+            return _fmt_amount(float(text.replace("$", "").replace(",", "")))
+        except ValueError:
+            pass
+    return _WS_RE.sub(" ", _PUNCT_RE.sub("", text.lower())).strip()

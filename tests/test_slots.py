@@ -1,0 +1,121 @@
+"""Slot renderers and parsers: every spoken form parses back to the canonical value."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator.slots import REFERENCE_DATE, normalise_arg, parse, render
+
+CHOICES = {
+    "haircut": ["a trim", "a cut"],
+    "color": ["colour", "my roots done"],
+    "any available": ["no preference"],
+}
+
+
+def _round_trip(
+    slot_type: str, value: str, seed: int, opts: dict[str, object] | None = None
+) -> None:
+    spoken = render(slot_type, value, random.Random(seed), opts)
+    for wrapper in ("{}", "Sure, it's {}.", "Um, {}, please."):
+        got = parse(slot_type, wrapper.format(spoken), opts)
+        assert normalise_arg(got) == normalise_arg(value), (spoken, wrapper, got)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dates(dt.date(1930, 1, 1), dt.date(2010, 12, 31)), st.integers(0, 2**32))
+def test_date_of_birth_round_trip(d: dt.date, seed: int) -> None:
+    _round_trip("date_of_birth", d.isoformat(), seed)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 300), st.integers(0, 2**32))
+def test_appointment_date_round_trip(days: int, seed: int) -> None:
+    _round_trip("date", (REFERENCE_DATE + dt.timedelta(days=days)).isoformat(), seed)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(7, 20), st.sampled_from([0, 15, 30, 45, 5, 20]), st.integers(0, 2**32))
+def test_time_round_trip(h: int, m: int, seed: int) -> None:
+    _round_trip("time", f"{h:02d}:{m:02d}", seed)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.from_regex(r"[2-9][0-9]{9}", fullmatch=True), st.integers(0, 2**32))
+def test_phone_round_trip(phone: str, seed: int) -> None:
+    _round_trip("phone", phone, seed)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1000, 9_990_000).map(lambda n: n - n % 5000 or 5000), st.integers(0, 2**32))
+def test_amount_round_trip(amount: int, seed: int) -> None:
+    _round_trip("amount", str(amount), seed)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(10000, 99999), st.integers(0, 2**32))
+def test_record_id_round_trip(n: int, seed: int) -> None:
+    _round_trip("record_id", f"L-{n}", seed, {"prefix": "L", "digits": 5})
+
+
+@pytest.mark.parametrize("value", sorted(CHOICES))
+def test_choice_round_trip(value: str) -> None:
+    for seed in range(10):
+        _round_trip("choice", value, seed, {"choices": CHOICES})
+
+
+def test_address_round_trip() -> None:
+    for seed in range(20):
+        _round_trip("address", "4821 Dennis Trafficway", seed)
+
+
+def test_spoken_forms_vary() -> None:
+    r = random.Random(0)
+    forms = {render("date_of_birth", "1984-03-05", r) for _ in range(60)}
+    assert {"March 5th, 1984", "the fifth of March 1984", "3/5/1984"} <= forms
+    times = {render("time", "14:30", r) for _ in range(60)}
+    assert {"2:30 PM", "half past two in the afternoon"} <= times
+    phones = {render("phone", "5551234567", r) for _ in range(60)}
+    assert any("five five five" in p for p in phones)
+
+
+def test_self_correction_keeps_the_correction() -> None:
+    assert parse("date", "the 15th of June, no, the 16th of June") == "2025-06-16"
+    assert parse("time", "at 2 pm, sorry, 3 pm") == "15:00"
+
+
+def test_names() -> None:
+    assert parse("person_name", "Hi, this is Maria Lopez, I need an appointment") == "Maria Lopez"
+    assert parse("person_name", "first name Ana, last name Ruiz") == "Ana Ruiz"
+    assert parse("person_name", "It's Jonathon Warner.") == "Jonathon Warner"
+    assert parse("person_name", "Um, Dana Kim.") == "Dana Kim"
+    assert parse("person_name", "I'd like to cancel my appointment", {"strict": True}) is None
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("(555) 123-4567", "5551234567"),
+        ("+1 555 123 4567", "5551234567"),
+        ("3/5/1984", "1984-03-05"),
+        ("March 5, 1984", "1984-03-05"),
+        ("2:30 PM", "14:30"),
+        ("  Maria   LOPEZ. ", "maria lopez"),
+        ("L-48213", "l48213"),
+        ("$450,000", 450000),
+        ("450000.0", 450000),
+    ],
+)
+def test_normalise_arg_matches_equivalent_forms(a: str, b: object) -> None:
+    assert normalise_arg(a) == normalise_arg(b)
+
+
+def test_normalise_arg_keeps_different_values_apart() -> None:
+    assert normalise_arg("2025-06-14") != normalise_arg("2025-06-15")
+    assert normalise_arg("Maria Lopez") != normalise_arg("Mario Lopez")
+    assert normalise_arg(None) == ""
