@@ -297,6 +297,209 @@ def export(run_ref: str, fmt: str, output: Path | None, runs_dir: Path) -> None:
         store.close()
 
 
+# ----------------------------------------------------------------------------- degradation
+@main.command()
+@click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Extra directory of noise profile YAML files.")
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def profiles(profiles_dir: Path | None, as_json: bool) -> None:
+    """List the noise profiles and their targets."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from simulator.degradation import load_profiles
+
+    profs = load_profiles(profiles_dir)
+    if as_json:
+        click.echo(json.dumps({n: p.model_dump(mode="json") for n, p in profs.items()},
+                              indent=2, sort_keys=True))
+        return
+    t = Table(title="noise profiles")
+    for col in ("name", "target WER", "SNR dB", "packet loss", "description"):
+        t.add_column(col)
+    for name, p in profs.items():
+        lo, hi = p.asr.target_wer
+        t.add_row(name, f"{lo:.0%}-{hi:.0%}", _fmt_range(p.audio.snr_db),
+                  f"{p.audio.packet_loss.rate:.0%}", p.description)
+    Console().print(t)
+
+
+def _fmt_range(r: Any) -> str:
+    if r is None:
+        return "none"
+    if isinstance(r, list | tuple):
+        return "-".join(f"{x:g}" for x in r)
+    return str(r)
+
+
+@main.command()
+@click.argument("calls_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--profile", required=True, help="Noise profile name (see `callsim profiles`).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@_user_errors
+def degrade(calls_file: Path, profile: str, seed: int, profiles_dir: Path | None,
+            output: Path) -> None:
+    """Degrade call scripts with a noise profile (same seed, same bytes)."""
+    from simulator.callscript import load_calls, write_calls
+    from simulator.degradation import degrade_calls, get_profile
+
+    prof = get_profile(profile, profiles_dir)
+    n = write_calls(degrade_calls(load_calls(calls_file), prof, seed), output)
+    click.echo(f"wrote {n} degraded calls ({profile}) to {output}", err=True)
+
+
+@main.command()
+@click.option("--utterances", default=1000, show_default=True, type=click.IntRange(min=10))
+@click.option("--calls", "n_calls", default=2000, show_default=True, type=click.IntRange(min=10),
+              help="Calls over which perturbation and fault rates are observed.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--audio", is_flag=True,
+              help="Measure WER with a real recogniser on rendered, degraded audio (extra 'asr').")
+@_user_errors
+def calibrate(utterances: int, n_calls: int, seed: int, profiles_dir: Path | None,
+              audio: bool) -> None:
+    """Target vs. measured WER per profile, and observed perturbation/fault rates.
+
+    Exits 1 when a profile misses its WER band (or strays more than 2 points from its
+    centre), or when a rate falls outside its family-wise 99% interval. Each rate is also
+    marked against its own 99% interval: with ~140 rates, one or two such marks are
+    expected by chance alone, so the exit status uses the Bonferroni-corrected interval.
+    """
+    from rich.console import Console
+
+    from simulator.degradation import calibrate as run_calibration
+    from simulator.degradation import load_profiles
+    from simulator.degradation.calibrate import render_calibration
+
+    if audio:
+        raise CallsimError("calibrate --audio: the closed loop through a real recogniser "
+                           "(pocketsphinx) is not available in this version")
+    res = run_calibration(list(load_profiles(profiles_dir).values()), utterances, seed,
+                          calls=n_calls)
+    Console().print(render_calibration(res))
+    from scipy.stats import binom
+
+    k = max(1, sum(len(r.rates) for r in res))
+    marked = sum(not x.ok for r in res for x in r.rates)
+    problems = [f"{r.profile}: WER {r.measured_wer:.1%} off target" for r in res
+                if not (r.in_band and r.near_centre)]
+    for r in res:
+        for x in r.rates:
+            if x.chances:
+                lo, hi = binom.interval(1 - 0.01 / k, x.chances, x.configured)
+                if not lo <= x.events <= hi:
+                    problems.append(f"{r.profile}: {x.name} {x.events}/{x.chances} vs "
+                                    f"configured {x.configured:g}")
+    click.echo(f"{marked} of {k} rates outside their own 99% interval (about {k / 100:.1f} "
+               "expected by chance); family-wise 99% check: "
+               + ("ok" if not problems else "FAILED"), err=True)
+    if problems:
+        click.echo("out of target: " + "; ".join(problems), err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("calls_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--profile", required=True, help="Noise profile whose audio section to apply.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path))
+@_user_errors
+def render(calls_file: Path, profile: str, seed: int, profiles_dir: Path | None,
+           output: Path) -> None:
+    """Render caller turns to degraded telephone audio: one WAV per turn + manifest.json."""
+    from simulator.audio.chain import AudioParams
+    from simulator.audio.render import render_calls
+    from simulator.callscript import load_calls
+    from simulator.degradation import get_profile
+
+    prof = get_profile(profile, profiles_dir)
+    params = AudioParams.from_dict(prof.audio, noise_dir=profiles_dir)
+    calls = load_calls(calls_file)
+    manifest = render_calls(calls, params, output, seed)
+    click.echo(f"rendered {sum(len(c.turns) for c in calls)} turns to {output} "
+               f"(manifest: {manifest})", err=True)
+
+
+# ----------------------------------------------------------------------------- gate
+def _run_outcomes(ref: str, runs_dir: Path) -> tuple[list[Any], dict[str, Any], Path]:
+    from simulator.store import RunStore, resolve_run
+
+    run_dir = resolve_run(ref, runs_dir)
+    store = RunStore(run_dir)
+    try:
+        return store.outcomes(), store.meta(), run_dir
+    finally:
+        store.close()
+
+
+@main.command()
+@click.argument("baseline")
+@click.argument("candidate")
+@click.option("--rubric", "rubric_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--allow-mismatch", is_flag=True,
+              help="Judge runs recorded under another rubric, profile or scenario set.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a JUnit XML file for CI systems.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--runs-dir", default="runs", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+@_user_errors
+def gate(baseline: str, candidate: str, rubric_path: Path, allow_mismatch: bool,
+         junit: Path | None, as_json: bool, runs_dir: Path) -> None:
+    """Judge CANDIDATE against BASELINE: exit 0 pass, 1 fail, 2 cannot judge."""
+    from rich.console import Console
+
+    from simulator.gate import judge, load_rubric, render, to_json, write_junit
+
+    rubric, sha = load_rubric(rubric_path)
+    b_out, b_meta, _ = _run_outcomes(baseline, runs_dir)
+    c_out, c_meta, _ = _run_outcomes(candidate, runs_dir)
+    result = judge(b_out, c_out, rubric, b_meta, c_meta, allow_mismatch=allow_mismatch,
+                   rubric_sha256=sha)
+    if as_json:
+        click.echo(json.dumps(to_json(result), indent=2, sort_keys=True))
+    else:
+        Console().print(render(result))
+    if junit is not None:
+        write_junit(result, junit)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--rubric", "rubric_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--runs-dir", default="runs", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+@_user_errors
+def compare(runs: tuple[str, ...], rubric_path: Path, as_json: bool, runs_dir: Path) -> None:
+    """Rank several runs and show which wins where (by vertical, profile, scenario)."""
+    from rich.console import Console
+
+    from simulator.gate import compare as run_compare
+    from simulator.gate import compare_to_json, load_rubric, render_compare
+
+    if len(runs) < 2:
+        raise CallsimError("compare needs at least two runs")
+    rubric, _ = load_rubric(rubric_path)
+    named = {}
+    for ref in runs:
+        outcomes, _, run_dir = _run_outcomes(ref, runs_dir)
+        named[run_dir.name] = outcomes
+    res = run_compare(named, rubric)
+    if as_json:
+        click.echo(json.dumps(compare_to_json(res), indent=2, sort_keys=True))
+    else:
+        Console().print(render_compare(res))
+
+
 # ----------------------------------------------------------------------------- agent / tools
 @main.group()
 def agent() -> None:

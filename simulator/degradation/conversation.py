@@ -120,13 +120,16 @@ def self_correct(t: WorkTurn, slots: dict[str, Any], conv: ConversationSection,
     if not hit and stats is None:
         return
     tokens = t.text.split()
-    # On a miss only eligibility is wanted: draw from a scratch rng so that counting
-    # chances (calibrate) leaves the call's own random stream exactly as degrade_call has it.
-    span = _slot_span(tokens, str(slots[t.slot]), rng if hit else random.Random(0))
-    if span is None:
+    # Eligibility is decided the same way for a hit and a miss (a scratch rng), so the
+    # observed rate over eligible turns is the configured one; only a hit then draws the
+    # wrong value from the call's own stream.
+    if _slot_span(tokens, str(slots[t.slot]), random.Random(0)) is None:
         return
     _count(stats, "self_correction", hit)
     if not hit:
+        return
+    span = _slot_span(tokens, str(slots[t.slot]), rng)
+    if span is None:
         return
     i, wrong = span
     tok = tokens[i]

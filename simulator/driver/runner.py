@@ -347,10 +347,9 @@ def _concurrency_hint(config: RunConfig) -> int:
 
 
 def _scenario_set(calls: list[CallScript]) -> str:
-    import hashlib
+    from simulator.gate.decide import scenario_set_id
 
-    ids = "\n".join(sorted(c.call_id for c in calls))
-    return hashlib.sha256(ids.encode()).hexdigest()
+    return scenario_set_id(c.call_id for c in calls)
 
 
 async def _apply_fault(
