@@ -243,21 +243,72 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
 # ----------------------------------------------------------------------------- report/export
 @main.command()
 @click.argument("run_ref")
+@click.option("--baseline", "baseline_ref", help="Compare with this run (path, id, 'last').")
+@click.option("--rubric", "rubric_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --baseline: judge the two runs and put the verdict in the report.")
+@click.option("--allow-mismatch", is_flag=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a self-contained HTML report here.")
 @click.option("--runs-dir", default="runs", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report data as JSON.")
 @_user_errors
-def report(run_ref: str, runs_dir: Path, as_json: bool) -> None:
-    """Summarise a stored run (works on partial runs too). RUN is a path, an id or 'last'."""
+def report(run_ref: str, baseline_ref: str | None, rubric_path: Path | None,
+           allow_mismatch: bool, output: Path | None, runs_dir: Path, as_json: bool) -> None:
+    """Report on a stored run (works on partial runs too). RUN is a path, an id or 'last'.
+
+    Prints the summary; with -o writes one self-contained HTML file that works offline.
+    """
     from simulator.metrics.summary import summarize
     from simulator.store import RunStore, resolve_run
 
     run_dir = resolve_run(run_ref, runs_dir)
+    base_dir = resolve_run(baseline_ref, runs_dir) if baseline_ref else None
+    gate_result = None
+    if rubric_path is not None:
+        if base_dir is None:
+            raise CallsimError("report --rubric needs --baseline RUN to judge against")
+        from simulator.gate import judge, load_rubric
+
+        rubric, sha = load_rubric(rubric_path)
+        b_out, b_meta, _ = _run_outcomes(str(base_dir), runs_dir)
+        c_out, c_meta, _ = _run_outcomes(str(run_dir), runs_dir)
+        gate_result = judge(b_out, c_out, rubric, b_meta, c_meta,
+                            allow_mismatch=allow_mismatch, rubric_sha256=sha)
+    if output is not None:
+        from simulator.reports import write_report
+
+        write_report(run_dir, output, baseline_dir=base_dir, gate=gate_result)
+        click.echo(f"wrote {output}", err=True)
+    if as_json:
+        from simulator.reports import report_json
+
+        click.echo(json.dumps(report_json(run_dir), indent=2, sort_keys=True, default=str))
+        return
     store = RunStore(run_dir)
     summary = summarize(store)
     summary["run_dir"] = str(run_dir)
     store.close()
-    _print_summary(summary, as_json)
+    if output is None or not as_json:
+        _print_summary(summary, False)
+
+
+@main.command("runs")
+@click.option("--runs-dir", default="runs", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def runs_cmd(runs_dir: Path, as_json: bool) -> None:
+    """List stored runs: date, target, profile, calls, the four numbers, gate status."""
+    from rich.console import Console
+
+    from simulator.history import list_runs, render_runs
+
+    rows = list_runs(runs_dir)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, sort_keys=True, default=str))
+    else:
+        Console().print(render_runs(rows))
 
 
 @main.command()
@@ -452,16 +503,28 @@ def _run_outcomes(ref: str, runs_dir: Path) -> tuple[list[Any], dict[str, Any], 
 @_user_errors
 def gate(baseline: str, candidate: str, rubric_path: Path, allow_mismatch: bool,
          junit: Path | None, as_json: bool, runs_dir: Path) -> None:
-    """Judge CANDIDATE against BASELINE: exit 0 pass, 1 fail, 2 cannot judge."""
+    """Judge CANDIDATE against BASELINE: exit 0 pass, 1 fail, 2 cannot judge.
+
+    BASELINE may be 'last-passed': the last candidate that passed a gate.
+    """
     from rich.console import Console
 
     from simulator.gate import judge, load_rubric, render, to_json, write_junit
 
+    from simulator.history import last_passed, mark_gate
+
     rubric, sha = load_rubric(rubric_path)
+    if baseline == "last-passed":
+        lp = last_passed(runs_dir)
+        if lp is None:
+            raise CallsimError(f"{runs_dir}: no run has passed a gate yet (baseline last-passed)")
+        baseline = str(lp)
     b_out, b_meta, _ = _run_outcomes(baseline, runs_dir)
-    c_out, c_meta, _ = _run_outcomes(candidate, runs_dir)
+    c_out, c_meta, c_dir = _run_outcomes(candidate, runs_dir)
     result = judge(b_out, c_out, rubric, b_meta, c_meta, allow_mismatch=allow_mismatch,
                    rubric_sha256=sha)
+    if result.exit_code in (0, 1):
+        mark_gate(c_dir.parent, c_dir.name, result.exit_code == 0)
     if as_json:
         click.echo(json.dumps(to_json(result), indent=2, sort_keys=True))
     else:

@@ -336,6 +336,9 @@ async def run_load(
     summary = summarize(store)
     summary["run_dir"] = str(run_dir)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    from simulator.history import index_run
+
+    index_run(run_dir.parent, run_dir, summary, store.meta())
     store.close()
     return summary
 
