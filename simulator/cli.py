@@ -244,7 +244,8 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
 @main.command()
 @click.argument("run_ref")
 @click.option("--baseline", "baseline_ref", help="Compare with this run (path, id, 'last').")
-@click.option("--rubric", "rubric_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--rubric", "rubric_path",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="With --baseline: judge the two runs and put the verdict in the report.")
 @click.option("--allow-mismatch", is_flag=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
@@ -510,7 +511,6 @@ def gate(baseline: str, candidate: str, rubric_path: Path, allow_mismatch: bool,
     from rich.console import Console
 
     from simulator.gate import judge, load_rubric, render, to_json, write_junit
-
     from simulator.history import last_passed, mark_gate
 
     rubric, sha = load_rubric(rubric_path)

@@ -29,7 +29,9 @@ guards:
   error_rate: {max: 0.05}
 """
 # Token prices only (no per-minute rate), so cost follows the transcript, not wall time.
-PRICES = "name: {name}\nprices: {{input_per_mtok: {i}, output_per_mtok: {o}, telephony_per_min: 0}}\n"
+PRICES = (
+    "name: {name}\nprices: {{input_per_mtok: {i}, output_per_mtok: {o}, telephony_per_min: 0}}\n"
+)
 
 
 @pytest.fixture(scope="module")

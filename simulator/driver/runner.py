@@ -216,7 +216,8 @@ async def run_load(
                 return await _apply_fault(faults.get(k), result, fault_rng, config.deadlines)
 
             run = await run_text_call(
-                script, Caller(script, pack), pack.system_prompt, tool_schemas[pack.name], transport, execute,
+                script, Caller(script, pack), pack.system_prompt, tool_schemas[pack.name],
+                transport, execute,
                 deadlines=config.deadlines, run_t0_ns=t0, scheduled_ns=sched_ns,
                 lag_ms=lambda: lag.current_ms, honour_pauses=config.honour_pauses,
                 call_id=call_id,
