@@ -135,6 +135,9 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
 @click.option("--trace", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CSV of call start offsets in seconds.")
 @click.option("--max-starts", type=float, help="Cap on call starts per second.")
+@click.option("--max-rps", type=float, help="Cap on requests per second to the target.")
+@click.option("--max-active", type=click.IntRange(min=1),
+              help="Open loop: cap on calls in flight (late starts show as dispatch delay).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--runs-dir", default="runs", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
@@ -157,6 +160,11 @@ def run(**kw: Any) -> None:
     """Replay calls against an agent endpoint and print the four gate numbers."""
     summary = run_from_options(**kw)
     _print_summary(summary, kw["as_json"])
+    if summary.get("status") != "complete":
+        c = summary["calls"]
+        click.echo(f"run {summary['run_id']} stopped with {c['completed']} of {c['total']} calls "
+                   f"recorded; finish it with: callsim run --target {summary.get('target')} "
+                   f"--resume {summary.get('run_dir')}", err=True)
 
 
 def run_from_options(**kw: Any) -> dict[str, Any]:
@@ -202,6 +210,7 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
         duration_s=parse_duration(kw["duration"]) if kw.get("duration") else None,
         warmup_s=parse_duration(kw.get("warmup") or "0"), seed=kw["seed"],
         profile=kw["profile"], max_starts_per_s=kw.get("max_starts"),
+        max_requests_per_s=kw.get("max_rps"), max_active=kw.get("max_active"),
         deadlines=Deadlines(connect_s=kw["connect_timeout"], first_byte_s=kw["first_byte_timeout"],
                             stall_s=kw["stall_timeout"], call_s=kw["call_timeout"],
                             tool_s=kw["tool_timeout"],
@@ -252,10 +261,13 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
               help="Write a self-contained HTML report here.")
 @click.option("--runs-dir", default="runs", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the report data as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@click.option("--full-json", is_flag=True,
+              help="Print everything the HTML report shows, per call, as JSON.")
 @_user_errors
 def report(run_ref: str, baseline_ref: str | None, rubric_path: Path | None,
-           allow_mismatch: bool, output: Path | None, runs_dir: Path, as_json: bool) -> None:
+           allow_mismatch: bool, output: Path | None, runs_dir: Path, as_json: bool,
+           full_json: bool) -> None:
     """Report on a stored run (works on partial runs too). RUN is a path, an id or 'last'.
 
     Prints the summary; with -o writes one self-contained HTML file that works offline.
@@ -281,17 +293,17 @@ def report(run_ref: str, baseline_ref: str | None, rubric_path: Path | None,
 
         write_report(run_dir, output, baseline_dir=base_dir, gate=gate_result)
         click.echo(f"wrote {output}", err=True)
-    if as_json:
+    if full_json:
         from simulator.reports import report_json
 
-        click.echo(json.dumps(report_json(run_dir), indent=2, sort_keys=True, default=str))
+        click.echo(json.dumps(report_json(run_dir, transcripts=True), indent=2, sort_keys=True,
+                              default=str))
         return
     store = RunStore(run_dir)
     summary = summarize(store)
     summary["run_dir"] = str(run_dir)
     store.close()
-    if output is None or not as_json:
-        _print_summary(summary, False)
+    _print_summary(summary, as_json)
 
 
 @main.command("runs")
@@ -679,6 +691,7 @@ def demo(count: int, concurrency: int, seed: int, profile: str, ttft_ms: float, 
             calls_file=None, pack="all", personas_dir=None, profile=profile, profiles_dir=None,
             count=count, duration=None, warmup="0", concurrency=concurrency, rate=None,
             arrival=None, burstiness=None, stages=None, trace=None, max_starts=None, seed=seed,
+            max_rps=None, max_active=None,
             runs_dir=runs_dir, resume_run=None, agent_profile=None, rubric=None, no_pauses=True,
             connect_timeout=5.0, first_byte_timeout=30.0, stall_timeout=10.0,
             call_timeout=600.0, tool_timeout=10.0, max_reply_mb=8.0,

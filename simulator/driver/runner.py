@@ -61,6 +61,8 @@ class RunConfig:
     honour_pauses: bool = True
     grace_s: float = 30.0
     rubric_sha256: str | None = None
+    # Open loop: cap on calls in flight; queueing behind it shows as dispatch delay.
+    max_active: int | None = None
 
     def to_meta(self) -> dict[str, Any]:
         d = asdict(self)
@@ -94,24 +96,24 @@ class Progress:
         )
 
 
-class _Stop(Exception):
-    pass
+async def _progress_printer(progress: Progress, shard: Any, every_s: float, out: Any) -> None:
+    def line() -> str:
+        progress.active = shard.active
+        return progress.line()
 
-
-async def _progress_printer(progress: Progress, every_s: float, out: Any) -> None:
     if getattr(out, "isatty", lambda: False)():
         from rich.console import Console
         from rich.live import Live
 
         console = Console(file=out)
-        with Live(progress.line(), console=console, refresh_per_second=4, transient=True) as live:
+        with Live(line(), console=console, refresh_per_second=4, transient=True) as live:
             while True:
                 await asyncio.sleep(0.25)
-                live.update(progress.line())
+                live.update(line())
     else:
         while True:
             await asyncio.sleep(every_s)
-            print(progress.line(), file=out, flush=True)
+            print(line(), file=out, flush=True)
 
 
 def make_transport(config: RunConfig, api_key: str | None) -> TextTransport:
@@ -122,6 +124,205 @@ def make_transport(config: RunConfig, api_key: str | None) -> TextTransport:
     t: TextTransport = cls(config.target, config.model, api_key=api_key,
                            deadlines=config.deadlines)
     return t
+
+
+@dataclass
+class CallResult:
+    """One finished, graded call: everything the run store records for it."""
+
+    idx: int
+    outcome: CallOutcome
+    warmup: bool
+    scheduled_s: float | None
+    started_s: float
+    finished_s: float
+    dispatch_delay_ms: float | None
+    turns: list[dict[str, Any]]
+    events: list[tuple[str, dict[str, Any]]]
+    transcript: dict[str, Any]
+
+
+def plan(calls: list[CallScript], config: RunConfig) -> tuple[np.ndarray | None, int, int]:
+    """The run's arrival offsets (None for closed loop), its total calls and warm-up calls."""
+    n_calls = config.count if config.count is not None else len(calls)
+    if config.arrival.closed_loop:
+        return None, n_calls, 0
+    offsets = build_schedule(config.arrival, n_calls, config.duration_s, config.seed)
+    return offsets, len(offsets), warmup_count(offsets, config.warmup_s)
+
+
+class _ThrottledTransport:
+    """Caps requests per second to the target (asyncio-throttle) around any transport."""
+
+    def __init__(self, inner: TextTransport, rate: float) -> None:
+        self.inner = inner
+        self.throttler = Throttler(rate_limit=max(1, int(rate)), period=1.0)
+
+    async def exchange(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *,
+                       interrupt_after_s: float | None = None, call_id: str | None = None
+                       ) -> Any:
+        async with self.throttler:
+            pass
+        return await self.inner.exchange(messages, tools, interrupt_after_s=interrupt_after_s,
+                                         call_id=call_id)
+
+    async def warmup(self, connections: int) -> None:
+        await self.inner.warmup(connections)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class ShardRunner:
+    """Replays a set of call indices against the target and hands each finished, graded
+    call to a sink. The single-process run and every distributed worker use this class."""
+
+    def __init__(self, calls: list[CallScript], packs: dict[str, Pack], config: RunConfig,
+                 *, agent: AgentProfile | None = None, api_key: str | None = None,
+                 offsets: np.ndarray | None = None, n_warm: int = 0) -> None:
+        self.calls, self.packs, self.config = calls, packs, config
+        self.agent = agent or AgentProfile(model=config.model)
+        self.api_key = api_key
+        self.offsets, self.n_warm = offsets, n_warm
+        self.backend = ToolBackend(packs)
+        self.backend.load(calls)
+        self.write_tools = {p.name: {n for n, b in p.backend.items() if b.op != "lookup"}
+                            for p in packs.values()}
+        self.tool_schemas = {p.name: p.tool_schemas() for p in packs.values()}
+        self.lag = LoopLagMonitor()
+        self.active = 0
+
+    async def _one(self, i: int, t0: int, transport: TextTransport, started: int
+                   ) -> CallResult:
+        config, calls = self.config, self.calls
+        script = calls[i % len(calls)]
+        pack = self.packs[script.pack]
+        call_id = f"{i:06d}"
+        sched_ns = t0 + int(self.offsets[i] * 1e9) if self.offsets is not None else None
+        # The backend keeps state per script; a script replayed again (runs longer than the
+        # script set) gets a fresh copy of its records under its own key.
+        key = script.call_id if i < len(calls) else f"{script.call_id}#{i // len(calls)}"
+        if key != script.call_id:
+            self.backend.load([script.model_copy(update={"call_id": key})])
+        fault_rng = rng(config.seed, "faults", i)
+        faults = {int(f["tool_call_index"]): f for f in
+                  (script.degradation.tool_faults if script.degradation else [])}
+
+        async def execute(name: str, parsed: dict[str, Any] | None, raw: str, k: int
+                          ) -> tuple[str, dict[str, Any] | None]:
+            if parsed is None:
+                return json.dumps({"error": "invalid_arguments",
+                                   "message": "arguments are not a JSON object"}), None
+            result = self.backend.execute(key, name, parsed)
+            return await _apply_fault(faults.get(k), result, fault_rng, config.deadlines)
+
+        run = await run_text_call(
+            script, Caller(script, pack), pack.system_prompt, self.tool_schemas[pack.name],
+            transport, execute,
+            deadlines=config.deadlines, run_t0_ns=t0, scheduled_ns=sched_ns,
+            lag_ms=lambda: self.lag.current_ms, honour_pauses=config.honour_pauses,
+            call_id=call_id,
+        )
+        outcome, detail = grade_call(
+            script, run.transcript, call_id=call_id, profile=config.profile,
+            ok=run.error is None, error=run.error, ttft_ms=run.ttft_ms,
+            prices=self.agent.prices, write_tools=self.write_tools[script.pack],
+        )
+        run.transcript["grading"] = detail
+        run.transcript["backend_outcome"] = self.backend.final_outcome(key)
+        run.transcript["error_detail"] = run.error_detail
+        perturbations = script.degradation.perturbations if script.degradation else []
+        return CallResult(
+            idx=i, outcome=outcome, warmup=i < self.n_warm,
+            scheduled_s=None if self.offsets is None else float(self.offsets[i]),
+            started_s=(started - t0) / 1e9, finished_s=(run.finished_ns - t0) / 1e9,
+            dispatch_delay_ms=(started - sched_ns) / 1e6 if sched_ns is not None else None,
+            turns=run.exchanges,
+            events=run.events + [(str(p.get("type", "perturbation")), p) for p in perturbations],
+            transcript=run.transcript,
+        )
+
+    async def run(self, indices: list[int], t0: int, sink: Callable[[CallResult], None],
+                  stop: asyncio.Event, *, resume_base_s: float = 0.0) -> bool:
+        """Run ``indices`` (call i starts at ``t0 + offsets[i] - resume_base_s``); return
+        True when ``stop`` interrupted the arrivals."""
+        config = self.config
+        transport: TextTransport = make_transport(config, self.api_key)
+        if config.max_requests_per_s:
+            transport = _ThrottledTransport(transport, config.max_requests_per_s)
+        start_throttle = (Throttler(rate_limit=max(1, int(config.max_starts_per_s)), period=1.0)
+                          if config.max_starts_per_s else None)
+        cap = asyncio.Semaphore(config.max_active) if config.max_active else None
+        tasks: set[asyncio.Task[None]] = set()
+        interrupted = False
+        base_ns = int(resume_base_s * 1e9)
+
+        async def start_one(i: int) -> None:
+            if cap is not None:
+                await cap.acquire()
+            try:
+                self.active += 1
+                started = _now()
+                res = await self._one(i, t0 - base_ns, transport, started)
+                sink(res)
+            finally:
+                self.active -= 1
+                if cap is not None:
+                    cap.release()
+
+        try:
+            self.lag.start()
+            await transport.warmup(min(_concurrency_hint(config), 256))
+            if self.offsets is None:
+                queue = list(reversed(indices))
+
+                async def worker() -> None:
+                    while queue and not stop.is_set():
+                        i = queue.pop()
+                        if start_throttle is not None:
+                            async with start_throttle:
+                                pass
+                        await start_one(i)
+
+                n = max(1, config.arrival.concurrency or 1)
+                workers = [asyncio.create_task(worker()) for _ in range(n)]
+                tasks.update(workers)
+                waiter = asyncio.create_task(stop.wait())
+                await asyncio.wait([*workers, waiter], return_when=asyncio.FIRST_COMPLETED)
+                if stop.is_set():
+                    interrupted = True
+                    await asyncio.wait(workers, timeout=config.grace_s)
+                else:
+                    await asyncio.gather(*workers)
+                waiter.cancel()
+            else:
+                for i in indices:
+                    due = t0 - base_ns + int(float(self.offsets[i]) * 1e9)
+                    delay = (due - _now()) / 1e9
+                    if delay > 0:
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(delay):
+                                await stop.wait()
+                    if stop.is_set():
+                        interrupted = True
+                        break
+                    if start_throttle is not None:
+                        async with start_throttle:
+                            pass
+                    task = asyncio.create_task(start_one(i))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                if tasks:
+                    await asyncio.wait(set(tasks),
+                                       timeout=config.grace_s if interrupted else None)
+        finally:
+            for t in list(tasks):
+                t.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            await self.lag.stop()
+            await transport.aclose()
+        return interrupted
 
 
 async def run_load(
@@ -145,14 +346,7 @@ async def run_load(
     """
     agent = agent or AgentProfile(model=config.model)
     store = RunStore(run_dir, create=True)
-    n_calls = config.count if config.count is not None else len(calls)
-    if config.arrival.closed_loop:
-        offsets: np.ndarray | None = None
-        total = n_calls
-    else:
-        offsets = build_schedule(config.arrival, n_calls, config.duration_s, config.seed)
-        total = len(offsets)
-    n_warm = warmup_count(offsets, config.warmup_s) if offsets is not None else 0
+    offsets, total, n_warm = plan(calls, config)
     done_before = store.completed_indices() if resume else set()
     if not resume:
         write_calls(calls, run_dir / "calls.jsonl")
@@ -167,16 +361,10 @@ async def run_load(
     else:
         store.set_meta(status="running", resumed_at=time.time())
     todo = [i for i in range(total) if i not in done_before]
-    backend = ToolBackend(packs)
-    backend.load(calls)
-    transport = make_transport(config, api_key)
-    progress = Progress(total=total, done=len(done_before))
-    hist_ttft = LatencyHistogram()
-    hist_sched = LatencyHistogram()
-    hist_dispatch = LatencyHistogram()
-    write_tools = {p.name: {n for n, b in p.backend.items() if b.op != "lookup"}
-                   for p in packs.values()}
-    tool_schemas = {p.name: p.tool_schemas() for p in packs.values()}
+    shard = ShardRunner(calls, packs, config, agent=agent, api_key=api_key, offsets=offsets,
+                        n_warm=n_warm)
+    progress = Progress(total=total, done=len(done_before), lag=shard.lag)
+    sink = StoreSink(store, progress, on_call)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
@@ -184,154 +372,71 @@ async def run_load(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
             installed.append(sig)
-    start_throttle = Throttler(rate_limit=int(config.max_starts_per_s), period=1.0) \
-        if config.max_starts_per_s else None
-    lag = LoopLagMonitor()
-    progress.lag = lag
-    interrupted = False
-
-    async def one(i: int, t0: int) -> None:
-        script = calls[i % len(calls)]
-        pack = packs[script.pack]
-        call_id = f"{i:06d}"
-        sched_ns = t0 + int(offsets[i] * 1e9) if offsets is not None else None
-        # The backend keeps state per script; a script replayed again (runs longer than the
-        # script set) gets a fresh copy of its records under its own key.
-        key = script.call_id if i < len(calls) else f"{script.call_id}#{i // len(calls)}"
-        if key != script.call_id:
-            backend.load([script.model_copy(update={"call_id": key})])
-        started = _now()
-        progress.active += 1
-        try:
-            fault_rng = rng(config.seed, "faults", i)
-            faults = {int(f["tool_call_index"]): f for f in
-                      (script.degradation.tool_faults if script.degradation else [])}
-
-            async def execute(name: str, parsed: dict[str, Any] | None, raw: str, k: int
-                              ) -> tuple[str, dict[str, Any] | None]:
-                if parsed is None:
-                    return json.dumps({"error": "invalid_arguments",
-                                       "message": "arguments are not a JSON object"}), None
-                result = backend.execute(key, name, parsed)
-                return await _apply_fault(faults.get(k), result, fault_rng, config.deadlines)
-
-            run = await run_text_call(
-                script, Caller(script, pack), pack.system_prompt, tool_schemas[pack.name],
-                transport, execute,
-                deadlines=config.deadlines, run_t0_ns=t0, scheduled_ns=sched_ns,
-                lag_ms=lambda: lag.current_ms, honour_pauses=config.honour_pauses,
-                call_id=call_id,
-            )
-            outcome, detail = grade_call(
-                script, run.transcript, call_id=call_id, profile=config.profile,
-                ok=run.error is None, error=run.error, ttft_ms=run.ttft_ms,
-                prices=agent.prices, write_tools=write_tools[script.pack],
-            )
-            run.transcript["grading"] = detail
-            run.transcript["backend_outcome"] = backend.final_outcome(key)
-            run.transcript["error_detail"] = run.error_detail
-            warm = i < n_warm
-            dispatch = (started - sched_ns) / 1e6 if sched_ns is not None else None
-            store.record_call(
-                i, outcome, warmup=warm,
-                scheduled_s=None if offsets is None else float(offsets[i]),
-                started_s=(started - t0) / 1e9, finished_s=(run.finished_ns - t0) / 1e9,
-                dispatch_delay_ms=dispatch, turns=run.exchanges,
-                events=run.events + [(p.get("type", "perturbation"), p) for p in
-                                     (script.degradation.perturbations if script.degradation
-                                      else [])],
-                transcript=run.transcript,
-            )
-            progress.done += 1
-            if not outcome.ok:
-                progress.failed += 1
-                progress.errors[outcome.error or "error"] += 1
-            if not warm:
-                for e in run.exchanges:
-                    if e["phase"] == "caller" and e["ttft_ms"] is not None:
-                        hist_ttft.record_ms(e["ttft_ms"])
-                        progress.ttft.record_ms(e["ttft_ms"])
-                        if e["ttft_from_schedule_ms"] is not None:
-                            hist_sched.record_ms(e["ttft_from_schedule_ms"])
-                if dispatch is not None:
-                    hist_dispatch.record_ms(max(dispatch, 0.0))
-            if on_call is not None:
-                on_call(outcome)
-        finally:
-            progress.active -= 1
-
     printer: asyncio.Task[None] | None = None
-    tasks: set[asyncio.Task[None]] = set()
+    if progress_out is not None:
+        printer = asyncio.create_task(_progress_printer(progress, shard, progress_every_s,
+                                                        progress_out))
+    base = float(offsets[todo[0]]) if (resume and todo and offsets is not None) else 0.0
     try:
-        if progress_out is not None:
-            printer = asyncio.create_task(_progress_printer(progress, progress_every_s,
-                                                            progress_out))
-        lag.start()
-        await transport.warmup(min(_concurrency_hint(config), 256))
-        t0 = _now()
-        if offsets is None:
-            queue = list(reversed(todo))
-
-            async def worker() -> None:
-                while queue and not stop.is_set():
-                    i = queue.pop()
-                    if start_throttle is not None:
-                        async with start_throttle:
-                            pass
-                    await one(i, t0)
-
-            n = max(1, config.arrival.concurrency or 1)
-            workers = [asyncio.create_task(worker()) for _ in range(n)]
-            tasks.update(workers)
-            waiter = asyncio.create_task(stop.wait())
-            await asyncio.wait([*workers, waiter], return_when=asyncio.FIRST_COMPLETED)
-            if stop.is_set():
-                interrupted = True
-                await asyncio.wait(workers, timeout=config.grace_s)
-            else:
-                await asyncio.gather(*workers)
-            waiter.cancel()
-        else:
-            base = float(offsets[todo[0]]) if (resume and todo) else 0.0
-            for i in todo:
-                due = t0 + int((float(offsets[i]) - base) * 1e9)
-                delay = (due - _now()) / 1e9
-                if delay > 0:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(delay):
-                            await stop.wait()
-                if stop.is_set():
-                    interrupted = True
-                    break
-                if start_throttle is not None:
-                    async with start_throttle:
-                        pass
-                task = asyncio.create_task(one(i, t0 - int(base * 1e9)))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            if tasks:
-                await asyncio.wait(set(tasks), timeout=config.grace_s if interrupted else None)
+        interrupted = await shard.run(todo, _now(), sink, stop, resume_base_s=base)
     finally:
-        for t in list(tasks):
-            t.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
         if printer is not None:
             printer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await printer
-        await lag.stop()
-        await transport.aclose()
         for sig in installed:
             loop.remove_signal_handler(sig)
-    store.put_histogram("ttft_ms", hist_ttft.encode())
-    store.put_histogram("ttft_from_schedule_ms", hist_sched.encode())
-    store.put_histogram("dispatch_delay_ms", hist_dispatch.encode())
-    store.put_histogram("loop_lag_ms", lag.histogram.encode())
+    return finish_run(store, run_dir, total, sink, interrupted, shard.lag.histogram,
+                      shard.lag.p99_ms(), shard.lag.verdict())
+
+
+class StoreSink:
+    """Commits each finished call to the run store and feeds the live progress and the
+    run's latency histograms."""
+
+    def __init__(self, store: RunStore, progress: Progress,
+                 on_call: Callable[[CallOutcome], None] | None = None) -> None:
+        self.store, self.progress, self.on_call = store, progress, on_call
+        self.ttft = LatencyHistogram()
+        self.sched = LatencyHistogram()
+        self.dispatch = LatencyHistogram()
+
+    def __call__(self, r: CallResult) -> None:
+        self.store.record_call(
+            r.idx, r.outcome, warmup=r.warmup, scheduled_s=r.scheduled_s,
+            started_s=r.started_s, finished_s=r.finished_s,
+            dispatch_delay_ms=r.dispatch_delay_ms, turns=r.turns, events=r.events,
+            transcript=r.transcript,
+        )
+        p = self.progress
+        p.done += 1
+        if not r.outcome.ok:
+            p.failed += 1
+            p.errors[r.outcome.error or "error"] += 1
+        if not r.warmup:
+            for e in r.turns:
+                if e["phase"] == "caller" and e["ttft_ms"] is not None:
+                    self.ttft.record_ms(e["ttft_ms"])
+                    p.ttft.record_ms(e["ttft_ms"])
+                    if e["ttft_from_schedule_ms"] is not None:
+                        self.sched.record_ms(e["ttft_from_schedule_ms"])
+            if r.dispatch_delay_ms is not None:
+                self.dispatch.record_ms(max(r.dispatch_delay_ms, 0.0))
+        if self.on_call is not None:
+            self.on_call(r.outcome)
+
+
+def finish_run(store: RunStore, run_dir: Path, total: int, sink: StoreSink, interrupted: bool,
+               lag_hist: LatencyHistogram, lag_p99: float, lag_verdict: str) -> dict[str, Any]:
+    """Write histograms, status and summary.json; index the run; return the summary."""
+    store.put_histogram("ttft_ms", sink.ttft.encode())
+    store.put_histogram("ttft_from_schedule_ms", sink.sched.encode())
+    store.put_histogram("dispatch_delay_ms", sink.dispatch.encode())
+    store.put_histogram("loop_lag_ms", lag_hist.encode())
     complete = len(store.completed_indices()) == total
     store.set_meta(status="complete" if complete else "partial", finished_at=time.time(),
-                   interrupted=interrupted, loop_lag_p99_ms=lag.p99_ms(),
-                   loop_lag_verdict=lag.verdict())
+                   interrupted=interrupted, loop_lag_p99_ms=lag_p99,
+                   loop_lag_verdict=lag_verdict)
     from simulator.metrics.summary import summarize
 
     summary = summarize(store)
