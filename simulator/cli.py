@@ -102,12 +102,17 @@ def _load_inputs(calls_file: Path | None, pack: str, count: int, seed: int,
 
 
 def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | None) -> list[Any]:
-    if profile == "clean" and profiles_dir is None:
+    """Apply noise profile ``profile`` ('none': replay the scripts exactly as written)."""
+    if profile == "none":
         return calls
-    try:
-        from simulator.degradation import degrade_calls, get_profile
-    except ImportError:  # pragma: no cover - the degradation layer ships with callsim
-        return calls
+    already = next((c for c in calls if c.degradation is not None), None)
+    if already is not None:
+        from simulator.errors import InputError
+
+        raise InputError(f"--profile {profile}: call {already.call_id} is already degraded "
+                         f"(profile {already.degradation.profile}); use --profile none")
+    from simulator.degradation import degrade_calls, get_profile
+
     prof = get_profile(profile, profiles_dir)
     return list(degrade_calls(calls, prof, seed))
 
@@ -121,7 +126,9 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
               help="Call scripts (JSONL) to replay; default: generate --count from --pack.")
 @click.option("--pack", default="all", show_default=True)
 @click.option("--personas", "personas_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--profile", default="clean", show_default=True, help="Noise profile to apply.")
+@click.option("--profile", default="none", show_default=True,
+              help="Noise profile to apply on the fly ('none': scripts as written; see "
+                   "`callsim profiles`).")
 @click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--count", type=click.IntRange(min=1), help="Calls to make (default: all scripts).")
 @click.option("--duration", help="Stop starting calls after this long (e.g. 10m).")
@@ -136,6 +143,10 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
               help="CSV of call start offsets in seconds.")
 @click.option("--max-starts", type=float, help="Cap on call starts per second.")
 @click.option("--max-rps", type=float, help="Cap on requests per second to the target.")
+@click.option("--text-hints", is_flag=True,
+              help="Audio transports: also send the caller's words (reference agent only).")
+@click.option("--tools-port", default=0, show_default=True, type=int,
+              help="Twilio: port of the tool relay the agent calls (0: any free port).")
 @click.option("--max-active", type=click.IntRange(min=1),
               help="Open loop: cap on calls in flight (late starts show as dispatch delay).")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -198,6 +209,9 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
     calls, packs = _load_inputs(kw.get("calls_file"), kw["pack"], kw.get("count") or 100,
                                 kw["seed"], kw.get("personas_dir"))
     calls = _degrade(calls, kw["profile"], kw["seed"], kw.get("profiles_dir"))
+    profile_name = kw["profile"]
+    if profile_name == "none" and calls and calls[0].degradation is not None:
+        profile_name = calls[0].degradation.profile  # a degraded fixture file
     rubric_sha = None
     if kw.get("rubric"):
         from simulator.gate.rubric import load_rubric
@@ -209,8 +223,9 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
         count=kw.get("count"),
         duration_s=parse_duration(kw["duration"]) if kw.get("duration") else None,
         warmup_s=parse_duration(kw.get("warmup") or "0"), seed=kw["seed"],
-        profile=kw["profile"], max_starts_per_s=kw.get("max_starts"),
+        profile=profile_name, max_starts_per_s=kw.get("max_starts"),
         max_requests_per_s=kw.get("max_rps"), max_active=kw.get("max_active"),
+        text_hints=bool(kw.get("text_hints")), tools_port=kw.get("tools_port") or 0,
         deadlines=Deadlines(connect_s=kw["connect_timeout"], first_byte_s=kw["first_byte_timeout"],
                             stall_s=kw["stall_timeout"], call_s=kw["call_timeout"],
                             tool_s=kw["tool_timeout"],
@@ -219,7 +234,7 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
     )
     run_dir = Path(kw["runs_dir"]) / new_run_id()
     click.echo(f"run {run_dir.name}: {len(calls)} call scripts, {spec.describe()}, "
-               f"profile {kw['profile']}, target {kw['target']}", err=True)
+               f"profile {profile_name}, target {kw['target']}", err=True)
     return _run_async(run_load(calls, packs, cfg, run_dir, api_key=api_key,
                                agent=load_agent_profile(kw.get("agent_profile")),
                                progress_out=sys.stderr))
@@ -590,17 +605,63 @@ def agent() -> None:
 @click.option("--arg-error-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--personas", "personas_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--stt", default="none", show_default=True, type=click.Choice(["none"]),
+              help="Voice endpoints: how the agent hears the caller ('none': end-of-speech "
+                   "detection only, canned replies unless the caller sends text hints).")
+@click.option("--vad-silence-ms", default=500.0, show_default=True, type=float,
+              help="Voice endpoints: silence that ends the caller's turn.")
+@click.option("--tools-url", help="Voice endpoints: base URL of the HTTP tool backend "
+                                  "(callsim's tool relay) the Twilio endpoint calls.")
 @_user_errors
 def agent_serve(host: str, port: int, ttft_ms: float, token_ms: float, fabricate_rate: float,
-                arg_error_rate: float, seed: int, personas_dir: Path | None) -> None:
-    """Serve the reference agent (OpenAI Chat Completions API) until interrupted."""
-    from simulator.agent import AgentConfig, serve_forever
+                arg_error_rate: float, seed: int, personas_dir: Path | None, stt: str,
+                vad_silence_ms: float, tools_url: str | None) -> None:
+    """Serve the reference agent until interrupted.
+
+    Endpoints: OpenAI Chat Completions at /v1/chat/completions (streaming and not), Twilio
+    Media Streams at ws://HOST:PORT/twilio, and a Realtime-style API at
+    ws://HOST:PORT/v1/realtime. Binds 127.0.0.1 unless told otherwise.
+    """
+    from simulator.agent import AgentConfig
     from simulator.personas import load_packs
+    from simulator.voice_agent import VoiceAgentConfig
 
     _warn_public_bind(host)
     cfg = AgentConfig(ttft_ms=ttft_ms, token_ms=token_ms, fabricate_rate=fabricate_rate,
                       arg_error_rate=arg_error_rate, seed=seed)
-    serve_forever(cfg, host, port, packs=load_packs(personas_dir))
+    voice = VoiceAgentConfig(ttft_ms=ttft_ms, vad_silence_ms=vad_silence_ms, stt=stt,
+                             tools_url=tools_url, policy=cfg)
+    _run_async(_serve_agent(cfg, voice, host, port, load_packs(personas_dir)))
+
+
+async def _serve_agent(cfg: Any, voice: Any, host: str, port: int, packs: Any) -> None:
+    import signal
+
+    from aiohttp import web
+
+    from simulator.agent import create_agent_app
+    from simulator.voice_agent import create_voice_routes
+
+    app = create_agent_app(cfg, packs)
+    create_voice_routes(app, voice, packs)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = runner.addresses[0]
+    shown = f"[{bound[0]}]" if ":" in str(bound[0]) else bound[0]
+    print(f"reference agent listening on http://{shown}:{bound[1]}/v1 "
+          f"(voice: ws://{shown}:{bound[1]}/twilio, ws://{shown}:{bound[1]}/v1/realtime)",
+          flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 def _warn_public_bind(host: str) -> None:
@@ -671,7 +732,7 @@ def agent_process(*args: str) -> Iterator[str]:
 @click.option("--count", default=200, show_default=True, type=click.IntRange(min=1))
 @click.option("--concurrency", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=7, show_default=True, type=int)
-@click.option("--profile", default="clean", show_default=True)
+@click.option("--profile", default="none", show_default=True)
 @click.option("--ttft-ms", default=120.0, show_default=True, type=float,
               help="The reference agent's think time before its first token.")
 @click.option("--token-ms", default=5.0, show_default=True, type=float)

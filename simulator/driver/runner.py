@@ -54,7 +54,7 @@ class RunConfig:
     duration_s: float | None = None
     warmup_s: float = 0.0
     seed: int = 0
-    profile: str = "clean"
+    profile: str = "none"
     max_starts_per_s: float | None = None
     max_requests_per_s: float | None = None
     deadlines: Deadlines = field(default_factory=Deadlines)
@@ -63,6 +63,10 @@ class RunConfig:
     rubric_sha256: str | None = None
     # Open loop: cap on calls in flight; queueing behind it shows as dispatch delay.
     max_active: int | None = None
+    # Audio transports: send the caller's words beside the audio (reference agent only).
+    text_hints: bool = False
+    # Twilio: port of the tool relay the agent calls (0: any free port, printed at start).
+    tools_port: int = 0
 
     def to_meta(self) -> dict[str, Any]:
         d = asdict(self)
@@ -116,14 +120,21 @@ async def _progress_printer(progress: Progress, shard: Any, every_s: float, out:
             print(line(), file=out, flush=True)
 
 
-def make_transport(config: RunConfig, api_key: str | None) -> TextTransport:
+AUDIO_TRANSPORTS = ("twilio", "openai-realtime")
+
+
+def make_transport(config: RunConfig, api_key: str | None) -> Any:
+    """The run's transport (one instance shared by all calls), by registered name."""
+    from simulator.transports import openai_chat, realtime, twilio  # noqa: F401 (register)
     from simulator.transports.base import transports
-    from simulator.transports.openai_chat import OpenAIChatTransport  # noqa: F401 (registers)
 
     cls = transports.get(config.transport)
-    t: TextTransport = cls(config.target, config.model, api_key=api_key,
-                           deadlines=config.deadlines)
-    return t
+    if config.transport == "twilio":
+        return cls(config.target, deadlines=config.deadlines, text_hints=config.text_hints)
+    if config.transport == "openai-realtime":
+        return cls(config.target, deadlines=config.deadlines, api_key=api_key,
+                   text_hints=config.text_hints)
+    return cls(config.target, config.model, api_key=api_key, deadlines=config.deadlines)
 
 
 @dataclass
@@ -191,8 +202,10 @@ class ShardRunner:
         self.tool_schemas = {p.name: p.tool_schemas() for p in packs.values()}
         self.lag = LoopLagMonitor()
         self.active = 0
+        self.relay: Any = None   # Twilio: routes the agent's HTTP tool calls to the call
+        self.relay_url: str | None = None
 
-    async def _one(self, i: int, t0: int, transport: TextTransport, started: int
+    async def _one(self, i: int, t0: int, transport: Any, started: int
                    ) -> CallResult:
         config, calls = self.config, self.calls
         script = calls[i % len(calls)]
@@ -216,13 +229,24 @@ class ShardRunner:
             result = self.backend.execute(key, name, parsed)
             return await _apply_fault(faults.get(k), result, fault_rng, config.deadlines)
 
-        run = await run_text_call(
-            script, Caller(script, pack), pack.system_prompt, self.tool_schemas[pack.name],
-            transport, execute,
-            deadlines=config.deadlines, run_t0_ns=t0, scheduled_ns=sched_ns,
-            lag_ms=lambda: self.lag.current_ms, honour_pauses=config.honour_pauses,
-            call_id=call_id,
-        )
+        if config.transport in AUDIO_TRANSPORTS:
+            from simulator.transports.audio_session import run_audio_call
+
+            run = await run_audio_call(
+                script, Caller(script, pack), transport, execute,
+                deadlines=config.deadlines, run_t0_ns=t0, scheduled_ns=sched_ns,
+                call_id=call_id, tools=self.tool_schemas[pack.name],
+                system_prompt=pack.system_prompt, relay=self.relay,
+                lag_ms=lambda: self.lag.current_ms, honour_pauses=config.honour_pauses,
+            )
+        else:
+            run = await run_text_call(
+                script, Caller(script, pack), pack.system_prompt, self.tool_schemas[pack.name],
+                transport, execute,
+                deadlines=config.deadlines, run_t0_ns=t0, scheduled_ns=sched_ns,
+                lag_ms=lambda: self.lag.current_ms, honour_pauses=config.honour_pauses,
+                call_id=call_id,
+            )
         outcome, detail = grade_call(
             script, run.transcript, call_id=call_id, profile=config.profile,
             ok=run.error is None, error=run.error, ttft_ms=run.ttft_ms,
@@ -247,7 +271,7 @@ class ShardRunner:
         """Run ``indices`` (call i starts at ``t0 + offsets[i] - resume_base_s``); return
         True when ``stop`` interrupted the arrivals."""
         config = self.config
-        transport: TextTransport = make_transport(config, self.api_key)
+        transport = make_transport(config, self.api_key)
         if config.max_requests_per_s:
             transport = _ThrottledTransport(transport, config.max_requests_per_s)
         start_throttle = (Throttler(rate_limit=max(1, int(config.max_starts_per_s)), period=1.0)
@@ -270,7 +294,10 @@ class ShardRunner:
                 if cap is not None:
                     cap.release()
 
+        relay_runner = None
         try:
+            if config.transport == "twilio":
+                relay_runner = await self._start_relay()
             self.lag.start()
             await transport.warmup(min(_concurrency_hint(config), 256))
             if self.offsets is None:
@@ -322,7 +349,24 @@ class ShardRunner:
                 await asyncio.gather(*tasks, return_exceptions=True)
             await self.lag.stop()
             await transport.aclose()
+            if relay_runner is not None:
+                await relay_runner.cleanup()
         return interrupted
+
+    async def _start_relay(self) -> Any:
+        from aiohttp import web
+
+        from simulator.transports.audio_session import ToolRelay, create_tool_relay_app
+
+        self.relay = ToolRelay()
+        runner = web.AppRunner(create_tool_relay_app(self.relay), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", self.config.tools_port)
+        await site.start()
+        self.relay_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        print(f"tool relay for the agent at {self.relay_url} (POST /tools/NAME, header "
+              "X-Callsim-Call-Id)", file=sys.stderr, flush=True)
+        return runner
 
 
 async def run_load(

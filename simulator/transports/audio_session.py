@@ -39,7 +39,9 @@ MAX_TOOL_ROUNDS = 8
 # a -45 dB line-noise floor, well below speech (about -26 dBFS active level).
 VOICED_DBFS = -40.0
 
-ExecuteTool = Callable[[str, "dict[str, Any] | None", str, int], Awaitable[tuple[str, "dict[str, Any] | None"]]]
+ExecuteTool = Callable[
+    [str, "dict[str, Any] | None", str, int], Awaitable[tuple[str, "dict[str, Any] | None"]]
+]
 SpeechFn = Callable[[Turn], np.ndarray]
 
 
@@ -54,9 +56,17 @@ def frame_dbfs(pcm: np.ndarray) -> float:
     return 10 * math.log10(p) if p > 0 else -math.inf
 
 
+# Squared linear value of every mu-law code: a frame's power is one table lookup + mean
+# (this runs for every agent frame of every call, on the event loop).
+_MULAW_POWER = (dsp.ulaw2lin(np.arange(256, dtype=np.uint8)).astype(np.float64) / 32768.0) ** 2
+
+
 def is_voiced_mulaw(payload: bytes, threshold_dbfs: float = VOICED_DBFS) -> bool:
     """True when mu-law ``payload`` carries sound above ``threshold_dbfs``."""
-    return frame_dbfs(dsp.decode(payload, "mulaw")) > threshold_dbfs
+    if not payload:
+        return False
+    p = float(_MULAW_POWER[np.frombuffer(payload, dtype=np.uint8)].mean())
+    return p > 10 ** (threshold_dbfs / 10)
 
 
 def synthetic_speech(
@@ -79,13 +89,30 @@ def synthetic_speech(
 
 
 def synthetic_speech_fn(seconds_per_word: float = 0.3, min_s: float = 0.2) -> SpeechFn:
-    """A :data:`SpeechFn` giving each turn :func:`synthetic_speech` of its word count."""
+    """A :data:`SpeechFn` giving each turn :func:`synthetic_speech` of its word count
+    (cached per word count: under load, synthesis must not stall the event loop)."""
+    cache: dict[int, np.ndarray] = {}
 
     def speech(turn: Turn) -> np.ndarray:
-        return synthetic_speech(len(turn.text.split()), seconds_per_word=seconds_per_word,
-                                min_s=min_s)
+        n = len(turn.text.split())
+        if n not in cache:
+            cache[n] = synthetic_speech(n, seconds_per_word=seconds_per_word, min_s=min_s)
+        return cache[n]
 
     return speech
+
+
+def voiced_chunks(pcm: np.ndarray, chunk_samples: int,
+                  threshold_dbfs: float = VOICED_DBFS) -> list[bool]:
+    """Per ``chunk_samples`` chunk of ``pcm`` (last one zero-padded): is it voiced?"""
+    n = -(-len(pcm) // chunk_samples)
+    if n == 0:
+        return []
+    x = np.zeros(n * chunk_samples, dtype=np.float64)
+    x[: len(pcm)] = pcm
+    power = np.mean(np.square(x.reshape(n, chunk_samples)), axis=1)
+    thr = 10 ** (threshold_dbfs / 10)
+    return [bool(v) for v in power > thr]
 
 
 class EnergyVAD:
@@ -214,7 +241,8 @@ class ToolRelay:
     async def call(self, call_id: str, name: str, raw: str) -> tuple[int, str]:
         entry = self._calls.get(call_id)
         if entry is None:
-            return 404, json.dumps({"error": "unknown_call", "message": f"no running call {call_id!r}"})
+            return 404, json.dumps({"error": "unknown_call",
+                                    "message": f"no running call {call_id!r}"})
         execute, log, counter = entry
         try:
             parsed = json.loads(raw) if raw else {}
@@ -302,6 +330,7 @@ class _AudioCall:
         self.error: TransportError | None = None
         self.sender_stop = False
         self.sender_error: BaseException | None = None
+        self.barge_armed = False
         self.barge_onset_ns: int | None = None
         self.barge_stop_ns: int | None = None
         self.last_voiced_arrival_ns = 0
@@ -329,6 +358,10 @@ class _AudioCall:
                 self.stats.frames += 1
                 if first:
                     self.first_sent_ns = t
+                    if self.barge_armed:
+                        self.barge_armed = False
+                        self.barge_onset_ns = t
+                    self.changed.set()
                 if voiced:
                     self.last_voiced_sent_ns = t
                 if not self.queue and not self.drained.is_set():
@@ -343,9 +376,7 @@ class _AudioCall:
     async def say(self, pcm8k: np.ndarray) -> None:
         """Queue one utterance and wait until its last chunk has been sent."""
         chunks = self.line.encode(pcm8k)
-        samples = int(self.line.chunk_ms * SR / 1000)
-        voiced = [frame_dbfs(pcm8k[i * samples:(i + 1) * samples]) > VOICED_DBFS
-                  for i in range(len(chunks))]
+        voiced = voiced_chunks(pcm8k, int(self.line.chunk_ms * SR / 1000))[: len(chunks)]
         if not chunks:
             return
         self.first_sent_ns = 0
@@ -354,7 +385,8 @@ class _AudioCall:
         self.queue_voiced.extend(voiced)
         await self.drained.wait()
         if self.sender_error is not None:
-            raise TransportError("reset", f"sending audio failed: {type(self.sender_error).__name__}")
+            raise TransportError("reset",
+                                 f"sending audio failed: {type(self.sender_error).__name__}")
 
     # -- receiving
     async def receiver(self) -> None:
@@ -441,8 +473,14 @@ class _AudioCall:
             if self.closed or self.error is not None or self.sender_error is not None or now >= end:
                 return pred(now)
             self.changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), timeout=min(0.02, (end - now) / 1e9))
+            # A timer instead of asyncio.wait_for: no task per wake-up (this runs for every
+            # call every 20 ms and must stay cheap).
+            timer = asyncio.get_running_loop().call_later(min(0.02, (end - now) / 1e9),
+                                                          self.changed.set)
+            try:
+                await self.changed.wait()
+            finally:
+                timer.cancel()
 
 
 def _estimate_tokens(text: str) -> int:
@@ -512,229 +550,281 @@ async def run_audio_call(
     ``execute_tool(name, parsed_args, raw_args, k)`` answers the agent's k-th tool call,
     either in-band (Realtime function calls) or through ``relay`` (agents that call the HTTP
     tool backend themselves, e.g. behind Twilio). ``speech(turn)`` gives the caller's 8 kHz
-    float32 audio (default: :func:`synthetic_speech_fn`). Returns a ``CallRun`` with one
-    exchange record per agent turn (phase ``caller`` or ``tool``) plus audio fields."""
-    speech = speech or synthetic_speech_fn()
-    cid = call_id or script.call_id
-    run = CallRun(started_ns=_now())
-    caller_log: list[dict[str, Any]] = []
-    agent_log: list[str] = []
-    tool_log: list[dict[str, Any]] = relay.register(cid, execute_tool) if relay else []
-    usage: dict[str, Any] = {}
-    estimated = False
-    audio_in_s = 0.0
-    seq = 0
-    tool_k = 0
-    deadline_ns = run.started_ns + int(deadlines.call_s * 1e9)
-    line: AudioLine | None = None
-    call: _AudioCall | None = None
-    tasks: list[asyncio.Task[None]] = []
-    try:
+    float32 audio (default: :func:`synthetic_speech_fn`). ``agent_silence_s``: agent
+    silence (after its audio has played out) that ends its turn. ``greeting_wait_s``: how
+    long to listen for a greeting before the caller speaks (0: none). Returns a
+    ``CallRun`` with one exchange record per agent turn (phase ``caller`` or ``tool``) plus
+    audio fields (``ttfa_ms``, ``first_voiced_ms``, ``agent_speech_s``,
+    ``barge_in_reaction_ms``); transport failures end up in ``run.error``, never raised."""
+    session = _Session(script, caller, transport, execute_tool, deadlines, run_t0_ns,
+                       scheduled_ns, call_id or script.call_id, tools or [], system_prompt,
+                       speech or synthetic_speech_fn(), relay, lag_ms, honour_pauses,
+                       agent_silence_s, greeting_wait_s, stats)
+    return await session.run()
+
+
+class _Session:
+    def __init__(self, script: CallScript, caller: Any, transport: AudioTransport,
+                 execute_tool: ExecuteTool, deadlines: Deadlines, run_t0_ns: int,
+                 scheduled_ns: int | None, call_id: str, tools: list[dict[str, Any]],
+                 system_prompt: str, speech: SpeechFn, relay: ToolRelay | None,
+                 lag_ms: Callable[[], float], honour_pauses: bool, agent_silence_s: float,
+                 greeting_wait_s: float, stats: AudioStats | None) -> None:
+        self.script = script
+        self.caller = caller
+        self.transport = transport
+        self.execute_tool = execute_tool
+        self.dl = deadlines
+        self.t0 = run_t0_ns
+        self.scheduled_ns = scheduled_ns
+        self.call_id = call_id
+        self.tools = tools
+        self.system_prompt = system_prompt
+        self.speech = speech
+        self.relay = relay
+        self.lag_ms = lag_ms
+        self.honour_pauses = honour_pauses
+        self.agent_silence_s = agent_silence_s
+        self.greeting_wait_s = greeting_wait_s
+        self.stats = stats
+        self.run_ = CallRun(started_ns=_now())
+        self.deadline_ns = self.run_.started_ns + int(deadlines.call_s * 1e9)
+        self.caller_log: list[dict[str, Any]] = []
+        self.agent_log: list[str] = []
+        self.tool_log: list[dict[str, Any]] = relay.register(call_id, execute_tool) if relay else []
+        self.usage: dict[str, Any] = {}
+        self.estimated = False
+        self.audio_in_s = 0.0
+        self.seq = 0
+        self.tool_k = 0
+        self.first_turn = True
+        self.call: _AudioCall | None = None
+
+    def remaining(self) -> float:
+        return max(0.0, (self.deadline_ns - _now()) / 1e9)
+
+    async def run(self) -> CallRun:
+        run = self.run_
+        line: AudioLine | None = None
+        tasks: list[asyncio.Task[None]] = []
         try:
-            line = await transport.open_line(cid, script, tools or [], system_prompt)
+            line = await self.transport.open_line(self.call_id, self.script, self.tools,
+                                                  self.system_prompt)
+            self.call = call = _AudioCall(line, self.dl, self.agent_silence_s, self.stats)
+            tasks = [asyncio.create_task(call.sender()), asyncio.create_task(call.receiver())]
+            if self.greeting_wait_s > 0:
+                await self._greeting(call)
+            turn: Turn | None = self.caller.first()
+            while turn is not None:
+                turn = await self._caller_turn(call, line, turn)
+                self.first_turn = False
         except TransportError as exc:
             run.error, run.error_detail = exc.category, str(exc)
-            return run
-        call = _AudioCall(line, deadlines, agent_silence_s, stats)
-        tasks = [asyncio.create_task(call.sender()), asyncio.create_task(call.receiver())]
+        finally:
+            if self.call is not None:
+                self.call.sender_stop = True
+            if line is not None:
+                with contextlib.suppress(Exception):
+                    await line.aclose()
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            if self.relay is not None:
+                self.relay.unregister(self.call_id)
+        return self._finish()
 
-        def remaining() -> float:
-            return max(0.0, (deadline_ns - _now()) / 1e9)
+    async def _greeting(self, call: _AudioCall) -> None:
+        """A phone agent usually greets first: listen for it before speaking."""
+        tr = call.turn = _Turn(sent_ns=_now())
+        started = await call.wait_for(lambda now: tr.first_voiced_ns is not None,
+                                      min(self.greeting_wait_s, self.remaining()))
+        if started:
+            await call.wait_for(call.agent_done, self.remaining())
+            greet = "".join(tr.text)
+            self.run_.events.append(("greeting", {"text": greet, "speech_s": tr.voiced_s}))
+            if greet:
+                self.agent_log.append(greet)
+        call.turn = None
 
-        # A phone agent usually greets first: listen for it before speaking.
-        if greeting_wait_s > 0:
-            call.turn = _Turn(sent_ns=_now())
-            started = await call.wait_for(lambda now: call.turn is not None
-                                          and call.turn.first_voiced_ns is not None,
-                                          min(greeting_wait_s, remaining()))
-            if started:
-                await call.wait_for(call.agent_done, min(deadlines.call_s, remaining()))
-                greet = "".join(call.turn.text)
-                run.events.append(("greeting", {"text": greet, "speech_s": call.turn.voiced_s}))
-                if greet:
-                    agent_log.append(greet)
-            call.turn = None
+    async def _say(self, call: _AudioCall, line: AudioLine, turn: Turn) -> None:
+        self.caller_log.append({"index": turn.index, "kind": turn.kind, "text": turn.text,
+                                "clean_text": turn.clean_text})
+        await line.send_caller_text(turn.text)
+        pcm = self.speech(turn)
+        self.audio_in_s += len(pcm) / SR
+        await call.say(pcm)
 
-        turn: Turn | None = caller.first()
-        first_turn = True
-        while turn is not None:
-            if _now() > deadline_ns:
-                raise TransportError("call_timeout", "call exceeded its deadline")
-            if honour_pauses and turn.pause_before_s > 0 and not first_turn:
-                await asyncio.sleep(turn.pause_before_s)  # the line keeps sending silence
-                run.events.append(("pause", {"turn": turn.index, "seconds": turn.pause_before_s}))
-            caller_log.append({"index": turn.index, "kind": turn.kind, "text": turn.text,
-                               "clean_text": turn.clean_text})
-            await line.send_caller_text(turn.text)
-            pcm = speech(turn)
-            audio_in_s += len(pcm) / SR
-            await call.say(pcm)
-            if turn.dtmf:
-                for d in turn.dtmf:
-                    if d not in " -":
-                        await line.send_dtmf(d)
-                run.events.append(("dtmf", {"turn": turn.index, "digits": turn.dtmf}))
-            sent_ns = call.last_voiced_sent_ns or _now()
-            await line.end_of_turn()  # explicit commit (Realtime, VAD off); still timed from sent_ns
-            barge = next((e for e in turn.events if e.get("type") == "barge_in"), None)
-            phase = "caller"
-            rounds = 0
-            next_turn: Turn | None = None
-            while True:
-                tr = call.turn = _Turn(sent_ns=sent_ns)
-                barge_ms: float | None = None
-                interrupted = False
-                ok = await call.wait_for(lambda now: tr.first_content_ns is not None,
-                                         min(deadlines.first_byte_s, remaining()))
-                if not ok:
-                    _raise_line(call, "first_byte_timeout", "no agent audio in time")
-                if barge is not None and phase == "caller":
-                    onset_s = float(barge.get("onset_s", 1.0))
-                    base = tr.first_voiced_ns or tr.first_content_ns or _now()
-                    at = base + int(onset_s * 1e9)
-                    await call.wait_for(lambda now: now >= at or call.agent_done(now),
-                                        remaining())
-                    if not call.agent_done(_now()):
-                        interrupted = True
-                        text = str(barge.get("text") or "Sorry, wait.")
-                        words = len(text.split())
-                        dur = float(barge.get("duration_s") or 0) or None
-                        bturn = Turn(index=turn.index, kind="barge_in", text=text)
-                        bpcm = speech(bturn)
-                        if dur:
-                            bpcm = synthetic_speech(words, seconds_per_word=dur / max(words, 1))
-                        await line.send_caller_text(text)
-                        await line.interrupt()
-                        call.barge_onset_ns = None
-                        call.barge_stop_ns = None
-                        call.last_voiced_arrival_ns = 0
-                        say = asyncio.create_task(call.say(bpcm))
-                        await call.wait_for(lambda now: call.first_sent_ns != 0 or say.done(), 5.0)
-                        call.barge_onset_ns = call.first_sent_ns or _now()
-                        await say
-                        audio_in_s += len(bpcm) / SR
-                        onset = call.barge_onset_ns
-
-                        def stopped(now: int) -> bool:
-                            if call.barge_stop_ns is not None:
-                                return True
-                            last = call.last_voiced_arrival_ns
-                            if last and last < onset:
-                                last = onset
-                            if now - max(last, onset) > 300_000_000:
-                                call.barge_stop_ns = max(last, onset)
-                                return True
-                            return False
-
-                        await call.wait_for(stopped, min(5.0, remaining()))
-                        if call.barge_stop_ns is not None:
-                            barge_ms = (call.barge_stop_ns - onset) / 1e6
-                        run.events.append(("barge_in", {
-                            "turn": turn.index, "onset_s": onset_s, "text": text,
-                            "reaction_ms": barge_ms, "cleared": tr.cleared_ns is not None,
-                            "agent_said": "".join(tr.text),
-                        }))
-                        next_turn = bturn
-                if not interrupted:
-                    done = await call.wait_for(call.agent_done, min(deadlines.call_s, remaining()))
-                    if not done:
-                        _raise_line(call, "stall", "agent turn did not end")
-                rec = _record(seq, turn.index, phase, tr, line.conn_setup_ns if seq == 0 else 0,
-                              run_t0_ns, scheduled_ns if (first_turn and phase == "caller") else None,
-                              lag_ms(), interrupted, None, barge_ms)
-                run.exchanges.append(rec)
-                seq += 1
-                said = "".join(tr.text)
-                if tr.usage:
-                    add_usage(usage, tr.usage)
-                else:
-                    estimated = True
-                    add_usage(usage, {"prompt_tokens": _estimate_tokens(turn.text),
-                                      "completion_tokens": _estimate_tokens(said)})
-                if said:
-                    agent_log.append(said)
-                if tr.pending_tools and not interrupted:
-                    # Realtime function calls: answer in-band, then the agent talks again.
-                    for ev in tr.pending_tools:
-                        try:
-                            parsed = json.loads(ev.arguments) if ev.arguments else {}
-                        except json.JSONDecodeError:
-                            parsed = None
-                        parsed = parsed if isinstance(parsed, dict) else None
-                        result, fault = await execute_tool(ev.name, parsed, ev.arguments, tool_k)
-                        tool_log.append({"name": ev.name, "arguments": parsed, "raw": ev.arguments,
-                                         "result": result, "fault": fault, "k": tool_k})
-                        if fault:
-                            run.events.append(("tool_fault", {"k": tool_k, "tool": ev.name, **fault}))
-                        tool_k += 1
-                        sent_ns = await line.send_tool_result(ev.call_id, result)
-                    phase = "tool"
-                    rounds += 1
-                    if rounds > MAX_TOOL_ROUNDS:
-                        raise TransportError("tool_loop", "agent kept calling tools")
-                    continue
-                break
-            first_turn = False
-            if next_turn is not None:
-                # The barge-in utterance is the caller's next turn; time the agent's answer.
-                sent_ns = call.last_voiced_sent_ns
-                turn = next_turn
-                caller_log.append({"index": turn.index, "kind": turn.kind, "text": turn.text,
-                                   "clean_text": None})
+    async def _caller_turn(self, call: _AudioCall, line: AudioLine, turn: Turn) -> Turn | None:
+        """Speak ``turn``, time the agent's answer(s); returns the caller's next turn."""
+        if _now() > self.deadline_ns:
+            raise TransportError("call_timeout", "call exceeded its deadline")
+        if self.honour_pauses and turn.pause_before_s > 0 and not self.first_turn:
+            await asyncio.sleep(turn.pause_before_s)  # the line keeps sending silence
+            self.run_.events.append(("pause", {"turn": turn.index, "seconds": turn.pause_before_s}))
+        await self._say(call, line, turn)
+        if turn.dtmf:
+            for d in turn.dtmf:
+                if d not in " -":
+                    await line.send_dtmf(d)
+            self.run_.events.append(("dtmf", {"turn": turn.index, "digits": turn.dtmf}))
+        sent_ns = call.last_voiced_sent_ns or _now()
+        await line.end_of_turn()  # explicit commit (Realtime without VAD); timed from sent_ns
+        barge = next((e for e in turn.events if e.get("type") == "barge_in"), None)
+        phase = "caller"
+        for _ in range(MAX_TOOL_ROUNDS + 1):
+            tr = call.turn = _Turn(sent_ns=sent_ns)
+            await self._wait_first(call, tr)
+            barge_turn: Turn | None = None
+            barge_ms: float | None = None
+            if barge is not None and phase == "caller":
+                barge_turn, barge_ms = await self._barge_in(call, line, tr, turn, barge)
+            if barge_turn is None:
+                if not await call.wait_for(call.agent_done, self.remaining()):
+                    _raise_line(call, "stall", "agent turn did not end")
+            self._record(call, tr, turn.index, phase, barge_turn is not None, barge_ms)
+            if barge_turn is not None:
+                # The barge-in utterance is the caller's next turn: time the answer to it.
+                self.caller_log.append({"index": barge_turn.index, "kind": "barge_in",
+                                        "text": barge_turn.text, "clean_text": None})
                 await line.end_of_turn()
-                tr = call.turn = _Turn(sent_ns=sent_ns)
-                ok = await call.wait_for(lambda now: tr.first_content_ns is not None,
-                                         min(deadlines.first_byte_s, remaining()))
-                if not ok:
-                    _raise_line(call, "first_byte_timeout", "no agent audio after barge-in")
-                await call.wait_for(call.agent_done, min(deadlines.call_s, remaining()))
-                run.exchanges.append(_record(seq, turn.index, "caller", tr, 0, run_t0_ns, None,
-                                             lag_ms(), False, None, None))
-                seq += 1
-                said = "".join(tr.text)
-                if said:
-                    agent_log.append(said)
-                if tr.usage:
-                    add_usage(usage, tr.usage)
-                else:
-                    estimated = True
-                    add_usage(usage, {"prompt_tokens": _estimate_tokens(turn.text),
-                                      "completion_tokens": _estimate_tokens(said)})
-                turn = caller.respond(said)
+                tr = call.turn = _Turn(sent_ns=call.last_voiced_sent_ns)
+                await self._wait_first(call, tr)
+                await call.wait_for(call.agent_done, self.remaining())
+                self._record(call, tr, turn.index, "caller", False, None)
+                if tr.pending_tools:
+                    sent_ns = await self._answer_tools(line, tr)
+                    phase = "tool"
+                    barge = None
+                    continue
+                return self.caller.respond("".join(tr.text))
+            if tr.pending_tools:
+                sent_ns = await self._answer_tools(line, tr)
+                phase = "tool"
                 continue
-            turn = caller.respond("".join(tr.text))
-    except TransportError as exc:
-        run.error, run.error_detail = exc.category, str(exc)
-    finally:
-        if call is not None:
-            call.sender_stop = True
-        if line is not None:
-            with contextlib.suppress(Exception):
-                await line.aclose()
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        if relay is not None:
-            relay.unregister(cid)
-    run.finished_ns = _now()
-    jit = np.asarray(call.stats.jitter_ms if call else [], dtype=np.float64)
-    run.transcript = {
-        "caller": caller_log,
-        "agent": agent_log,
-        "tool_calls": tool_log,
-        "usage": usage,
-        "usage_estimated": estimated,
-        "duration_s": (run.finished_ns - run.started_ns) / 1e9,
-        "audio": {
-            "caller_speech_s": round(audio_in_s, 3),
-            "frames_sent": int(call.stats.frames) if call else 0,
-            "send_jitter_p99_ms": float(np.percentile(jit, 99)) if len(jit) else None,
-            "send_jitter_max_ms": float(jit.max()) if len(jit) else None,
-        },
-    }
-    return run
+            return self.caller.respond("".join(tr.text))
+        raise TransportError("tool_loop", "agent kept calling tools")
+
+    async def _wait_first(self, call: _AudioCall, tr: _Turn) -> None:
+        ok = await call.wait_for(lambda now: tr.first_content_ns is not None,
+                                 min(self.dl.first_byte_s, self.remaining()))
+        if not ok:
+            _raise_line(call, "first_byte_timeout", "no agent audio in time")
+
+    async def _barge_in(self, call: _AudioCall, line: AudioLine, tr: _Turn, turn: Turn,
+                        barge: dict[str, Any]) -> tuple[Turn | None, float | None]:
+        """Start talking ``onset_s`` into the agent's reply; returns the barge-in turn (None
+        when the agent finished first) and the agent's reaction time in ms."""
+        onset_s = float(barge.get("onset_s", 1.0))
+        at = (tr.first_voiced_ns or tr.first_content_ns or _now()) + int(onset_s * 1e9)
+        await call.wait_for(lambda now: now >= at or call.agent_done(now), self.remaining())
+        if call.agent_done(_now()):
+            self.run_.events.append(("barge_in_skipped", {"turn": turn.index, "onset_s": onset_s}))
+            return None, None
+        text = str(barge.get("text") or "Sorry, wait.")
+        bturn = Turn(index=turn.index, kind="barge_in", text=text)
+        dur = float(barge.get("duration_s") or 0)
+        call.barge_stop_ns = None
+        call.barge_onset_ns = None
+        call.last_voiced_arrival_ns = 0
+        call.barge_armed = True
+        await line.interrupt()
+        if dur > 0:
+            self.caller_log.append({"index": turn.index, "kind": "barge_in_audio", "text": text,
+                                    "clean_text": None})
+            await line.send_caller_text(text)
+            words = max(1, len(text.split()))
+            pcm = synthetic_speech(words, seconds_per_word=dur / words)
+            self.audio_in_s += len(pcm) / SR
+            await call.say(pcm)
+            self.caller_log.pop()
+        else:
+            self.caller_log.append({"index": turn.index, "kind": "barge_in_audio", "text": text,
+                                    "clean_text": None})
+            await line.send_caller_text(text)
+            pcm = self.speech(bturn)
+            self.audio_in_s += len(pcm) / SR
+            await call.say(pcm)
+            self.caller_log.pop()
+        onset = call.barge_onset_ns or _now()
+
+        def stopped(now: int) -> bool:
+            if call.barge_stop_ns is not None:
+                return True
+            last = max(call.last_voiced_arrival_ns, onset)
+            if now - last > 300_000_000:
+                call.barge_stop_ns = last
+                return True
+            return False
+
+        await call.wait_for(stopped, min(5.0, self.remaining()))
+        reaction = None if call.barge_stop_ns is None else (call.barge_stop_ns - onset) / 1e6
+        call.barge_onset_ns = None
+        self.run_.events.append(("barge_in", {
+            "turn": turn.index, "onset_s": onset_s, "text": text, "reaction_ms": reaction,
+            "cleared": tr.cleared_ns is not None, "agent_said": "".join(tr.text),
+        }))
+        return bturn, reaction
+
+    async def _answer_tools(self, line: AudioLine, tr: _Turn) -> int:
+        """Realtime function calls: answer in-band; returns when the last answer was sent."""
+        sent = _now()
+        for ev in tr.pending_tools:
+            try:
+                parsed = json.loads(ev.arguments) if ev.arguments else {}
+            except json.JSONDecodeError:
+                parsed = None
+            parsed = parsed if isinstance(parsed, dict) else None
+            result, fault = await self.execute_tool(ev.name, parsed, ev.arguments, self.tool_k)
+            self.tool_log.append({"name": ev.name, "arguments": parsed, "raw": ev.arguments,
+                                  "result": result, "fault": fault, "k": self.tool_k})
+            if fault:
+                self.run_.events.append(("tool_fault", {"k": self.tool_k, "tool": ev.name,
+                                                        **fault}))
+            self.tool_k += 1
+            sent = await line.send_tool_result(ev.call_id, result)
+        return sent
+
+    def _record(self, call: _AudioCall, tr: _Turn, caller_turn: int, phase: str,
+                interrupted: bool, barge_ms: float | None) -> None:
+        first = self.seq == 0
+        sched = self.scheduled_ns if (self.first_turn and phase == "caller" and first) else None
+        rec = _record(self.seq, caller_turn, phase, tr, call.line.conn_setup_ns if first else 0,
+                      self.t0, sched, self.lag_ms(), interrupted, None, barge_ms)
+        self.run_.exchanges.append(rec)
+        self.seq += 1
+        said = rec["text"]
+        if said:
+            self.agent_log.append(said)
+        if tr.usage:
+            add_usage(self.usage, tr.usage)
+        else:
+            self.estimated = True
+            last = self.caller_log[-1]["text"] if self.caller_log else ""
+            add_usage(self.usage, {"prompt_tokens": _estimate_tokens(last),
+                                   "completion_tokens": _estimate_tokens(said)})
+
+    def _finish(self) -> CallRun:
+        run = self.run_
+        run.finished_ns = _now()
+        call = self.call
+        jit = np.asarray(call.stats.jitter_ms if call else [], dtype=np.float64)
+        run.transcript = {
+            "caller": self.caller_log,
+            "agent": self.agent_log,
+            "tool_calls": self.tool_log,
+            "usage": self.usage,
+            "usage_estimated": self.estimated,
+            "duration_s": (run.finished_ns - run.started_ns) / 1e9,
+            "audio": {
+                "caller_speech_s": round(self.audio_in_s, 3),
+                "frames_sent": int(call.stats.frames) if call else 0,
+                "send_jitter_p99_ms": float(np.percentile(jit, 99)) if len(jit) else None,
+                "send_jitter_max_ms": float(jit.max()) if len(jit) else None,
+            },
+        }
+        return run
 
 
 def _raise_line(call: _AudioCall, category: str, message: str) -> None:

@@ -78,8 +78,17 @@ class OpenAIChatTransport:
             if rc is not None:
                 rc["conn_ns"] = _now() - rc.get("conn_start", _now())
 
+        async def chunk_sent(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
+            # The body goes out in its own task (aiohttp on Python < 3.12), a loop iteration
+            # after ``post()`` is called: under load that wait is the driver's, not the
+            # agent's, so the request is stamped when its bytes are handed to the socket.
+            rc = ctx.trace_request_ctx
+            if rc is not None and "wire_ns" not in rc:
+                rc["wire_ns"] = _now()
+
         tc.on_connection_create_start.append(start)
         tc.on_connection_create_end.append(end)
+        tc.on_request_chunk_sent.append(chunk_sent)
         return tc
 
     def _get_session(self) -> aiohttp.ClientSession:
@@ -152,6 +161,10 @@ class OpenAIChatTransport:
                 raise TransportError("first_byte_timeout", "no response headers in time") from None
             ex.first_byte_ns = _now()
             ex.conn_setup_ns = trace_ctx.get("conn_ns", 0)
+            if "wire_ns" in trace_ctx:
+                # Connection set-up happened before the wire stamp; shift the send stamp
+                # back by it so that ``ttft_ms`` (which subtracts it) stays wire -> content.
+                ex.sent_ns = trace_ctx["wire_ns"] - ex.conn_setup_ns
             ex.status = resp.status
             if resp.status != 200:
                 await self._raise_status(resp)
@@ -204,68 +217,102 @@ class OpenAIChatTransport:
         last = ex.first_byte_ns or _now()
         interrupt_at: int | None = None
         done = False
-        while not done:
-            if ex.first_content_ns is not None:
-                wait = dl.stall_s
+        # One watchdog timer per exchange instead of an ``asyncio.timeout`` per read (that
+        # re-armed a loop timer for every chunk, the transport's largest cost after parsing).
+        # It fires at the earliest deadline, re-arms itself if bytes came meanwhile, and
+        # wakes the blocked read with ``_Wake`` when a deadline has really passed.
+        loop = asyncio.get_running_loop()
+        content = resp.content
+        first_deadline = ex.sent_ns + int(dl.first_byte_s * 1e9)
+        stall_ns = int(dl.stall_s * 1e9)
+        timer: asyncio.TimerHandle | None = None
+
+        def deadline() -> int:
+            # Absolute before first content: a server trickling bytes (slowloris) cannot
+            # hold the call open; after it, the gap since the last read.
+            d = first_deadline if ex.first_content_ns is None else last + stall_ns
+            return d if interrupt_at is None else min(d, interrupt_at)
+
+        def fire() -> None:
+            nonlocal timer
+            now = _now()
+            d = deadline()
+            if now >= d:
+                timer = None
+                content.set_exception(_Wake())
             else:
-                # Absolute: a server trickling bytes (slowloris) cannot hold the call open.
-                wait = max(0.0, dl.first_byte_s - (_now() - ex.sent_ns) / 1e9)
-            if interrupt_at is not None:
-                wait = min(wait, max(0.0, (interrupt_at - _now()) / 1e9))
-            try:
-                async with asyncio.timeout(wait):
-                    chunk = await resp.content.readany()
-            except TimeoutError:
-                if interrupt_at is not None and _now() >= interrupt_at:
-                    ex.interrupted_at_ns = _now()
-                    break
-                cat = "stall" if ex.first_content_ns is not None else "first_byte_timeout"
-                raise TransportError(cat, f"no bytes for {wait:.1f} s") from None
-            t = _now()
-            if not chunk:
-                break  # EOF
-            gap_ms = (t - last) / 1e6
-            if ex.first_content_ns is not None:
-                ex.max_gap_ms = max(ex.max_gap_ms, gap_ms)
-                if gap_ms >= dl.stall_warn_s * 1e3:
-                    ex.stalls += 1
-            last = t
-            total += len(chunk)
-            if total > dl.max_reply_bytes:
-                raise TransportError("oversized", f"reply larger than {dl.max_reply_bytes} bytes")
-            for ev in parser.feed(chunk):
-                if ev.data == "[DONE]":
-                    done = True
-                    break
+                timer = loop.call_later((d - now) / 1e9, fire)
+
+        try:
+            timer = loop.call_later(max(0, deadline() - _now()) / 1e9, fire)
+            while not done:
                 try:
-                    obj = json.loads(ev.data)
-                except json.JSONDecodeError:
-                    raise TransportError("protocol_error", "SSE data is not JSON") from None
-                if not isinstance(obj, dict):
-                    raise TransportError("protocol_error", "SSE data is not a JSON object")
-                if "error" in obj and not obj.get("choices"):
-                    raise TransportError("agent_error", str(obj["error"])[:200])
-                if isinstance(obj.get("usage"), dict):
-                    ex.usage = obj["usage"]
-                for choice in obj.get("choices") or ():
-                    if not isinstance(choice, dict):
-                        raise TransportError("protocol_error", "choice is not an object")
-                    delta = choice.get("delta") or {}
-                    if not isinstance(delta, dict):
-                        raise TransportError("protocol_error", "delta is not an object")
-                    if ex.first_content_ns is None and _has_content(delta):
-                        ex.first_content_ns = t
-                        if interrupt_after_s is not None:
-                            interrupt_at = t + int(interrupt_after_s * 1e9)
-                    if isinstance(delta.get("content"), str):
-                        text_parts.append(delta["content"])
-                    for tc in delta.get("tool_calls") or ():
-                        _merge_tool_delta(calls, tc)
-                    if choice.get("finish_reason"):
-                        ex.finish_reason = choice["finish_reason"]
-            if interrupt_at is not None and t >= interrupt_at and not done:
-                ex.interrupted_at_ns = t
-                break
+                    chunk = await content.readany()
+                except _Wake:
+                    if interrupt_at is not None and _now() >= interrupt_at:
+                        ex.interrupted_at_ns = _now()
+                        break
+                    if ex.first_content_ns is not None:
+                        raise TransportError("stall", f"no bytes for {dl.stall_s:.1f} s") from None
+                    wait = (first_deadline - ex.sent_ns) / 1e9
+                    raise TransportError("first_byte_timeout",
+                                         f"no bytes for {wait:.1f} s") from None
+                t = _now()
+                if not chunk:
+                    break  # EOF
+                gap_ms = (t - last) / 1e6
+                if ex.first_content_ns is not None:
+                    ex.max_gap_ms = max(ex.max_gap_ms, gap_ms)
+                    if gap_ms >= dl.stall_warn_s * 1e3:
+                        ex.stalls += 1
+                last = t
+                total += len(chunk)
+                if total > dl.max_reply_bytes:
+                    raise TransportError("oversized",
+                                         f"reply larger than {dl.max_reply_bytes} bytes")
+                rearm = False
+                for ev in parser.feed(chunk):
+                    if ev.data == "[DONE]":
+                        done = True
+                        break
+                    try:
+                        obj = json.loads(ev.data)
+                    except json.JSONDecodeError:
+                        raise TransportError("protocol_error", "SSE data is not JSON") from None
+                    if not isinstance(obj, dict):
+                        raise TransportError("protocol_error", "SSE data is not a JSON object")
+                    if "error" in obj and not obj.get("choices"):
+                        raise TransportError("agent_error", str(obj["error"])[:200])
+                    if isinstance(obj.get("usage"), dict):
+                        ex.usage = obj["usage"]
+                    for choice in obj.get("choices") or ():
+                        if not isinstance(choice, dict):
+                            raise TransportError("protocol_error", "choice is not an object")
+                        delta = choice.get("delta") or {}
+                        if not isinstance(delta, dict):
+                            raise TransportError("protocol_error", "delta is not an object")
+                        if ex.first_content_ns is None and _has_content(delta):
+                            ex.first_content_ns = t
+                            if interrupt_after_s is not None:
+                                interrupt_at = t + int(interrupt_after_s * 1e9)
+                            rearm = True
+                        if isinstance(delta.get("content"), str):
+                            text_parts.append(delta["content"])
+                        for tc in delta.get("tool_calls") or ():
+                            _merge_tool_delta(calls, tc)
+                        if choice.get("finish_reason"):
+                            ex.finish_reason = choice["finish_reason"]
+                if rearm:
+                    # First content moves the deadline (to last + stall, or the interrupt).
+                    if timer is not None:
+                        timer.cancel()
+                    timer = loop.call_later(max(0, deadline() - _now()) / 1e9, fire)
+                if interrupt_at is not None and t >= interrupt_at and not done:
+                    ex.interrupted_at_ns = t
+                    break
+        finally:
+            if timer is not None:
+                timer.cancel()
         ex.last_byte_ns = last
         ex.text = "".join(text_parts)
         ex.tool_calls = [calls[i] for i in sorted(calls)]
@@ -279,6 +326,10 @@ class OpenAIChatTransport:
                 c.parsed = None
         if ex.interrupted_at_ns is None and not done and ex.finish_reason is None:
             raise TransportError("reset", "stream ended before [DONE]")
+
+
+class _Wake(Exception):
+    """Raised into a blocked read by the exchange's watchdog when a deadline has passed."""
 
 
 def _merge_tool_delta(calls: dict[int, ToolCallOut], tc: Any) -> None:

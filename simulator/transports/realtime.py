@@ -156,8 +156,8 @@ def parse_server_event(text: str | bytes) -> RtEvent:
     if kind in ("text", "transcript"):
         return RtEvent(kind, typ, text=str(o.get("delta") or ""))
     if kind == "function_call":
-        return RtEvent(kind, typ, call_id=str(o.get("call_id") or ""), name=str(o.get("name") or ""),
-                       arguments=str(o.get("arguments") or ""))
+        return RtEvent(kind, typ, call_id=str(o.get("call_id") or ""),
+                       name=str(o.get("name") or ""), arguments=str(o.get("arguments") or ""))
     if kind == "done":
         resp = o.get("response") or {}
         usage = resp.get("usage") if isinstance(resp, dict) else None

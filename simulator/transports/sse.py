@@ -40,6 +40,25 @@ class SSEParser:
         """
         self._buf += chunk
         out: list[SSEEvent] = []
+        buf = self._buf
+        if b"\r" not in buf:
+            # Fast path for LF-only streams (what LLM servers send): decode every complete
+            # line at once and split in C, instead of one find/slice/decode per line.
+            end = buf.rfind(b"\n")
+            if end >= 0:
+                try:
+                    block = buf[:end].decode("utf-8")
+                except UnicodeDecodeError:
+                    raise TransportError("protocol_error",
+                                         "SSE stream is not valid UTF-8") from None
+                del buf[: end + 1]
+                for text in block.split("\n"):
+                    ev = self._text_line(text)
+                    if ev is not None:
+                        out.append(ev)
+            if len(buf) + self._pending > self._max:
+                raise TransportError("oversized", f"SSE event larger than {self._max} bytes")
+            return out
         while True:
             line, ok = self._take_line()
             if not ok:
@@ -73,6 +92,9 @@ class SSEParser:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise TransportError("protocol_error", "SSE stream is not valid UTF-8") from None
+        return self._text_line(line)
+
+    def _text_line(self, line: str) -> SSEEvent | None:
         if line == "":
             if not self._data:
                 self._event = ""

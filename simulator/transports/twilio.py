@@ -106,7 +106,8 @@ def parse_agent_message(text: str | bytes) -> TwMessage:
         return TwMessage(ev, sid)
     if ev == AGENT_TEXT_EVENT:
         return TwMessage(ev, sid, text=str(o.get("text") or ""))
-    raise TransportError("protocol_error", f"unknown Media Streams event {ev[:40]!r} from the agent")
+    raise TransportError("protocol_error",
+                         f"unknown Media Streams event {ev[:40]!r} from the agent")
 
 
 def parse_twilio_message(text: str | bytes) -> TwMessage:
@@ -183,15 +184,18 @@ class TwilioCodec:
         })
 
     def dtmf(self, digit: str) -> str:
-        return _dumps({"event": "dtmf", "sequenceNumber": self._next(), "streamSid": self.stream_sid,
+        return _dumps({"event": "dtmf", "sequenceNumber": self._next(),
+                       "streamSid": self.stream_sid,
                        "dtmf": {"track": "inbound_track", "digit": digit}})
 
     def mark(self, name: str) -> str:
-        return _dumps({"event": "mark", "sequenceNumber": self._next(), "streamSid": self.stream_sid,
+        return _dumps({"event": "mark", "sequenceNumber": self._next(),
+                       "streamSid": self.stream_sid,
                        "mark": {"name": name}})
 
     def stop(self) -> str:
-        return _dumps({"event": "stop", "sequenceNumber": self._next(), "streamSid": self.stream_sid,
+        return _dumps({"event": "stop", "sequenceNumber": self._next(),
+                       "streamSid": self.stream_sid,
                        "stop": {"accountSid": self.account_sid, "callSid": self.call_sid}})
 
     def caller_text(self, text: str) -> str:

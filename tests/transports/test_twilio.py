@@ -1,0 +1,196 @@
+"""Transport ``twilio``: the Media Streams codec, and whole calls against real WebSocket
+servers on 127.0.0.1 (the reference voice agent, and small hand-written agents)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import statistics
+import time
+from typing import Any
+
+import pytest
+from aiohttp import WSMsgType, web
+from hypothesis import given
+from hypothesis import strategies as st
+
+from simulator.callscript import CallScript
+from simulator.errors import TransportError
+from simulator.personas import Caller
+from simulator.transports.audio_session import run_audio_call, synthetic_speech_fn
+from simulator.transports.base import Deadlines
+from simulator.transports.twilio import (
+    TwilioCodec,
+    TwilioTransport,
+    agent_mark,
+    agent_media,
+    parse_agent_message,
+    parse_twilio_message,
+)
+from tests.conftest import TIME_FACTOR, serve_app
+from tests.voice_agent.harness import (
+    PACKS,
+    TTFT_MS,
+    VAD_MS,
+    call_reference,
+    script_with_tool_and_barge_in,
+)
+
+
+@given(st.binary(min_size=160, max_size=160))
+def test_media_frame_round_trips_through_the_agent_side_parser(payload: bytes) -> None:
+    codec = TwilioCodec("MZ1", "CA1")
+    msg = parse_twilio_message(codec.media(payload))
+    assert msg.event == "media" and msg.payload == payload and msg.chunk == 1
+
+
+def test_codec_counts_sequence_chunk_and_timestamp() -> None:
+    codec = TwilioCodec("MZ1", "CA1")
+    start = json.loads(codec.start({"call_id": "c1"}))
+    assert start["start"]["mediaFormat"] == {"encoding": "audio/x-mulaw", "sampleRate": 8000,
+                                             "channels": 1}
+    frames = [json.loads(codec.media(bytes([0xFF]) * 160)) for _ in range(3)]
+    assert [f["sequenceNumber"] for f in frames] == ["2", "3", "4"]
+    assert [f["media"]["chunk"] for f in frames] == ["1", "2", "3"]
+    assert [f["media"]["timestamp"] for f in frames] == ["0", "20", "40"]
+    with pytest.raises(ValueError):
+        codec.media(b"\xff" * 159)
+
+
+@pytest.mark.parametrize("raw", [
+    "not json",
+    '{"event": "media", "media": {"payload": "***not base64***"}}',
+    '{"event": "media"}',
+    '{"event": "hangup"}',
+    '{"no_event": 1}',
+], ids=["bad-json", "bad-base64", "no-media-object", "unknown-event", "no-event"])
+def test_bad_agent_messages_are_protocol_errors(raw: str) -> None:
+    with pytest.raises(TransportError) as ei:
+        parse_agent_message(raw)
+    assert ei.value.category == "protocol_error"
+
+
+def test_agent_media_mark_and_clear_parse() -> None:
+    assert parse_agent_message(agent_media("MZ", b"\x01\x02")).payload == b"\x01\x02"
+    assert parse_agent_message(agent_mark("MZ", "m1")).name == "m1"
+    assert parse_agent_message('{"event": "clear", "streamSid": "MZ"}').event == "clear"
+
+
+def _one_turn_script() -> CallScript:
+    from simulator.personas import generate_calls
+
+    s = generate_calls(PACKS, "salon", 1, 1)[0]
+    return s.model_copy(update={"turns": s.turns[:1]})
+
+
+async def _call(url: str, script: CallScript) -> Any:
+    transport = TwilioTransport(url)
+
+    async def no_tools(*_a: Any) -> tuple[str, None]:
+        return "{}", None
+
+    try:
+        return await run_audio_call(
+            script, Caller(script, PACKS[script.pack]), transport, no_tools,
+            deadlines=Deadlines(first_byte_s=2.0, call_s=20.0), run_t0_ns=time.perf_counter_ns(),
+            speech=synthetic_speech_fn(0.04), agent_silence_s=0.2, greeting_wait_s=0)
+    finally:
+        await transport.aclose()
+
+
+async def test_frames_are_160_byte_base64_with_increasing_sequence_numbers() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def agent(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        replied = False
+        async for msg in ws:
+            obj = json.loads(msg.data)
+            seen.append(obj)
+            if obj["event"] == "media" and len(seen) > 30 and not replied:
+                replied = True  # one short voiced reply, then silence: the call ends
+                for _ in range(5):
+                    await ws.send_str(agent_media(obj["streamSid"], b"\x10\x90" * 80))
+            if obj["event"] == "stop":
+                break
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", agent)
+    async with serve_app(app) as url:
+        run = await _call(url.replace("http", "ws") + "/ws", _one_turn_script())
+    assert run.error is None, run.error_detail
+    events = [m["event"] for m in seen]
+    assert events[:2] == ["connected", "start"] and events[-1] == "stop"
+    media = [m for m in seen if m["event"] == "media"]
+    assert len(media) > 30
+    assert all(len(base64.b64decode(m["media"]["payload"], validate=True)) == 160 for m in media)
+    seqs = [int(m["sequenceNumber"]) for m in seen[1:]]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert [int(m["media"]["chunk"]) for m in media] == list(range(1, len(media) + 1))
+    assert run.exchanges and run.exchanges[0]["ttfa_ms"] is not None
+
+
+async def test_bad_base64_from_the_agent_is_a_protocol_error() -> None:
+    async def agent(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT and json.loads(msg.data)["event"] == "start":
+                await ws.send_str('{"event":"media","streamSid":"x","media":{"payload":"%%%"}}')
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", agent)
+    async with serve_app(app) as url:
+        run = await _call(url.replace("http", "ws") + "/ws", _one_turn_script())
+    assert run.error == "protocol_error", run.error_detail
+
+
+async def test_mark_is_echoed_only_after_the_audio_before_it_has_played_out() -> None:
+    got: dict[str, float] = {}
+
+    async def agent(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            obj = json.loads(msg.data)
+            if obj["event"] == "start":
+                sid = obj["streamSid"]
+                for _ in range(25):  # 500 ms of audio, sent at once (Twilio buffers it)
+                    await ws.send_str(agent_media(sid, b"\x10\x90" * 80))
+                await ws.send_str(agent_mark(sid, "end-of-reply"))
+                got["sent"] = time.perf_counter()
+            elif obj["event"] == "mark":
+                got[obj["mark"]["name"]] = time.perf_counter()
+            elif obj["event"] == "stop":
+                break
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", agent)
+    async with serve_app(app) as url:
+        await _call(url.replace("http", "ws") + "/ws", _one_turn_script())
+    assert "end-of-reply" in got
+    assert got["end-of-reply"] - got["sent"] >= 0.4
+
+
+async def test_multi_turn_call_with_tool_call_and_barge_in_against_reference_agent() -> None:
+    script = script_with_tool_and_barge_in()
+    run = await call_reference(lambda u: TwilioTransport(u, text_hints=True), script,
+                               greeting_wait_s=2.0, path="/twilio")
+    assert run.error is None, run.error_detail
+    caller_turns = [e for e in run.exchanges if e["phase"] == "caller"]
+    assert len(caller_turns) >= 4
+    # The agent called the tool backend itself (over HTTP, through the relay).
+    made = [c["name"] for c in run.transcript["tool_calls"]]
+    assert [c.name for c in script.expected_tool_calls] == made
+    barge = [e for e in run.events if e[0] == "barge_in"]
+    assert len(barge) == 1 and barge[0][1]["cleared"]
+    assert run.exchanges[0]["interrupted"] and run.exchanges[0]["barge_in_reaction_ms"] is not None
+    assert any("all set" in t.lower() or "booked" in t.lower() for t in run.transcript["agent"])
+    # Time to first audio = the agent's VAD hangover + its configured delay (see docs).
+    plain = [e["ttfa_ms"] - VAD_MS for e in caller_turns
+             if not e["interrupted"] and e["ttfa_ms"] is not None]
+    assert abs(statistics.median(plain) - TTFT_MS) <= 25 * TIME_FACTOR, plain
