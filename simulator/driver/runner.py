@@ -15,7 +15,8 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -266,7 +267,8 @@ class ShardRunner:
             transcript=run.transcript,
         )
 
-    async def run(self, indices: list[int], t0: int, sink: Callable[[CallResult], None],
+    async def run(self, indices: list[int], t0: int,
+                  sink: Callable[[CallResult], Awaitable[None] | None],
                   stop: asyncio.Event, *, resume_base_s: float = 0.0) -> bool:
         """Run ``indices`` (call i starts at ``t0 + offsets[i] - resume_base_s``); return
         True when ``stop`` interrupted the arrivals."""
@@ -288,7 +290,9 @@ class ShardRunner:
                 self.active += 1
                 started = _now()
                 res = await self._one(i, t0 - base_ns, transport, started)
-                sink(res)
+                done = sink(res)
+                if done is not None:
+                    await done
             finally:
                 self.active -= 1
                 if cap is not None:
@@ -436,7 +440,11 @@ async def run_load(
 
 class StoreSink:
     """Commits each finished call to the run store and feeds the live progress and the
-    run's latency histograms."""
+    run's latency histograms.
+
+    Commits run on one writer thread, in order, so an SQLite fsync or checkpoint never
+    stalls the event loop that is timing other calls; a call is counted only once committed.
+    """
 
     def __init__(self, store: RunStore, progress: Progress,
                  on_call: Callable[[CallOutcome], None] | None = None) -> None:
@@ -444,14 +452,22 @@ class StoreSink:
         self.ttft = LatencyHistogram()
         self.sched = LatencyHistogram()
         self.dispatch = LatencyHistogram()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callsim-store")
 
-    def __call__(self, r: CallResult) -> None:
+    def commit(self, r: CallResult) -> None:
         self.store.record_call(
             r.idx, r.outcome, warmup=r.warmup, scheduled_s=r.scheduled_s,
             started_s=r.started_s, finished_s=r.finished_s,
             dispatch_delay_ms=r.dispatch_delay_ms, turns=r.turns, events=r.events,
             transcript=r.transcript,
         )
+
+    async def __call__(self, r: CallResult) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.pool, self.commit, r)
+        self.count(r)
+
+    def count(self, r: CallResult) -> None:
+        """Feed progress and histograms with a committed call."""
         p = self.progress
         p.done += 1
         if not r.outcome.ok:
@@ -473,6 +489,7 @@ class StoreSink:
 def finish_run(store: RunStore, run_dir: Path, total: int, sink: StoreSink, interrupted: bool,
                lag_hist: LatencyHistogram, lag_p99: float, lag_verdict: str) -> dict[str, Any]:
     """Write histograms, status and summary.json; index the run; return the summary."""
+    sink.pool.shutdown(wait=True)
     store.put_histogram("ttft_ms", sink.ttft.encode())
     store.put_histogram("ttft_from_schedule_ms", sink.sched.encode())
     store.put_histogram("dispatch_delay_ms", sink.dispatch.encode())
