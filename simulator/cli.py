@@ -176,6 +176,7 @@ def run(**kw: Any) -> None:
         click.echo(f"run {summary['run_id']} stopped with {c['completed']} of {c['total']} calls "
                    f"recorded; finish it with: callsim run --target {summary.get('target')} "
                    f"--resume {summary.get('run_dir')}", err=True)
+        sys.exit(130)  # interrupted (Ctrl-C / SIGTERM): not a complete run
 
 
 def run_from_options(**kw: Any) -> dict[str, Any]:
