@@ -68,8 +68,13 @@ def new_run_id(prefix: str = "run") -> str:
 class RunStore:
     """Writer and reader of one run's database. Not shared across threads."""
 
-    def __init__(self, run_dir: str | Path, *, create: bool = False) -> None:
+    def __init__(self, run_dir: str | Path, *, create: bool = False,
+                 redact: tuple[str, ...] = ()) -> None:
+        """Open (or with ``create``, make) the store of ``run_dir``. Every string in
+        ``redact`` (API keys) is replaced by ``***`` in whatever is written, so a hostile
+        agent that echoes a key back cannot get it into the store or the reports."""
         self.dir = Path(run_dir)
+        self._redact = tuple(s for s in redact if s)
         db = self.dir / "store.sqlite"
         if create:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -127,8 +132,9 @@ class RunStore:
                         idx, outcome.call_id, outcome.script_id, outcome.pack, outcome.intent,
                         outcome.profile, int(outcome.ok), outcome.error, int(warmup),
                         scheduled_s, started_s, finished_s, dispatch_delay_ms,
-                        json.dumps(asdict(outcome), separators=(",", ":")),
-                        json.dumps(transcript, separators=(",", ":"), ensure_ascii=False),
+                        self._clean(json.dumps(asdict(outcome), separators=(",", ":"))),
+                        self._clean(json.dumps(transcript, separators=(",", ":"),
+                                               ensure_ascii=False)),
                     ),
                 )
                 self.db.executemany(
@@ -147,10 +153,16 @@ class RunStore:
                 )
                 self.db.executemany(
                     "INSERT INTO events VALUES (?,?,?)",
-                    [(idx, kind, json.dumps(data, separators=(",", ":"))) for kind, data in events],
+                    [(idx, kind, self._clean(json.dumps(data, separators=(",", ":"))))
+                     for kind, data in events],
                 )
         except sqlite3.OperationalError as exc:
             raise StoreError(f"{self.dir}: cannot write call {idx}: {exc}") from None
+
+    def _clean(self, text: str) -> str:
+        for secret in self._redact:
+            text = text.replace(secret, "***")
+        return text
 
     def completed_indices(self) -> set[int]:
         return {r[0] for r in self.db.execute("SELECT idx FROM calls")}

@@ -393,7 +393,7 @@ async def run_load(
     calls finish for ``config.grace_s``, then write the summary.
     """
     agent = agent or AgentProfile(model=config.model)
-    store = RunStore(run_dir, create=True)
+    store = RunStore(run_dir, create=True, redact=(api_key,) if api_key else ())
     offsets, total, n_warm = plan(calls, config)
     done_before = store.completed_indices() if resume else set()
     if not resume:

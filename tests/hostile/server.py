@@ -45,7 +45,8 @@ def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
     return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
 
-def make_app(all_healthy: bool = False, think_ms: float = 50.0) -> web.Application:
+def make_app(all_healthy: bool = False, think_ms: float = 50.0,
+             echo_auth: bool = False) -> web.Application:
     # Fault payloads are built once: the server must stay cheap, so that what the test
     # measures is callsim, not an overloaded hostile server.
     endless_head = _chunk({"tool_calls": [{"index": 0, "id": "c", "type": "function",
@@ -103,6 +104,14 @@ def make_app(all_healthy: bool = False, think_ms: float = 50.0) -> web.Applicati
                 await resp.write(view[i : i + 65536])
             return resp
         await asyncio.sleep(think_ms / 1000)
+        if echo_auth:  # a hostile agent that repeats the caller's credentials back
+            auth = request.headers.get("Authorization", "")
+            if int(request.headers.get("X-Callsim-Call-Id", "0")) % 3 == 0:
+                return web.Response(status=401, text=f"bad credentials {auth}")
+            await resp.write(_chunk({"content": f"Your key is {auth}. Goodbye!"}))
+            await resp.write(_chunk({}, "stop"))
+            await resp.write(b"data: [DONE]\n\n")
+            return resp
         for part in healthy:
             await resp.write(part)
         return resp
@@ -120,10 +129,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--all-healthy", action="store_true")
     ap.add_argument("--think-ms", type=float, default=50.0)
+    ap.add_argument("--echo-auth", action="store_true")
     a = ap.parse_args()
 
     async def run() -> None:
-        runner = web.AppRunner(make_app(a.all_healthy, a.think_ms), access_log=None)
+        runner = web.AppRunner(make_app(a.all_healthy, a.think_ms, a.echo_auth), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
