@@ -33,12 +33,12 @@ def test_audio_calls_complete_with_tools_and_time_to_first_audio(
         path = "/twilio" if transport == "twilio" else "/v1/realtime"
         p = subprocess.run(
             [*CALLSIM, "run", "--target", f"ws://{base}{path}", "--transport", transport,
-             "--text-hints", "--tools-port", str(relay), "--count", "6", "--concurrency", "3",
+             "--text-hints", "--tools-port", str(relay), "--count", "3", "--concurrency", "3",
              "--seed", "2", "--runs-dir", str(tmp_path), "--no-pauses", "--json"],
             capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     s = json.loads(p.stdout)
-    assert s["calls"]["ok"] == 6
+    assert s["calls"]["ok"] == 3
     assert s["gate"]["tool_arg_accuracy"] >= 0.95
     # End of caller speech -> first agent audio: the agent's VAD hangover plus its delay.
     assert 300 + 150 <= s["ttft_ms"]["p50"] <= 300 + 150 + 100

@@ -14,8 +14,10 @@ stable length, with a timeout.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
+import gc
 import hashlib
 import importlib.metadata
 import os
@@ -147,7 +149,16 @@ def _get_engine() -> Any:
         _load_error = f"TTS: cannot start pyttsx3/espeak-ng: {type(exc).__name__}: {exc}"
         raise TTSUnavailableError(_load_error) from None
     _engine = engine
+    atexit.register(_release_engine)
     return engine
+
+
+def _release_engine() -> None:
+    """Drop the engine while the interpreter is still whole: pyttsx3's ``__del__`` needs
+    modules that are already torn down if it runs at the very end of shutdown."""
+    global _engine
+    _engine = None
+    gc.collect()
 
 
 def engine_version() -> str:

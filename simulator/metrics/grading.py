@@ -32,8 +32,11 @@ def says_not_found(text: str) -> bool:
 def score_tool_calls(
     expected: list[dict[str, Any]], made: list[dict[str, Any]], write_tools: set[str]
 ) -> tuple[int, int, bool, list[dict[str, Any]]]:
-    """Match expected calls to calls made (by name, in order) and score their arguments.
+    """Match expected calls to calls made and score their arguments.
 
+    Each expected call is matched to the not-yet-matched call of the same name with the most
+    arguments right (the earliest on a tie): an agent that retries a lookup after mishearing
+    and then gets it right made the call it should have.
     Returns (arguments expected, arguments right, strict pass, per-argument mismatches).
     An expected call without arguments counts as one "argument": whether it was made.
     Strict pass: every expected call made with every argument right and no extra write call.
@@ -44,9 +47,14 @@ def score_tool_calls(
     all_right = True
     for exp in expected:
         args = exp.get("arguments") or {}
-        match = next(
-            (i for i, m in enumerate(made) if i not in used and m.get("name") == exp["name"]), None
-        )
+        want = {k: normalise_arg(v) for k, v in args.items()}
+
+        def right(m: dict[str, Any], want: dict[str, Any] = want) -> int:
+            got = m.get("arguments") or {}
+            return sum(1 for k, v in want.items() if k in got and normalise_arg(got[k]) == v)
+
+        cands = [i for i, m in enumerate(made) if i not in used and m.get("name") == exp["name"]]
+        match = max(cands, key=lambda i: (right(made[i]), -i)) if cands else None
         if match is None:
             n = max(1, len(args))
             total += n
