@@ -28,5 +28,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@for s in scripts/bench_*.py; do echo "== $$s"; $(PY) $$s || exit 1; done
 
+# 30 minutes of long calls with the typical_call profile's tool faults against the reference
+# agent (not run in CI); numbers go to docs/benchmarks.md.
+soak: $(STAMP)
+	mkdir -p runs
+	$(VENV)/bin/callsim soak --lines 50 --duration 30m --turn-gap 5 --profile typical_call \
+		-o runs/soak.json
+
 clean:
 	rm -rf $(VENV) runs .mypy_cache .ruff_cache

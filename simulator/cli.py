@@ -265,6 +265,53 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     click.echo(f"stored in {summary.get('run_dir', '')}".rstrip())
 
 
+# ----------------------------------------------------------------------------- soak
+@main.command()
+@click.option("--target", help="Agent base URL (default: start the reference agent).")
+@click.option("--lines", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Long calls kept up at once.")
+@click.option("--duration", default="5m", show_default=True, help="How long to soak (e.g. 30m).")
+@click.option("--turn-gap", default=5.0, show_default=True, type=float,
+              help="Seconds between caller turns: makes each call last minutes.")
+@click.option("--profile", default="typical_call", show_default=True,
+              help="Noise profile (its tool faults apply).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--api-key-env")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the result (with memory/fd samples) as JSON.")
+@_user_errors
+def soak(target: str | None, lines: int, duration: str, turn_gap: float, profile: str,
+         seed: int, api_key_env: str | None, output: Path | None) -> None:
+    """Keep long calls up for a while; report stalls and disconnects per call-hour and
+    whether memory and file descriptors stayed flat."""
+    from simulator.driver.arrivals import parse_duration
+    from simulator.driver.soak import soak as run_soak
+    from simulator.driver.soak import write_result
+    from simulator.personas import generate_calls, load_packs
+    from simulator.transports.openai_chat import api_key_from_env
+
+    packs = load_packs()
+    calls = _degrade(generate_calls(packs, "all", max(50, lines * 10), seed), profile, seed, None)
+    secs = parse_duration(duration)
+    key = api_key_from_env(api_key_env)
+
+    def go(url: str, pid: int | None) -> Any:
+        return _run_async(run_soak(calls, packs, target=url, lines=lines, duration_s=secs,
+                                   gap_s=turn_gap, api_key=key, watch_pid=pid,
+                                   progress=sys.stderr))
+
+    if target:
+        res = go(target, None)
+    else:
+        with agent_process("--ttft-ms", "150", "--token-ms", "10") as url:
+            res = go(url, _AGENT_PIDS[-1] if _AGENT_PIDS else None)
+    d = res.to_dict()
+    if output:
+        write_result(res, output)
+    d.pop("samples")
+    click.echo(json.dumps(d, indent=2, sort_keys=True))
+
+
 # ----------------------------------------------------------------------------- report/export
 @main.command()
 @click.argument("run_ref")
@@ -700,12 +747,16 @@ def tools_serve(calls_file: Path, host: str, port: int, db: str,
 
 
 # ----------------------------------------------------------------------------- demo
+_AGENT_PIDS: list[int] = []
+
+
 @contextlib.contextmanager
 def agent_process(*args: str) -> Iterator[str]:
     """Start ``callsim agent serve --port 0 ARGS`` in a child process; yield its base URL."""
     cmd = [sys.executable, "-m", "simulator", "agent", "serve", "--port", "0", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    _AGENT_PIDS.append(proc.pid)
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + 30
@@ -718,8 +769,8 @@ def agent_process(*args: str) -> Iterator[str]:
                 url = line[line.index("http://"):].split()[0]
                 break
         if url is None:
-            err = proc.stderr.read() if proc.stderr else ""
-            raise CallsimError(f"reference agent did not start: {err.strip()[-300:]}")
+            raise CallsimError("reference agent did not start (run `callsim agent serve "
+                               "--port 0` to see why)")
         yield url
     finally:
         proc.terminate()
