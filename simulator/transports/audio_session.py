@@ -342,7 +342,7 @@ class _AudioCall:
         nxt = _now()
         silence = self.line.silence_chunk
         try:
-            while not self.sender_stop:
+            while not self.sender_stop and not self.closed:
                 delay = (nxt - _now()) / 1e9
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -383,7 +383,9 @@ class _AudioCall:
         self.drained.clear()
         self.queue.extend(chunks)
         self.queue_voiced.extend(voiced)
-        await self.drained.wait()
+        # Not a bare drained.wait(): a line the agent closed mid-utterance never drains.
+        if not await self.wait_for(lambda now: self.drained.is_set(), 24 * 3600):
+            _raise_line(self, "reset", "the line closed while the caller was speaking")
         if self.sender_error is not None:
             raise TransportError("reset",
                                  f"sending audio failed: {type(self.sender_error).__name__}")
@@ -612,14 +614,18 @@ class _Session:
                                                   self.system_prompt)
             self.call = call = _AudioCall(line, self.dl, self.agent_silence_s, self.stats)
             tasks = [asyncio.create_task(call.sender()), asyncio.create_task(call.receiver())]
-            if self.greeting_wait_s > 0:
-                await self._greeting(call)
-            turn: Turn | None = self.caller.first()
-            while turn is not None:
-                turn = await self._caller_turn(call, line, turn)
-                self.first_turn = False
+            # The whole call is bounded by its deadline, whatever the agent does.
+            async with asyncio.timeout(self.remaining()):
+                if self.greeting_wait_s > 0:
+                    await self._greeting(call)
+                turn: Turn | None = self.caller.first()
+                while turn is not None:
+                    turn = await self._caller_turn(call, line, turn)
+                    self.first_turn = False
         except TransportError as exc:
             run.error, run.error_detail = exc.category, str(exc)
+        except TimeoutError:
+            run.error, run.error_detail = "call_timeout", "call exceeded its deadline"
         finally:
             if self.call is not None:
                 self.call.sender_stop = True

@@ -80,3 +80,15 @@ class TextTransport(Protocol):
 
 
 transports: Registry[type] = Registry("transport")
+
+
+def check_close(msg: Any, ws: Any) -> None:
+    """A WebSocket closed by the agent with an error code is a ``ws_closed`` error; a
+    normal close (1000 / 1001) is the agent hanging up."""
+    code = msg.data if isinstance(msg.data, int) else getattr(ws, "close_code", None)
+    if code not in (None, 1000, 1001, 1005):
+        from simulator.errors import TransportError
+
+        reason = str(msg.extra or "")[:120]
+        raise TransportError("ws_closed", f"agent closed the WebSocket with code {code}"
+                             + (f": {reason}" if reason else ""))

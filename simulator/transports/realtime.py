@@ -25,7 +25,7 @@ from simulator.audio import dsp
 from simulator.callscript import CallScript
 from simulator.errors import TransportError
 from simulator.transports.audio_session import LineEvent, is_voiced_mulaw, realtime_usage_to_openai
-from simulator.transports.base import Deadlines, transports
+from simulator.transports.base import Deadlines, check_close, transports
 
 _now = time.perf_counter_ns
 AudioFormat = Literal["pcm16", "g711_ulaw"]
@@ -272,6 +272,7 @@ class RealtimeLine:
             t = _now()
             if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
                             aiohttp.WSMsgType.CLOSED):
+                check_close(msg, self.ws)
                 return None
             if msg.type == aiohttp.WSMsgType.ERROR:
                 raise TransportError("reset", f"WebSocket error: {self.ws.exception()}")

@@ -24,7 +24,7 @@ from simulator.audio import dsp
 from simulator.callscript import CallScript
 from simulator.errors import TransportError
 from simulator.transports.audio_session import FRAME_SAMPLES, LineEvent, is_voiced_mulaw
-from simulator.transports.base import Deadlines, transports
+from simulator.transports.base import Deadlines, check_close, transports
 
 _now = time.perf_counter_ns
 FRAME_BYTES = 160
@@ -284,6 +284,7 @@ class TwilioLine:
             t = _now()
             if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
                             aiohttp.WSMsgType.CLOSED):
+                check_close(msg, self.ws)
                 return None
             if msg.type == aiohttp.WSMsgType.ERROR:
                 raise TransportError("reset", f"WebSocket error: {self.ws.exception()}")
