@@ -153,6 +153,9 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
 @click.option("--runs-dir", default="runs", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
 @click.option("--resume", "resume_run", help="Finish the calls a stored run had not completed.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Shard workers (Ray actors) on this machine; more than 1 needs callsim[ray].")
+@click.option("--ray-address", help="Run the workers on this Ray cluster (e.g. 'auto').")
 @click.option("--agent-profile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Agent profile YAML (price table).")
 @click.option("--rubric", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -182,8 +185,9 @@ def run(**kw: Any) -> None:
 def run_from_options(**kw: Any) -> dict[str, Any]:
     from simulator.agent_profile import load_agent_profile
     from simulator.callscript import load_calls
+    from simulator.distributed import run_distributed
     from simulator.driver.arrivals import parse_duration, spec_from_options
-    from simulator.driver.runner import RunConfig, run_load
+    from simulator.driver.runner import RunConfig
     from simulator.personas import load_packs
     from simulator.store import RunStore, new_run_id, resolve_run
     from simulator.transports.base import Deadlines
@@ -198,9 +202,11 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
         cfg = _config_from_meta(meta["config"])
         calls = load_calls(run_dir / "calls.jsonl")
         packs = load_packs(kw.get("personas_dir"))
-        return _run_async(run_load(calls, packs, cfg, run_dir, api_key=api_key, resume=True,
-                                   agent=load_agent_profile(kw.get("agent_profile")),
-                                   progress_out=sys.stderr))
+        workers = kw.get("workers") or int(meta.get("workers") or 1)
+        return _run_async(run_distributed(
+            calls, packs, cfg, run_dir, workers=workers, ray_address=kw.get("ray_address"),
+            api_key=api_key, resume=True, agent=load_agent_profile(kw.get("agent_profile")),
+            progress_out=sys.stderr))
     spec = spec_from_options(arrival=kw.get("arrival"), rate=kw.get("rate"),
                              burstiness=kw.get("burstiness"), stages=kw.get("stages"),
                              trace=kw.get("trace"),
@@ -236,9 +242,10 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
     run_dir = Path(kw["runs_dir"]) / new_run_id()
     click.echo(f"run {run_dir.name}: {len(calls)} call scripts, {spec.describe()}, "
                f"profile {profile_name}, target {kw['target']}", err=True)
-    return _run_async(run_load(calls, packs, cfg, run_dir, api_key=api_key,
-                               agent=load_agent_profile(kw.get("agent_profile")),
-                               progress_out=sys.stderr))
+    return _run_async(run_distributed(
+        calls, packs, cfg, run_dir, workers=kw.get("workers") or 1,
+        ray_address=kw.get("ray_address"), api_key=api_key,
+        agent=load_agent_profile(kw.get("agent_profile")), progress_out=sys.stderr))
 
 
 def _config_from_meta(d: dict[str, Any]) -> Any:

@@ -30,6 +30,7 @@ from simulator.backend import ToolBackend
 from simulator.callscript import CallScript, write_calls
 from simulator.driver.arrivals import ArrivalSpec, build_schedule, warmup_count
 from simulator.driver.looplag import LoopLagMonitor
+from simulator.driver.looplag import lag_verdict as looplag_verdict
 from simulator.driver.session import run_text_call, tool_result_text
 from simulator.histogram import LatencyHistogram
 from simulator.metrics.grading import grade_call
@@ -267,11 +268,12 @@ class ShardRunner:
             transcript=run.transcript,
         )
 
-    async def run(self, indices: list[int], t0: int,
+    async def run(self, indices: list[int], t0: int | None,
                   sink: Callable[[CallResult], Awaitable[None] | None],
                   stop: asyncio.Event, *, resume_base_s: float = 0.0) -> bool:
-        """Run ``indices`` (call i starts at ``t0 + offsets[i] - resume_base_s``); return
-        True when ``stop`` interrupted the arrivals."""
+        """Run ``indices`` (call i starts at ``t0 + offsets[i] - resume_base_s``; ``t0`` None:
+        the moment the connections are warm); return True when ``stop`` interrupted the
+        arrivals."""
         config = self.config
         transport = make_transport(config, self.api_key)
         if config.max_requests_per_s:
@@ -282,6 +284,7 @@ class ShardRunner:
         tasks: set[asyncio.Task[None]] = set()
         interrupted = False
         base_ns = int(resume_base_s * 1e9)
+        clock = [t0 or 0]  # the run's time zero (set below once connections are warm)
 
         async def start_one(i: int) -> None:
             if cap is not None:
@@ -289,7 +292,7 @@ class ShardRunner:
             try:
                 self.active += 1
                 started = _now()
-                res = await self._one(i, t0 - base_ns, transport, started)
+                res = await self._one(i, clock[0] - base_ns, transport, started)
                 done = sink(res)
                 if done is not None:
                     await done
@@ -304,6 +307,8 @@ class ShardRunner:
                 relay_runner = await self._start_relay()
             self.lag.start()
             await transport.warmup(min(_concurrency_hint(config), 256))
+            if t0 is None:
+                clock[0] = t0 = _now()  # the clock starts once connections are warm
             if self.offsets is None:
                 queue = list(reversed(indices))
 
@@ -426,7 +431,7 @@ async def run_load(
                                                         progress_out))
     base = float(offsets[todo[0]]) if (resume and todo and offsets is not None) else 0.0
     try:
-        interrupted = await shard.run(todo, _now(), sink, stop, resume_base_s=base)
+        interrupted = await shard.run(todo, None, sink, stop, resume_base_s=base)
     finally:
         if printer is not None:
             printer.cancel()
@@ -490,10 +495,15 @@ def finish_run(store: RunStore, run_dir: Path, total: int, sink: StoreSink, inte
                lag_hist: LatencyHistogram, lag_p99: float, lag_verdict: str) -> dict[str, Any]:
     """Write histograms, status and summary.json; index the run; return the summary."""
     sink.pool.shutdown(wait=True)
-    store.put_histogram("ttft_ms", sink.ttft.encode())
-    store.put_histogram("ttft_from_schedule_ms", sink.sched.encode())
-    store.put_histogram("dispatch_delay_ms", sink.dispatch.encode())
-    store.put_histogram("loop_lag_ms", lag_hist.encode())
+    earlier = store.histograms()  # a resumed run adds to what its first part recorded
+    for name, hist in (("ttft_ms", sink.ttft), ("ttft_from_schedule_ms", sink.sched),
+                       ("dispatch_delay_ms", sink.dispatch), ("loop_lag_ms", lag_hist)):
+        if name in earlier:
+            hist = LatencyHistogram.merged([hist, LatencyHistogram.decode(earlier[name])])
+            if name == "loop_lag_ms" and hist.count:
+                lag_p99 = hist.percentile_ms(99.0)
+                lag_verdict = looplag_verdict(lag_p99)
+        store.put_histogram(name, hist.encode())
     complete = len(store.completed_indices()) == total
     store.set_meta(status="complete" if complete else "partial", finished_at=time.time(),
                    interrupted=interrupted, loop_lag_p99_ms=lag_p99,
