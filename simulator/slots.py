@@ -12,6 +12,7 @@ amounts a plain number string ("450000" or "129.5"), record IDs ``PREFIX-DIGITS`
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import random
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -371,6 +372,200 @@ def speak(slot_type: str, value: Any) -> str:
     return str(value)
 
 
+# --------------------------------------------------------------------------- ASR tolerance
+#
+# Caller text reaches the agent through speech recognition: fillers, doubled words, split
+# and merged words, and phonetic near-misses ("Marsh" for March, "do" for two). The helpers
+# below let the parsers read through that, deterministically and without looking at
+# anything but the text (no clean transcript, no expected value).
+
+_FILLER_WORDS = frozenset(
+    {"um", "umm", "uh", "uhh", "uhm", "er", "erm", "ah", "hmm", "mm", "mhm", "uh-huh"}
+)
+_FILLER_TOKEN_RE = re.compile(
+    r"(?<![\w'-])(?:u+m+|u+h+m*|e+rm*|a+h+|h+m+|m+h?m+)(?![\w'-])[,.]?\s*", re.I
+)
+_NUMBERISH = set(_WORD_VALUE) | set(_ORD_VALUE) | {"oh", "o", "double", "triple", "hundred"}
+_DISCOURSE_RE = re.compile(r"(?<![\w'])(?:you know,?|like,|i mean,)\s+", re.I)
+_DOUBLED_RE = re.compile(r"\b([A-Za-z']+)(?:[\s,]+\1\b)+", re.I)
+
+
+def asr_clean(text: str) -> str:
+    """``text`` without filler words (um, uh, er, hmm) and with immediately repeated words
+    said once ("all all" -> "all"); repeated number words are kept ("eight eight")."""
+    out = _FILLER_TOKEN_RE.sub("", text)
+    out = _DISCOURSE_RE.sub("", out)
+    out = re.sub(r"\b(after|every|any|some) (noon|thing|one|body)\b", r"\1\2", out, flags=re.I)
+
+    def undouble(m: re.Match[str]) -> str:
+        return m.group(0) if m.group(1).lower() in _NUMBERISH else m.group(1)
+
+    out = _DOUBLED_RE.sub(undouble, out)
+    return re.sub(r"\s{2,}", " ", out).strip() or text.strip()
+
+
+def _despace(s: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "", s.lower())
+
+
+def _allowed_edits(n: int) -> int:
+    """Character edits tolerated in a phrase of ``n`` letters (short words must be exact)."""
+    return 0 if n < 5 else (1 if n < 9 else 2)
+
+
+def fuzzy_phrase_score(phrase: str, text: str) -> float:
+    """How well ``phrase`` occurs in ``text`` allowing for recognition errors: 1.0 for a
+    word-bounded exact occurrence, about 0.8-0.95 for one with a split or merged word or a
+    character edit or two (scaled by how close), 0.0 when it is not there. Case and
+    punctuation are ignored."""
+    ptoks = re.findall(r"[a-z0-9']+", phrase.lower())
+    ttoks = re.findall(r"[a-z0-9']+", text.lower())
+    if not ptoks or not ttoks:
+        return 0.0
+    k = len(ptoks)
+    for i in range(len(ttoks) - k + 1):
+        if ttoks[i : i + k] == ptoks:
+            return 1.0
+    target = _despace(phrase)
+    n = len(target)
+    if n < 5:
+        return 0.0
+    from rapidfuzz.distance import Levenshtein
+
+    best = 0.0
+    budget = _allowed_edits(n)
+    for size in range(max(1, k - 1), k + 2):
+        for i in range(len(ttoks) - size + 1):
+            window = "".join(ttoks[i : i + size]).replace("'", "")
+            if n >= 6 and target in window and len(window) - n <= 4:
+                score = 0.9  # merged with a neighbouring word: "insidethe"
+            else:
+                d = Levenshtein.distance(target, window, score_cutoff=budget)
+                if d > budget:
+                    continue
+                score = 0.95 - 0.1 * d if d else 0.95  # split ("vi ewing") or edited
+            best = max(best, score)
+    return best
+
+
+@functools.lru_cache(maxsize=1)
+def _phones_of() -> Callable[[str], tuple[str, ...] | None]:
+    from simulator.degradation.phonetics import get_index
+
+    return get_index().phones
+
+
+def _phone_distance(a: str, b: str) -> int | None:
+    from simulator.degradation.phonetics import phone_edit_distance
+
+    phones = _phones_of()
+    pa, pb = phones(a), phones(b)
+    if pa is None or pb is None:
+        return None
+    return phone_edit_distance(pa, pb)
+
+
+@functools.lru_cache(maxsize=8192)
+def _near_word(word: str, candidates: tuple[str, ...]) -> str | None:
+    """The one candidate ``word`` was most likely misheard for: same or one phone apart,
+    or (words of 4+ letters) one letter apart; None when none or several tie."""
+    from rapidfuzz.distance import Levenshtein
+
+    w = word.lower()
+    if w in candidates:
+        return w
+    scored: list[tuple[int, str]] = []
+    for c in candidates:
+        pd = _phone_distance(w, c)
+        ok_ph = pd is not None and (pd == 0 or (pd == 1 and len(c) >= 3 and len(w) >= 2))
+        ld = Levenshtein.distance(w, c)
+        ok_sp = len(w) >= 4 and ld <= 1
+        if ok_ph or ok_sp:
+            scored.append((min(pd if ok_ph and pd is not None else 9, ld), c))
+    if not scored:
+        return None
+    scored.sort()
+    if len(scored) > 1 and scored[0][0] == scored[1][0]:
+        return None
+    return scored[0][1]
+
+
+_MONTH_NAMES = tuple(m.lower() for m in MONTHS)
+_DIGIT_NAMES = tuple(_ONES[:10])
+_NOT_A_DIGIT = frozenset({"a", "i", "the", "and", "at", "is", "it", "its", "on", "in", "or"})
+
+
+def _near_month(word: str) -> int | None:
+    w = word.lower()
+    if w in _MONTH_LOOKUP:
+        return _MONTH_LOOKUP[w]
+    if len(w) < 3 or w in _NUMBERISH:
+        return None
+    m = _near_word(w, _MONTH_NAMES)
+    return _MONTH_NAMES.index(m) + 1 if m else None
+
+
+def _near_digit(word: str) -> str | None:
+    w = word.lower()
+    if w in _DIGIT_WORDS:
+        return _DIGIT_WORDS[w]
+    if w in _NOT_A_DIGIT or w in _MONTH_LOOKUP:
+        return None
+    d = _near_word(w, _DIGIT_NAMES)
+    return str(_DIGIT_NAMES.index(d)) if d else None
+
+
+def _is_dayish(tok: str) -> bool:
+    t = tok.lower()
+    m = re.fullmatch(r"(\d{1,2})(?:st|nd|rd|th)?", t)
+    return bool(m and 1 <= int(m.group(1)) <= 31) or t in _ORD_VALUE
+
+
+_WORDISH_RE = re.compile(r"[A-Za-z]+|\d+(?:st|nd|rd|th)?")
+
+
+def _fix_months(text: str) -> str:
+    """Words next to a day that sound like a month become that month: "Marsh 16" ->
+    "March 16", "the twenty-third of Noon" -> "the twenty-third of June"."""
+    toks = list(_WORDISH_RE.finditer(text))
+    out, last = [], 0
+    for i, m in enumerate(toks):
+        w = m.group(0)
+        if not w.isalpha() or w.lower() in _MONTH_LOOKUP or len(w) < 3:
+            continue
+        nxt = [t.group(0) for t in toks[i + 1 : i + 3]]
+        if nxt and nxt[0].lower() == "the":
+            nxt = nxt[1:]
+        prev = [t.group(0) for t in toks[max(0, i - 2) : i]]
+        ctx = bool(nxt and _is_dayish(nxt[0])) or bool(
+            prev and (_is_dayish(prev[-1]) or (prev[-1].lower() == "of" and len(prev) > 1
+                                                and _is_dayish(prev[-2])))
+        )
+        if not ctx:
+            continue
+        month = _near_month(w)
+        if month:
+            out.append(text[last : m.start()])
+            out.append(MONTHS[month - 1])
+            last = m.end()
+    out.append(text[last:])
+    return "".join(out)
+
+
+_CORRECTION_RE = re.compile(
+    r"(?<!\S)[^\s,]+,\s*(?:no,?\s+wait|no,\s*sorry|no|sorry|i mean),?\s+(?=\S)", re.I
+)
+_MERGED_SORRY_RE = re.compile(r"(?<!\S)[^\s,]+,\s*sorry(?=[a-z]{3,})", re.I)
+
+
+def apply_corrections(text: str) -> str:
+    """A one-word self-correction replaces the word it corrects: "Ana Garcia, sorry,
+    Ruiz" -> "Ana Ruiz", "June 15th, no, 16th" -> "June 16th" (also when recognition
+    merged the words: "sorryruiz")."""
+    out = _CORRECTION_RE.sub("", text)
+    return _MERGED_SORRY_RE.sub("", out)
+
+
 # --------------------------------------------------------------------------- parsers
 
 Parser = Callable[[str, Mapping[str, Any]], str | None]
@@ -429,6 +624,15 @@ _NOT_NAME = {
     "like",
     "need",
     "want",
+    "it's",
+    "i'm",
+    "that's",
+    "this's",
+    "sorry",
+    "name",
+    "know",
+    "yeah",
+    "mean",
 }
 
 
@@ -463,7 +667,23 @@ def parse_person_name(text: str, opts: Mapping[str, Any] | None = None) -> str |
         cleaned = _clean_name(part)
         if cleaned and len(cleaned.split()) >= 2:
             return cleaned
+    # Recognition lost the capitals or put a comma mid-name ("this is bruce, keller"):
+    # the answer to "what's your name" minus its lead-in is the name.
+    bare = _NAME_LEAD_RE.sub("", bare).strip(" .!?,")
+    bare = re.sub(r"\s*,\s*", " ", bare)
+    bare = re.sub(r"\s+(?:here|speaking|calling|please|thanks|thank you)$", "", bare, flags=re.I)
+    cleaned = _clean_name(bare)
+    if cleaned and (len(cleaned.split()) >= 2 or (opts or {}).get("guess")):
+        return cleaned
     return None
+
+
+_NAME_LEAD_RE = re.compile(
+    r"^(?:(?:yeah|yes|yep|sure|okay|ok|so|well|oh|hi|hello|hey|um|uh)[,.!]?\s+)*"
+    r"(?:(?:it's|it is|its|this is|my name is|my name's|the name is|name's|i'm|i am|"
+    r"that's|that is|it's under|under)\s+)?",
+    re.I,
+)
 
 
 _ORD_WORD_RE = "|".join(
@@ -479,7 +699,10 @@ _DAY_RE = rf"(?:(\d{{1,2}})(?:st|nd|rd|th)?|({_ORD_WORD_RE}))"
 _YEAR_WORDS_RE = r"(?:[a-z]+(?:[ -][a-z]+){1,4})"
 _YEAR_RE = rf"(?:,?\s*(\d{{4}}|{_YEAR_WORDS_RE}))?"
 _DATE_MDY = re.compile(rf"\b({_MONTH_RE})\.?\s+(?:the\s+)?{_DAY_RE}\b{_YEAR_RE}", re.I)
-_DATE_DMY = re.compile(rf"\b(?:the\s+)?{_DAY_RE}\s+(?:of\s+)?({_MONTH_RE})\b\.?{_YEAR_RE}", re.I)
+_DATE_DMY = re.compile(
+    rf"\b(?:the\s+)?{_DAY_RE}\s+(?:(?:the|a|uh|um)\s+)?(?:of\s+)?({_MONTH_RE})\b\.?{_YEAR_RE}",
+    re.I,
+)
 _DATE_NUM = re.compile(r"\b(\d{1,2})[/\-.](\d{1,2})(?:[/\-.](\d{4}|\d{2}))?\b")
 _DATE_ISO = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 _WEEKDAY_DAY = re.compile(rf"\b(?:{'|'.join(WEEKDAYS)}),?\s+(?:the\s+)?{_DAY_RE}\b", re.I)
@@ -551,6 +774,7 @@ def _mkdate(y: int | None, m: int, d: int, *, future: bool) -> _dt.date | None:
 
 
 def _find_dates(text: str, *, future: bool) -> list[tuple[int, _dt.date]]:
+    text = _fix_months(text)
     out: list[tuple[int, _dt.date]] = []
     spans: list[tuple[int, int]] = []
 
@@ -609,7 +833,53 @@ def parse_date_of_birth(text: str, opts: Mapping[str, Any] | None = None) -> str
 def parse_date(text: str, opts: Mapping[str, Any] | None = None) -> str | None:
     """ISO date (an appointment date: no year means the next one on/after REFERENCE_DATE)."""
     found = [(p, d) for p, d in _find_dates(text, future=True) if d >= REFERENCE_DATE]
-    return max(found)[1].isoformat() if found else None
+    if found:
+        return max(found)[1].isoformat()
+    if (opts or {}).get("guess"):
+        return _guess_date(text)
+    return None
+
+
+_WEEKDAY_RE = re.compile(rf"\b({'|'.join(WEEKDAYS)})\b", re.I)
+
+
+def _guess_date(text: str) -> str | None:
+    """The closest reading of a date the month of which was lost: a day of the month
+    alone is its next occurrence, a weekday alone the next such day."""
+    days: list[tuple[int, int]] = []
+    for m in _WORDISH_RE.finditer(text):
+        n = _day_of(m.group(0)) if _is_dayish(m.group(0)) else None
+        if n:
+            days.append((m.start(), n))
+    words = text.lower().replace("-", " ").split()
+    for i in range(len(words) - 1):  # "twenty third"
+        t = _ord_to_int(f"{words[i].strip('.,')}-{words[i + 1].strip('.,')}")
+        if t:
+            days.append((10**6 + i, t))
+    if days:
+        day = max(days)[1]
+        d = REFERENCE_DATE
+        for _ in range(62):
+            if d.day == day:
+                return d.isoformat()
+            d += _dt.timedelta(days=1)
+    wd = list(_WEEKDAY_RE.finditer(text))
+    if wd:
+        want = [w.lower() for w in WEEKDAYS].index(wd[-1].group(1).lower())
+        d = REFERENCE_DATE + _dt.timedelta(days=1)
+        while d.weekday() != want:
+            d += _dt.timedelta(days=1)
+        return d.isoformat()
+    return None
+
+
+def _day_of(tok: str) -> int | None:
+    t = tok.lower()
+    m = re.fullmatch(r"(\d{1,2})(?:st|nd|rd|th)?", t)
+    if m:
+        n = int(m.group(1))
+        return n if 1 <= n <= 31 else None
+    return _ORD_VALUE.get(t)
 
 
 _DIGIT_1_9 = "one|two|three|four|five|six|seven|eight|nine"
@@ -685,25 +955,56 @@ def parse_time(text: str, opts: Mapping[str, Any] | None = None) -> str | None:
             found.append((m.start(), h, mi))
             taken.append((m.start(), m.end()))
     if not found:
-        return None
+        return _guess_time(text) if (opts or {}).get("guess") else None
     _, h, mi = max(found)
     return f"{h:02d}:{mi:02d}"
 
 
-def _digits_from_words(text: str) -> list[tuple[int, str]]:
-    """(position, digit string) runs from text mixing digits and digit words."""
-    runs: list[tuple[int, str]] = []
-    cur, start, gap = "", -1, 0
-    for m in re.finditer(r"\d+|[A-Za-z]+", text):
+def _guess_time(text: str) -> str | None:
+    """A bare hour ("around two", "at 10") read with the business-hours rule."""
+    found: list[tuple[int, int]] = []
+    for m in re.finditer(r"\b(\d{1,2})\b|[A-Za-z]+", text):
+        tok = m.group(0).lower()
+        h = int(tok) if tok.isdigit() else _WORD_VALUE.get(tok, -1) if tok != "oh" else -1
+        if 1 <= h <= 12:
+            found.append((m.start(), h))
+    if not found:
+        return None
+    h = max(found)[1]
+    if 1 <= h <= 7:
+        h += 12
+    return f"{h:02d}:00"
+
+
+def _digits_from_words(text: str, *, soft: bool = False) -> list[tuple[int, str]]:
+    """(position, digit string) runs from text mixing digits and digit words. With
+    ``soft``, a word that sounds like a digit word ("do", "sixth") counts as that digit
+    when it stands next to digits."""
+    toks = list(re.finditer(r"\d+|[A-Za-z]+", text))
+    pieces: list[str] = []
+    for m in toks:
         tok = m.group(0).lower()
         if tok.isdigit():
-            piece = tok
+            pieces.append(tok)
         elif tok in _DIGIT_WORDS:
-            piece = _DIGIT_WORDS[tok]
+            pieces.append(_DIGIT_WORDS[tok])
         elif tok in ("double", "triple"):
-            piece = "*" + tok
+            pieces.append("*" + tok)
         else:
-            piece = ""
+            pieces.append("")
+    if soft:
+        hard = [bool(p) for p in pieces]
+        for i, m in enumerate(toks):
+            if hard[i]:
+                continue
+            near = (i > 0 and hard[i - 1]) or (i + 1 < len(toks) and hard[i + 1])
+            if near:
+                d = _near_digit(m.group(0))
+                if d is not None:
+                    pieces[i] = d
+    runs: list[tuple[int, str]] = []
+    cur, start, gap = "", -1, 0
+    for m, piece in zip(toks, pieces, strict=True):
         if piece:
             if not cur:
                 start = m.start()
@@ -727,10 +1028,17 @@ def _digits_from_words(text: str) -> list[tuple[int, str]]:
 def parse_phone(text: str, opts: Mapping[str, Any] | None = None) -> str | None:
     """Ten phone digits from "(555) 123-4567" / "five five five, one two three, ...".
     A leading country code 1 is dropped. Last match wins."""
-    found = [s for _, s in _digits_from_words(text) if len(s) in (10, 11)]
-    found = [s[1:] if len(s) == 11 and s[0] == "1" else s for s in found]
-    found = [s for s in found if len(s) == 10]
-    return found[-1] if found else None
+    for soft in (False, True):
+        found = [s for _, s in _digits_from_words(text, soft=soft) if len(s) in (10, 11)]
+        found = [s[1:] if len(s) == 11 and s[0] == "1" else s for s in found]
+        found = [s for s in found if len(s) == 10]
+        if found:
+            return found[-1]
+    if (opts or {}).get("guess"):  # a digit lost: the closest thing said
+        runs = [s for _, s in _digits_from_words(text, soft=True) if 7 <= len(s) <= 12]
+        if runs:
+            return max(reversed(runs), key=lambda s: -abs(len(s) - 10))[:10]
+    return None
 
 
 def _street_suffixes() -> frozenset[str]:
@@ -912,7 +1220,9 @@ def parse_choice(text: str, opts: Mapping[str, Any] | None = None) -> str | None
     choices = (opts or {}).get("choices") or {}
     low = " " + re.sub(r"[^a-z0-9' ]+", " ", text.lower()) + " "
     best: tuple[int, int, str] | None = None
-    items = choices.items() if isinstance(choices, Mapping) else ((c, []) for c in choices)
+    items = list(
+        choices.items() if isinstance(choices, Mapping) else ((c, []) for c in choices)
+    )
     for canon, syns in items:
         for phrase in (canon, *syns):
             p = " " + re.sub(r"[^a-z0-9' ]+", " ", str(phrase).lower()).strip() + " "
@@ -921,7 +1231,34 @@ def parse_choice(text: str, opts: Mapping[str, Any] | None = None) -> str | None
                 cand = (idx, len(p), str(canon))
                 if best is None or cand[:2] > best[:2]:
                     best = cand
-    return best[2] if best else None
+    if best or (opts or {}).get("strict"):
+        return best[2] if best else None
+    # Asked for it: a misheard, split or merged phrase ("pleasecall first") will do, and
+    # on a guess the closest option at all.
+    guess = bool((opts or {}).get("guess"))
+    scored: list[tuple[float, int, str]] = []
+    for canon, syns in items:
+        for phrase in (canon, *syns):
+            sc = fuzzy_phrase_score(str(phrase), text)
+            if sc == 0.0 and guess:
+                sc = _partial_score(str(phrase), text)
+            if sc > 0:
+                scored.append((sc, len(str(phrase)), str(canon)))
+    if not scored:
+        return None
+    top = max(scored)
+    return top[2] if top[0] >= (0.5 if guess else 0.7) else None
+
+
+def _partial_score(phrase: str, text: str) -> float:
+    """0..1 similarity of ``phrase`` to its best-matching stretch of ``text`` (letters
+    only), for phrases of 4+ letters."""
+    from rapidfuzz import fuzz
+
+    p, t = _despace(phrase), _despace(text)
+    if len(p) < 4 or not t:
+        return 0.0
+    return float(fuzz.partial_ratio(p, t)) / 100.0 * 0.8
 
 
 def parse_free_text(text: str, opts: Mapping[str, Any] | None = None) -> str | None:
@@ -946,7 +1283,15 @@ PARSERS: dict[str, Parser] = {
 
 
 def parse(slot_type: str, text: str, opts: Mapping[str, Any] | None = None) -> str | None:
-    """Canonical value of ``slot_type`` found in caller ``text``, or None."""
+    """Canonical value of ``slot_type`` found in caller ``text``, or None.
+
+    Recognition debris is read through first (fillers, doubled words, one-word
+    self-corrections; see :func:`asr_clean`). ``opts['strict']``: only unambiguous
+    mentions (for values volunteered in passing). ``opts['guess']``: the agent has asked
+    twice and takes its best guess (a lone first name, a day without a month, the closest
+    choice, a phone number with a digit missing) rather than nothing."""
+    if slot_type != "free_text":
+        text = apply_corrections(asr_clean(text))
     return PARSERS[slot_type](text, opts or {})
 
 

@@ -24,7 +24,7 @@ numbers:
   p95_ttft_ms: {direction: lower, relative: true, win_margin: 0.05, lose_badly: 0.20}
   tool_arg_accuracy: {direction: higher, win_margin: 0.01, lose_badly: 0.05}
   refusal_rate: {direction: higher, win_margin: 0.03, lose_badly: 0.10}
-  cost_per_session_usd: {direction: lower, relative: true, win_margin: 0.05, lose_badly: 0.25}
+  cost_per_session_usd: {direction: lower, relative: true, win_margin: 0.10, lose_badly: 0.25}
 guards:
   error_rate: {max: 0.05}
 """

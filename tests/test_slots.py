@@ -119,3 +119,38 @@ def test_normalise_arg_keeps_different_values_apart() -> None:
     assert normalise_arg("2025-06-14") != normalise_arg("2025-06-15")
     assert normalise_arg("Maria Lopez") != normalise_arg("Mario Lopez")
     assert normalise_arg(None) == ""
+
+
+def test_parsers_read_through_recognition_errors() -> None:
+    # Phonetic near-misses of months next to a day; fillers and doubled words.
+    assert parse("date_of_birth", "It Marsh 16, 1944") == "1944-03-16"
+    assert parse("date", "the twenty-third of Noon.") == "2025-06-23"
+    assert parse("date_of_birth", "I was born um the sixteenth the of April 1950.") == "1950-04-16"
+    assert parse("date_of_birth", "It's November like, twenty-seventh, nineteen forty-one.") == (
+        "1941-11-27"
+    )
+    # Digit words misheard next to digits; a split "after noon" is not noon.
+    assert parse("phone", "It's six one three, eight sixth seven, three seven nine five.") == (
+        "6138673795"
+    )
+    assert parse("phone", "Um, 391, 987, do seven nine three.") == "3919872793"
+    assert parse("time", "half past four in the after noon") == "16:30"
+    # Names with a comma mid-name, lower case, a merged self-correction.
+    assert parse("person_name", "This is Bruce, Keller.") == "Bruce Keller"
+    assert parse("person_name", "this you know, is bruce keller") == "Bruce Keller"
+    assert parse("person_name", "Yeah, Melissa Garcia, sorryconrad.") == "Melissa Conrad"
+    # A misheard choice phrase when it was asked for, not in passing.
+    opts = {"choices": {"yes": ["go ahead"], "no": ["please call first"]}}
+    assert parse("choice", "pleasecall first, thanks.", opts) == "no"
+    assert parse("choice", "pleasecall first, thanks.", {**opts, "strict": True}) is None
+
+
+def test_guesses_only_when_asked_to() -> None:
+    assert parse("person_name", "Christopher.") is None
+    assert parse("person_name", "Christopher.", {"guess": True}) == "Christopher"
+    assert parse("date", "the 23rd") is None
+    assert parse("date", "the 23rd", {"guess": True}) == "2025-06-23"
+    nine = "five four, four seven one, eight eight zero zero."
+    assert parse("phone", nine) is None
+    assert parse("phone", nine, {"guess": True}) == "544718800"
+    assert parse("person_name", "I'd like to cancel my appointment", {"guess": True}) is None

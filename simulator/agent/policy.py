@@ -21,9 +21,15 @@ from typing import Any
 from simulator.errors import InputError
 from simulator.personas.generator import _get_faker, generate_value
 from simulator.personas.pack import IntentDef, Pack, ToolStep
-from simulator.slots import parse, speak
+from simulator.slots import fuzzy_phrase_score, parse, speak
 
 ANYTHING_ELSE = "Is there anything else I can help you with?"
+CLARIFY = "Sorry, I'm not sure I understood. Are you calling to"
+# Asks for one slot before the agent settles for its best guess of the answers so far.
+MAX_ASKS = 2
+# After a lookup finds nothing, the agent reads the identity details back once ("let me
+# double-check") before it tells the caller it cannot find the record.
+RECHECK = "Let me double-check that"
 GOODBYE = "Thank you for calling. Have a great day. Goodbye!"
 
 # Types worth extracting from an utterance that did not answer a question: the rest
@@ -86,6 +92,11 @@ class _State:
     slots: dict[str, Any] = field(default_factory=dict)
     last_asked: str | None = None
     asked_count: dict[str, int] = field(default_factory=dict)
+    answers: dict[str, list[str]] = field(default_factory=dict)
+    clarified: int = 0
+    rechecked: set[str] = field(default_factory=set)
+    recheck_done: bool = False
+    heard_at_lookup: dict[str, Any] | None = None
     awaiting_close: bool = False
     closed_reply: str | None = None
     lookup: dict[str, Any] | None = None
@@ -141,21 +152,71 @@ def _kw_in(kw: str, text: str) -> bool:
     return re.search(rf"(?<![a-z]){re.escape(kw.lower())}(?![a-z])", text) is not None
 
 
-def score_intents(pack: Pack, text: str) -> str | None:
-    """The intent whose keywords best match ``text`` (matched keyword words summed)."""
+# A keyword heard through recognition errors ("insidethe", "vi ewing", "reshedule") counts
+# for less than one heard cleanly, and only when it is this close.
+_FUZZY_KW_MIN = 0.8
+
+
+def intent_scores(pack: Pack, text: str) -> dict[str, float]:
+    """Each intent's evidence in ``text``: matched keyword words summed (a keyword found
+    only fuzzily counts its match score times 0.75), plus one per value of the intent's
+    own choice slots named ("a color", "lockout": callers name the thing, not the action).
+    """
     low = text.lower()
-    best: tuple[int, str] | None = None
+    out: dict[str, float] = {}
     for name, intent in pack.intents.items():
-        score = sum(len(kw.split()) for kw in intent.keywords if _kw_in(kw, low))
-        # A value of one of the intent's own choice slots ("a color", "lockout") is
-        # evidence too: callers often name the thing rather than the action.
+        score = 0.0
+        for kw in intent.keywords:
+            n = len(kw.split())
+            if _kw_in(kw, low):
+                score += n
+                continue
+            fz = fuzzy_phrase_score(kw, text)
+            if fz >= _FUZZY_KW_MIN:
+                score += 0.75 * n * fz
         for s in intent.slots:
             sd = pack.slots[s]
-            if sd.type == "choice" and sd.volunteered and parse(sd.type, text, sd.options()):
+            if (
+                sd.type == "choice"
+                and sd.volunteered
+                and parse(sd.type, text, {**sd.options(), "strict": True})
+            ):
                 score += 1
-        if score and (best is None or score > best[0]):
+        out[name] = score
+    return out
+
+
+def score_intents(pack: Pack, text: str) -> str | None:
+    """The intent whose keywords best match ``text`` (see :func:`intent_scores`); None
+    when nothing matched."""
+    best: tuple[float, str] | None = None
+    for name, score in intent_scores(pack, text).items():
+        if score > 0 and (best is None or score > best[0]):
             best = (score, name)
     return best[1] if best else None
+
+
+def best_intent_guess(pack: Pack, texts: Sequence[str]) -> str:
+    """After a clarifying question went unanswered: the intent with the most evidence in
+    everything said so far (keywords, then slot values only it asks for), else the most
+    common one (highest weight)."""
+    joined = " ".join(texts)
+    scores = intent_scores(pack, joined)
+    evidence: dict[str, float] = {}
+    for name, intent in pack.intents.items():
+        ev = 0.0
+        for s in intent.slots:
+            sd = pack.slots[s]
+            if sd.type in _OPPORTUNISTIC and any(
+                parse(sd.type, t, {**sd.options(), "strict": True}) for t in texts
+            ):
+                ev += 1.0 / len(intent.slots)
+        evidence[name] = ev
+    order = list(pack.intents)
+    return max(
+        order,
+        key=lambda n: (scores[n], evidence[n], pack.intents[n].weight, -order.index(n)),
+    )
 
 
 def _asked_slot(pack: Pack, content: str, prefer: Sequence[str] = ()) -> str | None:
@@ -202,14 +263,21 @@ def _replay(pack: Pack, messages: Sequence[Mapping[str, Any]]) -> _State:
             st.last_asked = _asked_slot(pack, content, cur.slots if cur else ())
             if st.last_asked:
                 st.asked_count[st.last_asked] = st.asked_count.get(st.last_asked, 0) + 1
+                if st.lookup is not None and not st.lookup.get("found"):
+                    st.rechecked.add(st.last_asked)
             if ANYTHING_ELSE in content or "anything else" in content.lower():
                 st.awaiting_close = True
+            if CLARIFY in content:
+                st.clarified += 1
             for tc in msg.get("tool_calls") or ():
                 fn = tc.get("function") or {}
                 call_names[str(tc.get("id"))] = str(fn.get("name"))
                 intent = pack.intents.get(st.intent or "")
                 if intent and fn.get("name") == intent.lookup.tool:
                     st.lookup_calls += 1
+                    st.heard_at_lookup = dict(st.slots)
+                    if st.rechecked:
+                        st.recheck_done = True
                 elif intent and intent.action and fn.get("name") == intent.action.tool:
                     st.action_calls += 1
         elif role == "tool":
@@ -229,6 +297,10 @@ def _replay(pack: Pack, messages: Sequence[Mapping[str, Any]]) -> _State:
             earlier: list[str] = []
             if st.intent is None:
                 st.intent = score_intents(pack, text)
+                if st.intent is None and st.clarified:
+                    # Asked once what the call is about and still unclear: go with the
+                    # likeliest reading rather than asking forever.
+                    st.intent = best_intent_guess(pack, [*pending, text])
                 earlier, pending = pending, []
             intent = pack.intents.get(st.intent or "")
             if intent is None:
@@ -238,6 +310,7 @@ def _replay(pack: Pack, messages: Sequence[Mapping[str, Any]]) -> _State:
             asked = st.last_asked if st.last_asked in intent.slots else None
             if asked:
                 sd = pack.slots[asked]
+                st.answers.setdefault(asked, []).append(text)
                 val = parse(sd.type, text, sd.options())
                 if val is not None:
                     st.slots[asked] = val
@@ -328,11 +401,38 @@ class _Decider:
             tool_calls=(ToolCallOut(call_id, name, json.dumps(args, separators=(", ", ": "))),)
         )
 
-    def ask(self, st: _State, slot: str) -> Reply:
-        q = self.pack.slots[slot].question
-        if st.asked_count.get(slot):
+    def ask(self, st: _State, slot: str) -> Reply | None:
+        """The question for a missing ``slot``; after :data:`MAX_ASKS` asks, the best
+        guess from the answers so far goes into ``st.slots`` instead and None is returned
+        (or, with nothing to guess from, a polite give-up)."""
+        sd = self.pack.slots[slot]
+        asked = st.asked_count.get(slot, 0)
+        if asked >= MAX_ASKS:
+            opts = {**sd.options(), "guess": True}
+            for text in reversed(st.answers.get(slot, [])):
+                val = parse(sd.type, text, opts)
+                if val is not None:
+                    st.slots[slot] = val
+                    return None
+            label = sd.label or slot.replace("_", " ")
+            return Reply(
+                content=f"I'm sorry, I'm having trouble hearing the {label} on this line. "
+                f"Please call us back when you can. {ANYTHING_ELSE}"
+            )
+        q = sd.question
+        if asked:
             return Reply(content=f"Sorry, I didn't catch that. {q}")
         return Reply(content=q)
+
+    def missing(self, st: _State, slots: Sequence[str]) -> Reply | None:
+        """The next question for the first of ``slots`` not yet known, or None when all
+        are known (possibly by best guess)."""
+        for s in slots:
+            if s not in st.slots:
+                reply = self.ask(st, s)
+                if reply is not None:
+                    return reply
+        return None
 
     def decide(self) -> Reply:
         pack = self.pack
@@ -343,17 +443,33 @@ class _Decider:
             options = " or ".join(
                 i.goal or n.replace("_", " ") for n, i in list(pack.intents.items())[:3]
             )
-            return Reply(content=f"Sorry, I'm not sure I understood. Are you calling to {options}?")
+            return Reply(content=f"{CLARIFY} {options}?")
         intent = pack.intents[st.intent]
         lookup_slots = [s for s in intent.slots if s in intent.lookup.args.values()]
         if st.lookup is None:
-            for s in lookup_slots:
-                if s not in st.slots:
-                    return self.ask(st, s)
+            reply = self.missing(st, lookup_slots)
+            if reply is not None:
+                return reply
             return self.tool_call(intent.lookup.tool, _resolve(intent.lookup, st.slots, {}))
         if not st.lookup.get("found"):
             if st.lookup.get("error") not in (None, "not_found") and st.lookup_calls < 2:
                 return self.tool_call(intent.lookup.tool, _resolve(intent.lookup, st.slots, {}))
+            if st.lookup.get("error") == "not_found" and not st.recheck_done:
+                # Maybe misheard: ask for the first identity detail (a name, a phone, an
+                # address: the likeliest to be misheard) once more, then look again.
+                for s in lookup_slots[:1]:
+                    if s not in st.rechecked:
+                        q = pack.slots[s].question
+                        if st.rechecked:
+                            return Reply(content=q)
+                        what = " and ".join(
+                            dict.fromkeys(pack.slots[x].label or x for x in lookup_slots)
+                        )
+                        return Reply(content=f"{RECHECK} {what}. {q}")
+                args = _resolve(intent.lookup, st.slots, {})
+                before = _resolve(intent.lookup, st.heard_at_lookup or {}, {})
+                if st.rechecked and args != before:  # heard differently: look again
+                    return self.tool_call(intent.lookup.tool, args)
             return self.not_found(st, intent)
         record = st.lookup.get("record") or {}
         if not isinstance(record, dict):
@@ -362,9 +478,9 @@ class _Decider:
             text = _render(intent.confirmation, pack, intent, st.slots, record)
             return Reply(content=f"{text} {ANYTHING_ELSE}")
         if st.action is None:
-            for s in intent.slots:
-                if s not in st.slots:
-                    return self.ask(st, s)
+            reply = self.missing(st, intent.slots)
+            if reply is not None:
+                return reply
             return self.tool_call(intent.action.tool, _resolve(intent.action, st.slots, record))
         if st.action.get("ok") or st.action.get("status"):
             text = _render(intent.confirmation, pack, intent, st.slots, record)

@@ -61,3 +61,71 @@ def test_caller_never_loops_forever(packs: dict[str, Pack]) -> None:
         sent += 1
         assert sent <= 2 * len(call.turns)
     assert caller.done
+
+
+def test_caller_repeats_per_patience_then_gives_up(packs: dict[str, Pack]) -> None:
+    from simulator.personas.caller import GIVE_UP, max_repeats
+
+    for patience in (0.0, 1.0):
+        call = _call(packs, lambda c: any(t.slot == "patient_name" for t in c.turns))
+        call = call.model_copy(
+            update={"persona": call.persona.model_copy(
+                update={"style": call.persona.style.model_copy(update={"patience": patience})}
+            )}
+        )
+        caller = Caller(call, packs["healthcare"])
+        caller.first()
+        said = []
+        while (t := caller.respond("Sorry, can I have the patient's full name, please?")):
+            said.append(t)
+        assert [t.slot for t in said[:-1]] == ["patient_name"] * (1 + max_repeats(patience))
+        assert said[-1].kind == "closing" and said[-1].text == GIVE_UP
+        assert caller.done
+    assert (max_repeats(0.0), max_repeats(1.0)) == (1, 3)
+
+
+def test_a_repeat_is_heard_afresh_and_deterministically(packs: dict[str, Pack]) -> None:
+    from simulator.degradation import degrade_calls
+    from simulator.degradation.profile import get_profile
+
+    calls = degrade_calls(generate_calls(packs, "healthcare", 200, 4), get_profile("noisy"), 4)
+    call = next(
+        c for c in calls
+        if any(t.slot == "patient_name" and t.edits and len(t.edits) >= 1 for t in c.turns)
+    )
+    first = next(t for t in call.turns if t.slot == "patient_name")
+
+    def repeats() -> list[str]:
+        caller = Caller(call, packs["healthcare"])
+        caller.first()
+        out = []
+        for _ in range(3):
+            t = caller.respond("Can I have the patient's full name, please?")
+            if t is None or t.slot != "patient_name":
+                break
+            out.append(t.text)
+        return out
+
+    texts = repeats()
+    assert texts[0] == first.text  # the first answer is the degraded turn as scripted
+    assert texts == repeats()  # same script, same repeats
+    # Across many degraded answers, some repeats come out clean and some keep an error.
+    fresh = kept = 0
+    for c in calls:
+        for t in c.turns:
+            if t.slot != "patient_name" or not t.edits:
+                continue
+            caller = Caller(c, packs["healthcare"])
+            caller.first()
+            caller.respond("Can I have the patient's full name, please?")
+            again = caller.respond("Can I have the patient's full name, please?")
+            if again is not None and again.slot == "patient_name":
+                fresh += again.text == t.clean_text
+                kept += again.text != t.clean_text
+    assert fresh > 0 and kept > 0
+    # The noisier the line, the likelier a mistake recurs.
+    from simulator.personas.caller import recurrence
+
+    names = ("clean", "quiet_phone", "typical_call", "noisy", "hostile")
+    rates = [recurrence(degrade_calls(calls[:1], get_profile(n), 4)[0]) for n in names]
+    assert rates == sorted(rates) and rates[0] < 0.1 < rates[-1] <= 0.9
