@@ -15,11 +15,11 @@ class CallOutcome:
     call_id: str            # unique within a run
     script_id: str          # the call script's call_id: pairs calls across runs
     pack: str               # vertical
-    profile: str            # noise profile ("clean" when none)
+    profile: str            # noise profile ("none": scripts replayed as written)
     intent: str             # scenario kind
     ok: bool                # finished without a transport error
     error: str | None       # error category when not ok
-    ttft_ms: tuple[float, ...]   # first-token latency of each turn, end of caller input -> first content
+    ttft_ms: tuple[float, ...]   # per turn: end of caller input -> first content (ms)
     arg_total: int          # expected tool-call arguments
     arg_correct: int        # of those, matched after normalisation
     strict_pass: bool       # every expected call made with all arguments right, no extra writes
