@@ -17,7 +17,6 @@ import dataclasses
 import json
 import logging
 import os
-import signal
 import socket
 import sys
 import time
@@ -34,9 +33,9 @@ from simulator.driver.runner import (
     CallResult,
     Progress,
     RunConfig,
+    RunControls,
     ShardRunner,
     StoreSink,
-    _progress_printer,
     finish_run,
     make_transport,
     plan,
@@ -300,15 +299,10 @@ async def run_distributed(
     progress = Progress(total=total, done=len(done_before), lag=LoopLagMonitor())
     sink = StoreSink(store, progress)
     states: list[_WorkerState] = []
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    printer: asyncio.Task[None] | None = None
+    controls = RunControls()
+    stop = controls.stop
     # Ctrl-C from here on (Ray's start-up takes seconds) stops the run cleanly.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
+    controls.install()
     started_ray = False
     try:
         if not ray.is_initialized():
@@ -343,9 +337,7 @@ async def run_distributed(
                                f"installed on every node?): {why[:300]}") from None
         for s, info in zip(states, infos, strict=True):
             s.info = info
-        if progress_out is not None:
-            printer = asyncio.create_task(_progress_printer(progress, _Fleet(states),
-                                                            progress_every_s, progress_out))
+        controls.start_printer(progress, _Fleet(states), progress_every_s, progress_out)
         t0_wall = time.time_ns() + int(START_LEAD_S * 1e9)
         await asyncio.gather(*(s.handle.start.remote(shards[s.worker], t0_wall, base)
                                for s in states))
@@ -355,12 +347,7 @@ async def run_distributed(
                                "start time; the first calls show it as dispatch delay")
         await _collect(ray, states, sink, progress, stop, poll_s, progress_out)
     finally:
-        if printer is not None:
-            printer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await printer
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        await controls.close()
         for s in states:
             with contextlib.suppress(Exception):
                 ray.kill(s.handle)

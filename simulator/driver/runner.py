@@ -125,6 +125,38 @@ async def _progress_printer(progress: Progress, shard: Any, every_s: float, out:
 AUDIO_TRANSPORTS = ("twilio", "openai-realtime")
 
 
+class RunControls:
+    """What every way of running shares: Ctrl-C / SIGTERM set ``stop`` (arrivals end, active
+    calls get their grace time), and the progress printer lives until ``close``."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self._signals: list[signal.Signals] = []
+        self._printer: asyncio.Task[None] | None = None
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop.set)
+                self._signals.append(sig)
+
+    def start_printer(self, progress: Progress, active: Any, every_s: float, out: Any) -> None:
+        """``active.active`` is read for the in-flight count on every refresh."""
+        if out is not None:
+            self._printer = asyncio.create_task(_progress_printer(progress, active, every_s,
+                                                                  out))
+
+    async def close(self) -> None:
+        if self._printer is not None:
+            self._printer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._printer
+        loop = asyncio.get_running_loop()
+        for sig in self._signals:
+            loop.remove_signal_handler(sig)
+
+
 def make_transport(config: RunConfig, api_key: str | None) -> Any:
     """The run's transport (one instance shared by all calls), by registered name."""
     from simulator.transports import openai_chat, realtime, twilio  # noqa: F401 (register)
@@ -418,27 +450,14 @@ async def run_load(
                         n_warm=n_warm)
     progress = Progress(total=total, done=len(done_before), lag=shard.lag)
     sink = StoreSink(store, progress, on_call)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-    printer: asyncio.Task[None] | None = None
-    if progress_out is not None:
-        printer = asyncio.create_task(_progress_printer(progress, shard, progress_every_s,
-                                                        progress_out))
+    controls = RunControls()
+    controls.install()
+    controls.start_printer(progress, shard, progress_every_s, progress_out)
     base = float(offsets[todo[0]]) if (resume and todo and offsets is not None) else 0.0
     try:
-        interrupted = await shard.run(todo, None, sink, stop, resume_base_s=base)
+        interrupted = await shard.run(todo, None, sink, controls.stop, resume_base_s=base)
     finally:
-        if printer is not None:
-            printer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await printer
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        await controls.close()
     return finish_run(store, run_dir, total, sink, interrupted, shard.lag.histogram,
                       shard.lag.p99_ms(), shard.lag.verdict())
 
