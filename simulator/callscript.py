@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -110,6 +110,26 @@ class CallScript(_Model):
             separators=(",", ":"),
             ensure_ascii=False,
         )
+
+
+_M = TypeVar("_M", bound=BaseModel)
+_osa = object.__setattr__
+
+
+def trusted(cls: type[_M], values: dict[str, Any]) -> _M:
+    """``cls`` from ``values`` that name every field with a valid value, without validating.
+
+    For hot paths that build records from data they have just made (the generator, the
+    degradation engine): pydantic's ``model_construct`` minus its per-field alias/default
+    loop, which made it slower than validating; ~3x faster than either. Never use it on
+    user input. Tests re-validate generated and degraded scripts.
+    """
+    m = cls.__new__(cls)
+    _osa(m, "__dict__", values)
+    _osa(m, "__pydantic_fields_set__", set(values))
+    _osa(m, "__pydantic_extra__", None)
+    _osa(m, "__pydantic_private__", None)
+    return m
 
 
 def parse_call(obj: Any, where: str) -> CallScript:

@@ -15,7 +15,7 @@ import functools
 import random
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from rapidfuzz.distance import Levenshtein
 
@@ -32,14 +32,28 @@ def normalise(text: str) -> str:
     return " ".join(_PUNCT.sub("", text.lower()).split())
 
 
+def normalised_words(text: str) -> list[str]:
+    """``normalise(text).split()``, token by token through the token cache (normalising
+    never splits or joins whitespace-separated tokens, so the words are the same)."""
+    out = []
+    get = _TOKENS.get
+    for tok in text.split():
+        info = get(tok)
+        if info is None:
+            info = _token(tok)
+        if info[7]:
+            out.append(info[7])
+    return out
+
+
 def word_error_rate(reference: str, hypothesis: str) -> float:
     """WER of ``hypothesis`` against ``reference`` after :func:`normalise`.
 
     Same number as ``jiwer.wer`` on the normalised strings ((S + D + I) / N, via the same
     Levenshtein alignment), computed directly with rapidfuzz for speed on the hot path.
     """
-    ref = normalise(reference).split()
-    hyp = normalise(hypothesis).split()
+    ref = normalised_words(reference)
+    hyp = normalised_words(hypothesis)
     if not ref:
         return 0.0 if not hyp else float(len(hyp))
     return Levenshtein.distance(ref, hyp) / len(ref)
@@ -47,8 +61,8 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
 
 def error_counts(reference: str, hypothesis: str) -> tuple[int, int]:
     """(word errors, reference words) after normalisation: pool these for corpus WER."""
-    ref = normalise(reference).split()
-    hyp = normalise(hypothesis).split()
+    ref = normalised_words(reference)
+    hyp = normalised_words(hypothesis)
     return Levenshtein.distance(ref, hyp), len(ref)
 
 
@@ -93,6 +107,41 @@ def is_entity(core: str, lower: str, entities: frozenset[str], sentence_start: b
         return True
     # A capitalised word mid-sentence is a name ("Dr. Kaur"), except "I".
     return not sentence_start and core[:1].isupper() and core not in ("I", "I'm", "I'd")
+
+
+class _Tok(NamedTuple):
+    """What the ASR pass and WER need to know about one whitespace token, computed once
+    per distinct token (``_TOKENS``): the pass looks at every word of every turn."""
+
+    core: str  # without surrounding punctuation ("" if the token is only punctuation)
+    lower: str
+    lead: str  # punctuation before / after the core
+    trail: str
+    static_entity: bool  # is_entity() whatever the call's slots and sentence position
+    cap_name: bool  # is_entity() when not sentence-initial: capitalised, not "I"
+    numeric: bool  # _substitute() takes the number path
+    norm: str  # normalise(token)
+
+
+_TOKENS: dict[str, _Tok] = {}
+_TOKENS_MAX = 50_000  # distinct tokens kept (~20 MB; names and numbers keep coming): then reset
+
+
+def _token(tok: str) -> _Tok:
+    core = tok.strip(_STRIP)
+    lower = core.lower()
+    lead = tok[: len(tok) - len(tok.lstrip(_STRIP))]
+    info = _Tok(
+        core, lower, lead, tok[len(lead) + len(core):],
+        lower in _STATIC_ENTITY or _HAS_DIGIT.search(core) is not None,
+        core[:1].isupper() and core not in ("I", "I'm", "I'd"),
+        any(c.isdigit() for c in core) or lower in _TEEN_TENS,
+        _PUNCT.sub("", tok.lower()),
+    )
+    if len(_TOKENS) >= _TOKENS_MAX:
+        _TOKENS.clear()
+    _TOKENS[tok] = info
+    return info
 
 
 # --- substitutions --------------------------------------------------------------------------
@@ -176,15 +225,15 @@ def split_word(lower: str) -> tuple[str, ...] | None:
     return end[1] if end is not None and len(end[1]) >= 2 else None
 
 
-@dataclass(frozen=True)
-class _Sub:
+class _Sub(NamedTuple):
     op: str
     to: str
 
 
 def _substitute(core: str, lower: str, entity: bool, rng: random.Random,
-                ix: PhoneticIndex) -> _Sub | None:
-    if any(c.isdigit() for c in core) or lower in _TEEN_TENS:
+                ix: PhoneticIndex, numeric: bool) -> _Sub | None:
+    """A plausible mishearing; ``numeric``: ``core`` has a digit or is a teen/tens word."""
+    if numeric:
         to = _mangle_number(core, lower, rng)
         return _Sub("number", to) if to is not None else None
     homs = ix.homophones_of(lower)
@@ -204,15 +253,26 @@ def _substitute(core: str, lower: str, entity: bool, rng: random.Random,
 
 # --- the ASR pass ---------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class AsrResult:
+class AsrResult(NamedTuple):
+    """A degraded transcript and its edits (a NamedTuple: made once per turn, and a
+    frozen dataclass's __init__ was a measurable share of the pass)."""
+
     text: str
     edits: list[dict[str, object]]
 
 
-def _cumulative(mix: tuple[float, float, float]) -> tuple[float, float]:
-    total = sum(mix)
-    return mix[0] / total, (mix[0] + mix[1]) / total
+@functools.lru_cache(maxsize=256)
+def _pass_constants(asr: AsrSection, p_word: float) -> tuple[float, float, float, float]:
+    """(cumulative substitution share, cumulative substitution+deletion share, entity
+    error probability, plain-word error probability): fixed per (profile, p_word)."""
+    mix = asr.mix
+    total = sum((mix.substitution, mix.deletion, mix.insertion))
+    c_sub = mix.substitution / total
+    c_del = (mix.substitution + mix.deletion) / total
+    return c_sub, c_del, min(0.95, p_word * asr.entity_multiplier), min(0.95, p_word)
+
+
+_SENTENCE_END = (".", "?", "!")
 
 
 def degrade_text(text: str, rng: random.Random, p_word: float, asr: AsrSection,
@@ -222,42 +282,62 @@ def degrade_text(text: str, rng: random.Random, p_word: float, asr: AsrSection,
     (``{"op", "from", "to", "pos"}``, ``pos`` = index of the word in the input)."""
     if p_word <= 0:
         return AsrResult(text, [])
-    ix = get_index()
-    mix = asr.mix
-    c_sub, c_del = _cumulative((mix.substitution, mix.deletion, mix.insertion))
-    p_entity = min(0.95, p_word * asr.entity_multiplier)
-    p_plain = min(0.95, p_word)
+    return asr_pass(text, rng, _pass_constants(asr, p_word), entities)
+
+
+def pass_constants(asr: AsrSection, p_word: float) -> tuple[float, float, float, float] | None:
+    """What :func:`asr_pass` needs from a profile, or None when ``p_word`` makes no errors
+    (compute it once per profile: hashing a pydantic section per turn is measurable)."""
+    return _pass_constants(asr, p_word) if p_word > 0 else None
+
+
+def asr_pass(text: str, rng: random.Random, consts: tuple[float, float, float, float] | None,
+             entities: frozenset[str] = frozenset()) -> AsrResult:
+    """:func:`degrade_text` with the profile's :func:`pass_constants` already computed."""
+    if consts is None:
+        return AsrResult(text, [])
+    c_sub, c_del, p_entity, p_plain = consts
     tokens = text.split()
+    n = len(tokens)
+    # Every word gets one draw, in order, and most draws miss: this loop is the ASR pass's
+    # hot path. So a word costs one cache lookup and its draw; the entity test runs only
+    # when the draw could hit, and the output is only assembled from the first hit on
+    # (``copied``: tokens[:copied] are already in ``out``).
+    get = _TOKENS.get
+    rnd = rng.random
     out: list[str] = []
     edits: list[dict[str, object]] = []
-    sentence_start = True
+    ix: PhoneticIndex | None = None
+    copied = 0
     i = 0
-    n = len(tokens)
     while i < n:
         tok = tokens[i]
-        core = tok.strip(_STRIP)
-        start_here = sentence_start
-        sentence_start = tok.endswith((".", "?", "!"))
-        if not core:
-            out.append(tok)
+        info = get(tok)
+        if info is None:
+            info = _token(tok)
+        if not info[0]:  # only punctuation: no word, no draw
             i += 1
             continue
-        u = rng.random()
+        u = rnd()
         if u >= p_entity:  # no error whatever the word is: skip the entity test
-            out.append(tok)
             i += 1
             continue
-        lower = core.lower()
-        entity = is_entity(core, lower, entities, start_here)
+        core, lower, lead, trail, static_entity, cap_name, numeric, _ = info
+        # is_entity(), from the cached parts. A sentence starts at the text's start or
+        # after a token ending in . ? !
+        entity = static_entity or lower in entities or (
+            cap_name and not (i == 0 or tokens[i - 1].endswith(_SENTENCE_END)))
         if u >= (p_entity if entity else p_plain):
-            out.append(tok)
             i += 1
             continue
-        lead = tok[: len(tok) - len(tok.lstrip(_STRIP))]
-        trail = tok[len(lead) + len(core):]
-        u = rng.random()
+        if copied < i:
+            out += tokens[copied:i]
+        copied = i + 1
+        u = rnd()
         if u < c_sub:
-            sub = _substitute(core, lower, entity, rng, ix)
+            if ix is None:
+                ix = get_index()
+            sub = _substitute(core, lower, entity, rng, ix, numeric)
             if sub is not None:
                 to = sub.to.capitalize() if core[:1].isupper() and sub.op != "number" else sub.to
                 out.append(lead + to + trail)
@@ -266,14 +346,14 @@ def degrade_text(text: str, rng: random.Random, p_word: float, asr: AsrSection,
                 continue
             u = c_sub  # no plausible substitute: fall through to a deletion
         if u < c_del:
-            if len(core) > 4 and not entity and i + 1 < n and tokens[i + 1].strip(_STRIP):
+            nxt = tokens[i + 1] if i + 1 < n else ""
+            if len(core) > 4 and not entity and nxt and (get(nxt) or _token(nxt))[0]:
                 # Long words are rarely dropped whole; they run into the next one instead.
-                nxt = tokens[i + 1]
                 ncore = nxt.strip(_STRIP)
                 merged = core + ncore.lower()
                 out.append(lead + merged + nxt[nxt.find(ncore) + len(ncore):])
                 edits.append({"op": "merge", "from": f"{core} {ncore}", "to": merged, "pos": i})
-                sentence_start = nxt.endswith((".", "?", "!"))
+                copied = i + 2
                 i += 2
                 continue
             if trail and out:  # keep the sentence punctuation on the previous word
@@ -282,11 +362,15 @@ def degrade_text(text: str, rng: random.Random, p_word: float, asr: AsrSection,
             i += 1
             continue
         # An inserted filler or a stutter ("I I was"), heard just before the word.
-        filler = lower if rng.random() < 0.25 else rng.choice(FILLERS)
+        filler = lower if rnd() < 0.25 else rng.choice(FILLERS)
         out.append(filler)
         out.append(tok)
         edits.append({"op": "ins", "from": "", "to": filler, "pos": i})
         i += 1
+    if not edits:
+        return AsrResult(" ".join(tokens), edits)
+    if copied < n:
+        out += tokens[copied:]
     return AsrResult(" ".join(out), edits)
 
 

@@ -17,7 +17,7 @@ from simulator.degradation.asr import (
     error_counts,
 )
 from simulator.degradation.corpus import sample_calls
-from simulator.degradation.engine import _degrade
+from simulator.degradation.engine import _degrade, _Plan
 from simulator.degradation.profile import NoiseProfile
 from simulator.seeding import derive_seed
 
@@ -115,8 +115,9 @@ def calibrate(profiles: Iterable[NoiseProfile], utterances: int, seed: int,
             errs += e
             words += w
         stats: Counter[str] = Counter()
+        plan = _Plan.of(profile)
         for s in scripts:
-            _degrade(s, profile, seed, stats)
+            _degrade(s, profile, seed, stats, plan)
         checks = []
         for name, rate in _configured(profile).items():
             n = stats.get(name + ":n", 0)

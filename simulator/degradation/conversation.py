@@ -11,6 +11,7 @@ import math
 import random
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from simulator.degradation.asr import MONTHS, NUMBER_WORDS, ONES
 from simulator.degradation.profile import ConversationSection
 
 
-@dataclass
+@dataclass(slots=True)
 class WorkTurn:
     """A mutable turn inside the engine (a :class:`~simulator.callscript.Turn` outside)."""
 
@@ -31,12 +32,15 @@ class WorkTurn:
     dtmf: str | None = None
 
 
-def _skip(rng: random.Random, p: float) -> int:
-    """Failures before the next success of Bernoulli(p) trials (geometric): the same
-    distribution as drawing every trial, with one draw per success instead of per trial."""
+def _skipper(rng: random.Random, p: float) -> Callable[[], int]:
+    """A function giving the failures before the next success of Bernoulli(p) trials
+    (geometric): the same distribution as drawing every trial, with one draw per success
+    instead of per trial. ``log(1 - p)`` is computed once, not per draw."""
     if p >= 1.0:
-        return 0
-    return int(math.log(1.0 - rng.random()) / math.log(1.0 - p))
+        return lambda: 0
+    log_q = math.log(1.0 - p)
+    rnd = rng.random
+    return lambda: int(math.log(1.0 - rnd()) / log_q)
 
 
 def _count(stats: Counter[str] | None, name: str, hit: bool) -> None:
@@ -108,6 +112,12 @@ def _slot_span(tokens: list[str], slot_value: str, rng: random.Random
     return None
 
 
+# Whether a turn has a slot word to correct does not depend on the draws (_wrong_for
+# returns None or not before it draws), so the eligibility scan may use any rng: this one,
+# instead of seeding a new Random per turn.
+_SCRATCH = random.Random(0)
+
+
 def self_correct(t: WorkTurn, slots: dict[str, Any], conv: ConversationSection,
                  rng: random.Random, stats: Counter[str] | None) -> None:
     """Say a wrong slot value, then correct it ("the 15th, no, the 16th"). The value that
@@ -123,7 +133,7 @@ def self_correct(t: WorkTurn, slots: dict[str, Any], conv: ConversationSection,
     # Eligibility is decided the same way for a hit and a miss (a scratch rng), so the
     # observed rate over eligible turns is the configured one; only a hit then draws the
     # wrong value from the call's own stream.
-    if _slot_span(tokens, str(slots[t.slot]), random.Random(0)) is None:
+    if _slot_span(tokens, str(slots[t.slot]), _SCRATCH) is None:
         return
     _count(stats, "self_correction", hit)
     if not hit:
@@ -155,20 +165,28 @@ def disfluencies(t: WorkTurn, conv: ConversationSection, rng: random.Random,
     if p <= 0:
         return
     tokens = t.text.split()
+    n = len(tokens)
     out: list[str] = []
     inserted: list[dict[str, Any]] = []
-    nxt = _skip(rng, p)
-    for i, tok in enumerate(tokens):
-        if i == nxt:
-            core = tok.strip(_STRIP)
-            # A third are repeated words ("my, my name"), the rest fillers ("um,").
-            filler = core if core and rng.random() < 0.3 else rng.choice(_FILLERS)
-            out.append(filler + ",")
-            inserted.append({"pos": i, "text": filler})
-            nxt = i + 1 + _skip(rng, p)
-        out.append(tok)
+    # Jump from one insertion to the next (geometric gaps) and copy the words in between
+    # as slices: the turn is rebuilt only if something is inserted.
+    skip = _skipper(rng, p)
+    rnd = rng.random
+    nxt = skip()
+    copied = 0
+    while nxt < n:
+        tok = tokens[nxt]
+        core = tok.strip(_STRIP)
+        # A third are repeated words ("my, my name"), the rest fillers ("um,").
+        filler = core if core and rnd() < 0.3 else rng.choice(_FILLERS)
+        out += tokens[copied:nxt]
+        out.append(filler + ",")
+        inserted.append({"pos": nxt, "text": filler})
+        copied = nxt
+        nxt += 1 + skip()
+    out += tokens[copied:]
     if stats is not None:
-        stats["disfluency:n"] += len(tokens)
+        stats["disfluency:n"] += n
         stats["disfluency"] += len(inserted)
     if inserted:
         t.text = " ".join(out)
@@ -260,13 +278,17 @@ def backchannels(t: WorkTurn, conv: ConversationSection, rng: random.Random,
     seconds = int(bc.horizon_s - bc.after_s + 1e-9)
     if stats is not None:
         stats["backchannel:n"] += max(0, seconds)
-    k = _skip(rng, bc.rate_per_s)
+    skip = _skipper(rng, bc.rate_per_s)
+    rnd = rng.random
+    after = bc.after_s
+    events = t.events
+    k = skip()
     while k < seconds:
         if stats is not None:
             stats["backchannel"] += 1
-        t.events.append({"type": "backchannel", "at_s": round(bc.after_s + k + rng.random(), 3),
-                         "text": rng.choice(_BACKCHANNELS)})
-        k += 1 + _skip(rng, bc.rate_per_s)
+        events.append({"type": "backchannel", "at_s": round(after + k + rnd(), 3),
+                       "text": rng.choice(_BACKCHANNELS)})
+        k += 1 + skip()
 
 
 _DTMF_SLOTS = re.compile(r"phone|number|_id$|^id$|account|member|pin|zip|code")

@@ -31,19 +31,45 @@ def fault_schedule(tf: ToolFaultSection, n_expected: int, rng: random.Random
                    ) -> list[dict[str, Any]]:
     """Faults for tool calls ``0 .. n_expected + spare_calls - 1``:
     ``{"tool_call_index", "kind", "latency_s"}`` (only calls that get a fault are listed)."""
-    rates = tf.rates()
+    thresholds = _thresholds(tf)
     out: list[dict[str, Any]] = []
+    rnd = rng.random
     for k in range(n_expected + tf.spare_calls):
-        u = rng.random()
-        acc = 0.0
-        for kind in FAULT_KINDS:
-            acc += rates[kind]
+        u = rnd()
+        for kind, acc in thresholds:
             if u < acc:
                 latency = (tf.hang_s if kind == "timeout"
                            else lognormal_latency(rng, tf.latency.median_s, tf.latency.p95_s))
                 out.append({"tool_call_index": k, "kind": kind, "latency_s": latency})
                 break
     return out
+
+
+def _thresholds(tf: ToolFaultSection) -> tuple[tuple[str, float], ...]:
+    """(kind, cumulative rate) in FAULT_KINDS order: the same sums as adding the rates
+    one by one, computed once per section (the schedule is drawn per call)."""
+    cached = _THRESHOLDS.get(id(tf))
+    if cached is not None and cached[0] is tf:
+        return cached[1]
+    rates = tf.rates()
+    acc = 0.0
+    out = []
+    for kind in FAULT_KINDS:
+        acc += rates[kind]
+        out.append((kind, acc))
+    if len(_THRESHOLDS) > 256:
+        _THRESHOLDS.clear()
+    _THRESHOLDS[id(tf)] = (tf, tuple(out))
+    return tuple(out)
+
+
+_THRESHOLDS: dict[int, tuple[ToolFaultSection, tuple[tuple[str, float], ...]]] = {}
+
+
+def can_fault(tf: ToolFaultSection) -> bool:
+    """Whether ``tf`` can inject anything (else :func:`fault_schedule` is always empty,
+    whatever its rng draws)."""
+    return any(rate > 0 for rate in tf.rates().values())
 
 
 Status = int | Literal["timeout"]

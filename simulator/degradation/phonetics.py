@@ -80,11 +80,15 @@ class PhoneticIndex:
     def homophones_of(self, word: str) -> tuple[str, ...]:
         """Words that sound the same (curated table plus same-phones vocabulary words)."""
         w = word.lower()
+        cached = _HOMOPHONE_CACHE.get(w)
+        if cached is not None:
+            return cached
         out = list(self.homophones.get(w, ()))
         ph = self.prons.get(w)
         if ph is not None and len(w) > 2:  # "dr" is pronounced "drive": not a homophone
             out += [v for v in self.exact.get(ph, ()) if v != w and v not in out]
-        return tuple(out)
+        found = _HOMOPHONE_CACHE[w] = tuple(out)
+        return found
 
 
 
@@ -114,6 +118,8 @@ def _neighbours(index: PhoneticIndex, word: str, names: bool) -> tuple[str, ...]
 
 
 _NEIGHBOUR_CACHE: dict[tuple[str, bool], tuple[str, ...]] = {}
+# Per word, like the neighbours: the index is built once per process and never changes.
+_HOMOPHONE_CACHE: dict[str, tuple[str, ...]] = {}
 
 
 def phone_edit_distance(a: Phones, b: Phones) -> int:
@@ -197,6 +203,7 @@ def get_index() -> PhoneticIndex:
         for w in group:
             homophones[w.lower()] = tuple(x.lower() for x in group if x != w)
     _NEIGHBOUR_CACHE.clear()
+    _HOMOPHONE_CACHE.clear()
     return PhoneticIndex(
         prons=prons, vocab=vocab, names=names,
         exact={k: tuple(v) for k, v in exact.items()},

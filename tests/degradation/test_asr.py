@@ -12,6 +12,7 @@ from simulator.degradation.asr import (
     degrade_text,
     entity_words,
     normalise,
+    normalised_words,
     split_word,
     word_error_rate,
 )
@@ -22,6 +23,16 @@ from simulator.degradation.profile import get_profile
 
 def test_normalise_lowercases_strips_punctuation_and_spaces() -> None:
     assert normalise("  Hi,  I'd like   2:30 PM! ") == "hi id like 230 pm"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["Hi,", "I'd", "(Maria", "Lopez)", "...", ",", '"', "2:30",
+                                 "P-1234", "snake_case", "\u00c9cole", "ΟΔΟΣ", " ", "\t", ""]),
+                max_size=12))
+def test_normalised_words_are_the_words_of_normalise(parts: list[str]) -> None:
+    # WER counts words per token through a cache; it must be the same words
+    text = " ".join(parts)
+    assert normalised_words(text) == normalise(text).split()
 
 
 @settings(max_examples=60, deadline=None)

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from simulator.callscript import CallScript, load_calls, write_calls
 from simulator.degradation import degrade_call, degrade_calls, get_profile
 from simulator.degradation.corpus import sample_calls
@@ -98,3 +100,12 @@ def test_dtmf_on_phone_turns_only() -> None:
         for t in degrade_call(clinic_call(f"c{i}"), profile, 5).turns:
             if t.dtmf is not None:
                 assert t.slot == "phone" and t.dtmf == "5552013344#"
+
+
+@pytest.mark.parametrize("name", ["clean", "quiet_phone", "hostile"])
+def test_degraded_scripts_are_what_validation_would_build(name: str) -> None:
+    # the engine builds Turn/Degradation/CallScript without validating (hot path)
+    calls = [clinic_call(f"call-{i}") for i in range(10)] + sample_calls(20, 9)
+    for out in degrade_calls(calls, get_profile(name), 5):
+        again = CallScript.model_validate(out.model_dump())
+        assert again == out and again.to_json() == out.to_json()
