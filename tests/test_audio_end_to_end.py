@@ -22,6 +22,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("transport", ["twilio", "openai-realtime"])
 def test_audio_calls_complete_with_tools_and_time_to_first_audio(
     transport: str, tmp_path: Path

@@ -123,6 +123,7 @@ def agent_url() -> Iterator[str]:
 
 
 @needs_ray
+@pytest.mark.timing
 def test_two_workers_replay_the_single_process_run(
     ray_local: None, agent_url: str, tmp_path: Path
 ) -> None:

@@ -50,6 +50,7 @@ def test_fabricating_agent_refuses_less(tmp_path: Path) -> None:
     assert s["numbers"]["fabrication_rate"] >= 0.25
 
 
+@pytest.mark.timing
 def test_configured_think_time_is_measured_within_a_few_ms(tmp_path: Path) -> None:
     with agent_process("--ttft-ms", "300") as url:
         s = _run(url, tmp_path, 60, seed=13, concurrency=10)

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from simulator.store import RunStore
 from tests.conftest import TIME_FACTOR
 from tests.hostile.server import FAULTS, fault_for
@@ -51,6 +53,7 @@ def _healthy_p95(run_dir: Path) -> float:
     return float(np.percentile(vals, 95))
 
 
+@pytest.mark.timing
 def test_every_fault_lands_in_its_category(tmp_path: Path) -> None:
     with hostile() as url:
         p, run_dir = _run(url, tmp_path / "faulty")

@@ -79,6 +79,7 @@ def test_session_update_sends_tools_in_realtime_form() -> None:
     assert all(t["type"] == "function" and "parameters" in t for t in s["tools"])
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize(("fmt", "server_vad"), [("pcm16", True), ("g711_ulaw", False)],
                          ids=["pcm16-server-vad", "g711-manual-commit"])
 async def test_multi_turn_call_with_tool_call_and_barge_in_against_reference_agent(

@@ -176,6 +176,7 @@ async def test_mark_is_echoed_only_after_the_audio_before_it_has_played_out() ->
     assert got["end-of-reply"] - got["sent"] >= 0.4
 
 
+@pytest.mark.timing
 async def test_multi_turn_call_with_tool_call_and_barge_in_against_reference_agent() -> None:
     script = script_with_tool_and_barge_in()
     run = await call_reference(lambda u: TwilioTransport(u, text_hints=True), script,
