@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
-EXTRAS ?= dev,fast,tts,ray
+EXTRAS ?= dev,fast,tts,ray,asr
 
 .PHONY: install demo test lint bench soak clean
 

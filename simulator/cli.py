@@ -492,7 +492,8 @@ def degrade(calls_file: Path, profile: str, seed: int, profiles_dir: Path | None
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--audio", is_flag=True,
-              help="Measure WER with a real recogniser on rendered, degraded audio (extra 'asr').")
+              help="Render utterances with TTS, degrade them per profile, and measure WER with "
+                   "pocketsphinx (extra 'asr'; --utterances capped at 200).")
 @_user_errors
 def calibrate(utterances: int, n_calls: int, seed: int, profiles_dir: Path | None,
               audio: bool) -> None:
@@ -510,8 +511,14 @@ def calibrate(utterances: int, n_calls: int, seed: int, profiles_dir: Path | Non
     from simulator.degradation.calibrate import render_calibration
 
     if audio:
-        raise CallsimError("calibrate --audio: the closed loop through a real recogniser "
-                           "(pocketsphinx) is not available in this version")
+        from simulator.audio.calibrate_audio import calibrate_audio, render_audio_calibration
+
+        profs = load_profiles(profiles_dir)
+        ordered = sorted(profs.values(), key=lambda p: sum(p.asr.target_wer))
+        n = min(utterances, 200)  # real recognition is slow: ~1 s of CPU per utterance
+        results = calibrate_audio(ordered, utterances=n, seed=seed, workers=2)
+        Console().print(render_audio_calibration(results))
+        return
     res = run_calibration(list(load_profiles(profiles_dir).values()), utterances, seed,
                           calls=n_calls)
     Console().print(render_calibration(res))

@@ -1,0 +1,266 @@
+"""The audio closed loop: caller text -> TTS -> telephone line -> pocketsphinx -> WER.
+
+For each noise profile, N caller utterances from the built-in persona packs are rendered
+(cached TTS), degraded with the profile's ``audio`` section (seeded), recognised, and
+scored against what the caller said. The same utterances recognised from the undegraded
+rendering give the recogniser's floor. This checks that the audio profiles order by
+difficulty the way their text-noise WER bands claim. See docs/audio.md.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from typing import Any
+
+import jiwer
+import numpy as np
+from rich.table import Table
+
+from simulator.audio.asr import RecogniserConfig, get_recogniser
+from simulator.audio.chain import AudioParams, degrade_audio
+from simulator.audio.render import call_voice
+from simulator.audio.tts import synthesize
+from simulator.degradation.asr import error_counts, normalise
+from simulator.errors import InputError
+from simulator.seeding import np_rng
+from simulator.seeding import rng as seeded_rng
+from simulator.slots import number_words, ordinal_words
+
+DEFAULT_UTTERANCES = 40
+FLOOR = "(undegraded)"
+
+# --- spoken form of the reference ------------------------------------------------------------
+
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
+_ORD = re.compile(r"^(\d{1,3})(?:st|nd|rd|th)$", re.IGNORECASE)
+_TOKEN = re.compile(r"\$?\d[\d,]*(?::\d\d)?(?:st|nd|rd|th)?|[A-Za-z']+|[^\sA-Za-z\d']",
+                    re.IGNORECASE)
+
+
+def _words(n: int) -> str:
+    return number_words(n).replace("-", " ")
+
+
+def _digit_run(run: str) -> str:
+    """A digit string as a caller says it: years and small numbers as numbers, long runs
+    (phone numbers, IDs) digit by digit."""
+    n = int(run)
+    if len(run) == 4 and 1100 <= n <= 1999 or 2010 <= n <= 2099 and len(run) == 4:
+        hi, lo = divmod(n, 100)
+        tail = "hundred" if lo == 0 else (f"oh {_words(lo)}" if lo < 10 else _words(lo))
+        return f"{_words(hi)} {tail}"
+    if len(run) <= 4 and not (len(run) > 1 and run.startswith("0")):
+        return _words(n)
+    return " ".join(_words(int(d)) for d in run)
+
+
+def spoken_form(text: str) -> str:
+    """``text`` with digits written as the words a caller (and espeak-ng) says, then
+    :func:`~simulator.degradation.asr.normalise`d: "2:30 PM" -> "two thirty pm",
+    "7th" -> "seventh", "1963" -> "nineteen sixty three", "831 839 9377" -> digit words,
+    "$225,000" -> "two hundred twenty five thousand dollars". Hyphens and slashes split
+    words (so "L-30538" and "3/10/1963" keep their parts). A recogniser writes words, so
+    the reference must be words too, or every number would count as an error.
+    """
+    out: list[str] = []
+    for tok in _TOKEN.findall(text):
+        dollars = tok.startswith("$")
+        core = tok.lstrip("$")
+        m = _TIME.match(core)
+        if m:
+            h, mins = int(m.group(1)), int(m.group(2))
+            rest = "" if mins == 0 else (f"oh {_words(mins)}" if mins < 10 else _words(mins))
+            out.append(f"{_words(h)} {rest}".strip())
+            continue
+        m = _ORD.match(core)
+        if m:
+            out.append(ordinal_words(int(m.group(1))).replace("-", " "))
+            continue
+        if core[:1].isdigit():
+            digits = core.replace(",", "")
+            if "," in core and digits.isdigit() and int(digits) < 1_000_000_000:
+                out.append(_words(int(digits)))  # "225,000": grouped, so said as a number
+            elif digits.isdigit():
+                out.append(_digit_run(digits))
+            else:
+                out.append(" ".join(_digit_run(r) for r in re.findall(r"\d+", digits)))
+            if dollars:
+                out.append("dollars")
+            continue
+        out.append(" " if tok in "-/" else tok)
+    return normalise(" ".join(out))
+
+
+# --- the loop -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One caller utterance: its text, its spoken-form reference, and its clean rendering."""
+
+    call_id: str
+    text: str
+    reference: str
+    samples: np.ndarray = field(repr=False)
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class AudioCalibration:
+    """One profile's closed-loop result. ``wer`` is pooled word errors / reference words
+    over the degraded utterances; ``floor_wer`` the same recogniser on the undegraded
+    renderings (identical for every profile of one run); ``target_wer`` the profile's
+    text-noise band; ``hit_rate`` the share of reference words recognised (1 - (S + D) / N).
+    ``examples`` holds (reference, degraded hypothesis) for the first few."""
+
+    profile: str
+    target_wer: tuple[float, float]
+    utterances: int
+    words: int
+    errors: int
+    wer: float
+    hit_rate: float
+    floor_wer: float
+    floor_hit_rate: float
+    seconds_audio: float
+    seconds_cpu: float
+    examples: tuple[tuple[str, str], ...] = ()
+
+
+def caller_utterances(count: int, seed: int, cache_dir: str | None = None) -> list[Utterance]:
+    """``count`` caller utterances, one from each of ``count`` calls generated from all
+    built-in packs with ``seed`` (the turn picked by a seeded draw), rendered with the
+    caller's voice. Raises :class:`InputError` for ``count < 1``."""
+    from simulator.personas import generate_calls, load_packs
+
+    if count < 1:
+        raise InputError(f"--utterances: must be >= 1, got {count}")
+    out: list[Utterance] = []
+    for call in generate_calls(load_packs(), "all", count, seed):
+        turns = [t for t in call.turns if normalise(t.text)]
+        if not turns:
+            continue
+        turn = seeded_rng(seed, "audio-calibrate", call.call_id).choice(turns)
+        r = synthesize(turn.text, call_voice(call, seed), cache_dir=cache_dir)
+        out.append(Utterance(call.call_id, turn.text, spoken_form(turn.text), r.samples,
+                             r.sample_rate))
+    return out
+
+
+def _recognise_job(job: tuple[str, Any, list[Utterance], int, RecogniserConfig]
+                   ) -> tuple[str, list[str], float, float]:
+    """Degrade (unless ``params`` is None) and recognise every utterance. Pure in its
+    arguments, so it runs the same in a worker process."""
+    name, params, utts, seed, config = job
+    rec = get_recogniser(config)
+    t0 = time.process_time()
+    hyps: list[str] = []
+    seconds = 0.0
+    for i, u in enumerate(utts):
+        if params is None:
+            x, sr = u.samples, u.sample_rate
+        else:
+            d = degrade_audio(u.samples, u.sample_rate, params,
+                              np_rng(seed, "audio-calibrate", name, u.call_id, i))
+            x, sr = d.samples, d.sample_rate
+        seconds += len(x) / sr
+        hyps.append(rec.transcribe(x, sr))
+    return name, hyps, seconds, time.process_time() - t0
+
+
+def _score(utts: Sequence[Utterance], hyps: Sequence[str]) -> tuple[int, int, int]:
+    """(word errors, reference words, reference words recognised) pooled over utterances.
+    Hits are reported beside WER because WER counts insertions: a recogniser that babbles
+    on clean audio can score a higher WER than one that hears nothing on a dead line."""
+    errors = words = hits = 0
+    for u, h in zip(utts, hyps, strict=True):
+        e, n = error_counts(u.reference, h)
+        errors += e
+        words += n
+        hyp = normalise(h)
+        if u.reference and hyp:
+            hits += jiwer.process_words(u.reference, hyp).hits
+    return errors, words, hits
+
+
+def calibrate_audio(
+    profiles: list[Any],
+    utterances: int = DEFAULT_UTTERANCES,
+    seed: int = 1,
+    *,
+    workers: int = 1,
+    cache_dir: str | None = None,
+    config: RecogniserConfig | None = None,
+) -> list[AudioCalibration]:
+    """Closed-loop audio WER for each of ``profiles`` (``NoiseProfile`` objects, e.g.
+    ``list(load_profiles().values())``), in the order given.
+
+    ``utterances`` caller turns (see :func:`caller_utterances`) are rendered once; each
+    profile degrades them with its own seeded Generators. ``workers`` > 1 recognises
+    profiles in that many spawned processes (results do not depend on it). Raises
+    :class:`~simulator.audio.asr.AsrUnavailableError` without pocketsphinx,
+    :class:`~simulator.audio.tts.TTSUnavailableError` without espeak-ng.
+    """
+    config = config or RecogniserConfig()
+    get_recogniser(config)  # fail fast, with the install hint, before rendering anything
+    utts = caller_utterances(utterances, seed, cache_dir)
+    jobs: list[tuple[str, Any, list[Utterance], int, RecogniserConfig]] = [
+        (FLOOR, None, utts, seed, config)
+    ]
+    for p in profiles:
+        jobs.append((p.name, AudioParams.from_dict(p.audio), utts, seed, config))
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as ex:
+            done = list(ex.map(_recognise_job, jobs))
+    else:
+        done = [_recognise_job(j) for j in jobs]
+    by_name = {name: (hyps, secs, cpu) for name, hyps, secs, cpu in done}
+    floor_e, floor_n, floor_h = _score(utts, by_name[FLOOR][0])
+    floor = floor_e / floor_n if floor_n else 0.0
+    floor_hits = floor_h / floor_n if floor_n else 0.0
+    out = []
+    for p in profiles:
+        hyps, secs, cpu = by_name[p.name]
+        e, n, h = _score(utts, hyps)
+        out.append(AudioCalibration(
+            profile=p.name,
+            target_wer=(float(p.asr.target_wer[0]), float(p.asr.target_wer[1])),
+            utterances=len(utts),
+            words=n,
+            errors=e,
+            wer=e / n if n else 0.0,
+            hit_rate=h / n if n else 0.0,
+            floor_wer=floor,
+            floor_hit_rate=floor_hits,
+            seconds_audio=secs,
+            seconds_cpu=cpu,
+            examples=tuple((u.reference, h) for u, h in list(zip(utts, hyps, strict=True))[:3]),
+        ))
+    return out
+
+
+def render_audio_calibration(results: Sequence[AudioCalibration]) -> Table:
+    """A rich Table: profile, text-noise target band, measured audio WER, recogniser floor,
+    words heard; the caption says whether words heard fall as the profiles' bands rise."""
+    t = Table(title="Audio closed loop: TTS -> line -> pocketsphinx (pooled WER)")
+    for col in ("profile", "text target WER", "audio WER", "floor WER", "words heard",
+                "floor heard", "words", "audio s", "cpu s"):
+        t.add_column(col, justify="left" if col == "profile" else "right")
+    for r in results:
+        t.add_row(r.profile, f"{r.target_wer[0]:.0%}-{r.target_wer[1]:.0%}", f"{r.wer:.1%}",
+                  f"{r.floor_wer:.1%}", f"{r.hit_rate:.1%}", f"{r.floor_hit_rate:.1%}",
+                  str(r.words), f"{r.seconds_audio:.0f}",
+                  f"{r.seconds_cpu:.0f}")
+    ordered = sorted(results, key=lambda r: (r.target_wer[0] + r.target_wer[1]) / 2)
+    # Ordered by words heard, not WER: near a ~100% floor WER is insertion-dominated.
+    violations = [f"{a.profile} heard {a.hit_rate:.0%} < {b.profile} {b.hit_rate:.0%}"
+                  for a, b in zip(ordered, ordered[1:], strict=False)
+                  if a.hit_rate < b.hit_rate]
+    t.caption = ("words heard fall as the text bands rise" if not violations
+                 else "out of order (words heard): " + "; ".join(violations))
+    return t
