@@ -376,6 +376,54 @@ def report(run_ref: str, baseline_ref: str | None, rubric_path: Path | None,
     _print_summary(summary, as_json)
 
 
+@main.command()
+@click.argument("run_ref")
+@click.option("--endpoint", required=True,
+              help="OpenAI-compatible base URL of the judge model, e.g. https://api.../v1")
+@click.option("--model", required=True, help="Judge model name.")
+@click.option("--api-key-env", help="Environment variable holding the judge's API key.")
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option("--runs-dir", default="runs", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def judge(run_ref: str, endpoint: str, model: str, api_key_env: str | None, concurrency: int,
+          runs_dir: Path, as_json: bool) -> None:
+    """Second opinion from an LLM judge on refusals and tool-fault recovery.
+
+    Lists where the judge disagrees with the deterministic grader; the gate numbers are not
+    changed by it.
+    """
+    from simulator.metrics.judge import judge_run
+    from simulator.store import RunStore, resolve_run
+    from simulator.transports.openai_chat import api_key_from_env
+
+    key = api_key_from_env(api_key_env)
+    store = RunStore(resolve_run(run_ref, runs_dir), redact=(key,) if key else ())
+    try:
+        res = _run_async(judge_run(store, endpoint, model, api_key=key,
+                                   concurrency=concurrency))
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(res, indent=2, sort_keys=True))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"judge {model}: {res['judged']} of {res['asked']} calls judged, "
+                    f"{len(res['disagreements'])} disagreements")
+    for col in ("call", "question", "deterministic", "judge", "judge's reason"):
+        t.add_column(col)
+    for d in res["disagreements"]:
+        t.add_row(d["call_id"], d["question"], str(d["deterministic"]), str(d["judge"]),
+                  d["reason"])
+    Console().print(t)
+    if res["unparseable"]:
+        click.echo(f"{res['unparseable']} answers from the judge were not the JSON asked for",
+                   err=True)
+
+
 @main.command("runs")
 @click.option("--runs-dir", default="runs", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))

@@ -111,7 +111,12 @@ def grade_call(
     ]
     expected = [c.model_dump() for c in script.expected_tool_calls]
     total, correct, strict, mismatches = score_tool_calls(expected, made, write_tools)
+    # Sources of legitimate details: tool results, caller turns, and the arguments of the
+    # agent's own tool calls (its reading of what the caller said: "quarter past eleven"
+    # becomes "11:15" there, so restating it is not an invention).
     sources = [str(c.get("result", "")) for c in transcript.get("tool_calls", [])]
+    sources += [str(c.get("raw") or c.get("arguments") or "")
+                for c in transcript.get("tool_calls", [])]
     for c in transcript.get("caller", []):
         sources.append(c.get("text", ""))
         if c.get("clean_text"):
