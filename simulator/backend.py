@@ -305,6 +305,8 @@ def create_tools_app(backend: ToolBackend) -> web.Application:
         status = 404 if result.get("error") == "unknown_tool" else 200
         return web.json_response(result, status=status)
 
-    app = web.Application(client_max_size=MAX_BODY)
+    from simulator.serverlimits import in_flight_limit
+
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[in_flight_limit()])
     app.router.add_post("/tools/{name}", handle)
     return app

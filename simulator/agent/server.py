@@ -228,7 +228,9 @@ def create_agent_app(
 ) -> web.Application:
     """The reference agent as an aiohttp application (1 MB request body limit).
     ``packs`` defaults to the built-in packs."""
-    app = web.Application(client_max_size=MAX_BODY)
+    from simulator.serverlimits import in_flight_limit
+
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[in_flight_limit()])
     app[CONFIG_KEY] = config
     app[PACKS_KEY] = dict(packs) if packs is not None else load_packs()
     app.router.add_post("/v1/chat/completions", _chat)
