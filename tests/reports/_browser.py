@@ -8,8 +8,11 @@ own process handle.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+import os
+import signal
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator
@@ -84,10 +87,13 @@ class Page:
 @asynccontextmanager
 async def chromium_page() -> AsyncIterator[Page]:
     """A fresh headless Chromium with one page, DevTools domains enabled."""
-    with tempfile.TemporaryDirectory(prefix="callsim-chromium-") as profile:
+    # Chromium's helper processes may still write to the profile for a moment after the main
+    # process exits: the whole process group is killed, and cleanup tolerates stragglers.
+    with tempfile.TemporaryDirectory(prefix="callsim-chromium-",
+                                     ignore_cleanup_errors=True) as profile:
         proc = await asyncio.create_subprocess_exec(
             str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "about:blank",
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             port_file = Path(profile) / "DevToolsActivePort"
             for _ in range(300):
@@ -110,9 +116,11 @@ async def chromium_page() -> AsyncIterator[Page]:
                     finally:
                         page.reader.cancel()
         finally:
-            proc.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
             try:
                 await asyncio.wait_for(proc.wait(), 10)
             except TimeoutError:
-                proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
                 await proc.wait()
