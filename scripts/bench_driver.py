@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp  # noqa: E402
 
 from simulator.callscript import Turn  # noqa: E402
+from simulator.driver.gctune import load_gc  # noqa: E402
 from simulator.driver.looplag import LoopLagMonitor  # noqa: E402
 from simulator.driver.session import run_text_call  # noqa: E402
 from simulator.transports.base import Deadlines, Exchange  # noqa: E402
@@ -210,6 +211,14 @@ async def _floor_worker(url: str, w: Workload, session: aiohttp.ClientSession,
 
 async def run_level(url: str, mode: str, conc: int, seconds: float, w: Workload,
                     seed: int = 0) -> Level:
+    """One level, with the collector tuned as callsim's runner tunes it (both the driver
+    and the floor client get the same settings: a fair comparison)."""
+    with load_gc():
+        return await _run_level(url, mode, conc, seconds, w, seed)
+
+
+async def _run_level(url: str, mode: str, conc: int, seconds: float, w: Workload,
+                     seed: int = 0) -> Level:
     """Run ``conc`` calls through ``mode`` (driver | floor); measure a window of ``seconds``."""
     rnd = random.Random(f"{seed}:{mode}:{conc}")
     if conc == 1:

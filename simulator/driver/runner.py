@@ -29,6 +29,7 @@ from simulator.agent_profile import AgentProfile
 from simulator.backend import ToolBackend
 from simulator.callscript import CallScript, write_calls
 from simulator.driver.arrivals import ArrivalSpec, build_schedule, warmup_count
+from simulator.driver.gctune import load_gc
 from simulator.driver.looplag import LoopLagMonitor
 from simulator.driver.looplag import lag_verdict as looplag_verdict
 from simulator.driver.session import run_text_call, tool_result_text
@@ -334,6 +335,8 @@ class ShardRunner:
                     cap.release()
 
         relay_runner = None
+        gc_tuning = load_gc()
+        gc_tuning.__enter__()
         try:
             if config.transport == "twilio":
                 relay_runner = await self._start_relay()
@@ -392,6 +395,7 @@ class ShardRunner:
             await transport.aclose()
             if relay_runner is not None:
                 await relay_runner.cleanup()
+            gc_tuning.__exit__(None, None, None)
         return interrupted
 
     async def _start_relay(self) -> Any:

@@ -20,6 +20,7 @@ from typing import Any
 
 from simulator.backend import ToolBackend
 from simulator.callscript import CallScript, Turn
+from simulator.driver.gctune import load_gc
 from simulator.driver.runner import make_transport
 from simulator.driver.session import run_text_call, tool_result_text
 from simulator.personas import Caller, Pack
@@ -166,7 +167,8 @@ async def soak(
 
     samp = asyncio.create_task(sampler())
     try:
-        await asyncio.gather(*(line(n) for n in range(lines)))
+        with load_gc():
+            await asyncio.gather(*(line(n) for n in range(lines)))
     finally:
         samp.cancel()
         await tr.aclose()
