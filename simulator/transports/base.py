@@ -92,3 +92,56 @@ def check_close(msg: Any, ws: Any) -> None:
         reason = str(msg.extra or "")[:120]
         raise TransportError("ws_closed", f"agent closed the WebSocket with code {code}"
                              + (f": {reason}" if reason else ""))
+
+
+class WebSocketClient:
+    """What the WebSocket transports (twilio, openai-realtime) share: one pooled session
+    per run, and a connect whose failures map to the same error categories as HTTP."""
+
+    url: str
+    headers: dict[str, str]
+    deadlines: Deadlines
+    _session: Any = None
+
+    def _get_session(self) -> Any:
+        import aiohttp
+
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.deadlines.connect_s))
+        return self._session
+
+    async def _connect(self) -> tuple[Any, int]:
+        """Open the call's WebSocket; returns it and the set-up time in ns."""
+        import asyncio
+        import time
+
+        import aiohttp
+
+        from simulator.errors import TransportError
+
+        session = self._get_session()
+        t0 = time.perf_counter_ns()
+        try:
+            async with asyncio.timeout(self.deadlines.connect_s):
+                ws = await session.ws_connect(self.url, headers=self.headers, autoping=True,
+                                              max_msg_size=self.deadlines.max_reply_bytes)
+        except TimeoutError:
+            raise TransportError("connect_timeout", f"no WebSocket to {self.url} in time") from None
+        except aiohttp.WSServerHandshakeError as exc:
+            raise TransportError("http_4xx" if exc.status < 500 else "http_5xx",
+                                 f"WebSocket handshake: HTTP {exc.status}") from None
+        except aiohttp.ClientConnectorError as exc:
+            refused = isinstance(exc.os_error, ConnectionRefusedError)
+            raise TransportError("connect_refused" if refused else "connect_error",
+                                 str(exc.os_error)) from None
+        return ws, time.perf_counter_ns() - t0
+
+    async def warmup(self, connections: int) -> None:
+        self._get_session()
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -9,7 +9,6 @@ server VAD or explicit ``commit`` + ``response.create``, function calls answered
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
@@ -25,7 +24,7 @@ from simulator.audio import dsp
 from simulator.callscript import CallScript
 from simulator.errors import TransportError
 from simulator.transports.audio_session import LineEvent, is_voiced_mulaw, realtime_usage_to_openai
-from simulator.transports.base import Deadlines, check_close, transports
+from simulator.transports.base import Deadlines, WebSocketClient, check_close, transports
 
 _now = time.perf_counter_ns
 AudioFormat = Literal["pcm16", "g711_ulaw"]
@@ -305,7 +304,7 @@ class RealtimeLine:
 
 
 @transports.register("openai-realtime")
-class RealtimeTransport:
+class RealtimeTransport(WebSocketClient):
     """Realtime client towards ``url`` (e.g. ``wss://api.openai.com/v1/realtime?model=...``).
 
     ``audio_format`` pcm16 (24 kHz) or g711_ulaw; ``server_vad`` lets the server detect the
@@ -331,41 +330,12 @@ class RealtimeTransport:
         self.vad_silence_ms = vad_silence_ms
         self._session: aiohttp.ClientSession | None = None
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.deadlines.connect_s))
-        return self._session
-
     async def open_line(self, call_id: str, script: CallScript, tools: list[dict[str, Any]],
                         system_prompt: str) -> RealtimeLine:
-        session = self._get_session()
-        t0 = _now()
-        try:
-            async with asyncio.timeout(self.deadlines.connect_s):
-                ws = await session.ws_connect(self.url, headers=self.headers,
-                                              max_msg_size=self.deadlines.max_reply_bytes)
-        except TimeoutError:
-            raise TransportError("connect_timeout", f"no WebSocket to {self.url} in time") from None
-        except aiohttp.WSServerHandshakeError as exc:
-            raise TransportError("http_4xx" if exc.status < 500 else "http_5xx",
-                                 f"WebSocket handshake: HTTP {exc.status}") from None
-        except aiohttp.ClientConnectorError as exc:
-            refused = isinstance(exc.os_error, ConnectionRefusedError)
-            raise TransportError("connect_refused" if refused else "connect_error",
-                                 str(exc.os_error)) from None
-        conn_ns = _now() - t0
+        ws, conn_ns = await self._connect()
         await ws.send_str(session_update(instructions=system_prompt, tools=tools,
                                          audio_format=self.audio_format, server_vad=self.server_vad,
                                          silence_ms=self.vad_silence_ms))
         return RealtimeLine(ws, conn_ns, self.audio_format, self.chunk_ms, self.server_vad,
                             self.cancel, self.text_hints)
 
-    async def warmup(self, connections: int) -> None:
-        self._get_session()
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None

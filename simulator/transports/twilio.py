@@ -24,7 +24,7 @@ from simulator.audio import dsp
 from simulator.callscript import CallScript
 from simulator.errors import TransportError
 from simulator.transports.audio_session import FRAME_SAMPLES, LineEvent, is_voiced_mulaw
-from simulator.transports.base import Deadlines, check_close, transports
+from simulator.transports.base import Deadlines, WebSocketClient, check_close, transports
 
 _now = time.perf_counter_ns
 FRAME_BYTES = 160
@@ -321,7 +321,7 @@ class TwilioLine:
 
 
 @transports.register("twilio")
-class TwilioTransport:
+class TwilioTransport(WebSocketClient):
     """Plays Twilio towards ``url`` (a ``ws://``/``wss://`` Media Streams endpoint).
 
     ``custom_parameters`` go into every ``start`` (plus ``call_id`` and ``pack``, so an agent
@@ -338,33 +338,11 @@ class TwilioTransport:
         self.headers = dict(headers or {})
         self._session: aiohttp.ClientSession | None = None
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.deadlines.connect_s))
-        return self._session
-
     async def open_line(self, call_id: str, script: CallScript, tools: list[dict[str, Any]],
                         system_prompt: str) -> TwilioLine:
         from simulator.seeding import derive_seed
 
-        session = self._get_session()
-        t0 = _now()
-        try:
-            async with asyncio.timeout(self.deadlines.connect_s):
-                ws = await session.ws_connect(self.url, headers=self.headers, autoping=True,
-                                              max_msg_size=self.deadlines.max_reply_bytes)
-        except TimeoutError:
-            raise TransportError("connect_timeout", f"no WebSocket to {self.url} in time") from None
-        except aiohttp.WSServerHandshakeError as exc:
-            raise TransportError("http_4xx" if exc.status < 500 else "http_5xx",
-                                 f"WebSocket handshake: HTTP {exc.status}") from None
-        except aiohttp.ClientConnectorError as exc:
-            refused = isinstance(exc.os_error, ConnectionRefusedError)
-            raise TransportError("connect_refused" if refused else "connect_error",
-                                 str(exc.os_error)) from None
-        conn_ns = _now() - t0
+        ws, conn_ns = await self._connect()
         h = derive_seed("twilio", call_id)
         codec = TwilioCodec(stream_sid=f"MZ{h:032x}"[:34], call_sid=f"CA{h:032x}"[:34])
         params = {**self.custom, "call_id": call_id, "pack": script.pack}
@@ -374,14 +352,6 @@ class TwilioTransport:
         await ws.send_str(codec.connected())
         await ws.send_str(codec.start(params))
         return line
-
-    async def warmup(self, connections: int) -> None:
-        self._get_session()
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 __all__ = [
