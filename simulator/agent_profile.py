@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulator.errors import ProfileError, format_validation_error
+from simulator.yamlio import read_yaml_mapping
 
 
 class Prices(BaseModel):
@@ -42,16 +42,9 @@ def load_agent_profile(path: str | Path | None) -> AgentProfile:
     if path is None:
         return AgentProfile()
     p = Path(path)
+    data = read_yaml_mapping(p, ProfileError)
     try:
-        data: Any = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ProfileError(f"{p}: cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ProfileError(f"{p}{line}: invalid YAML") from None
-    try:
-        return AgentProfile.model_validate(data or {})
+        return AgentProfile.model_validate(data)
     except ValidationError as exc:
         raise ProfileError(format_validation_error(str(p), exc)) from None
 

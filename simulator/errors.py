@@ -18,9 +18,14 @@ from __future__ import annotations
 
 
 class CallsimError(Exception):
-    """Base of every error callsim raises on purpose."""
+    """Base of every error callsim raises on purpose. Its message is always one line:
+    line breaks that come from user data (a YAML key, an agent's reply) are escaped."""
 
     exit_code = 2
+
+    def __init__(self, message: str = "", *args: object) -> None:
+        one_line = str(message).replace("\r", "\\r").replace("\n", "\\n")
+        super().__init__(one_line, *args)
 
 
 class InputError(CallsimError):

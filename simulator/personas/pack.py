@@ -13,11 +13,11 @@ import string
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from simulator.errors import PackError, format_validation_error
 from simulator.slots import SLOT_TYPES
+from simulator.yamlio import read_yaml_mapping
 
 SlotType = Literal[
     "person_name",
@@ -270,19 +270,7 @@ def template_fields(template: str) -> list[str]:
 
 def load_pack(path: Path) -> Pack:
     """Load and validate one pack YAML. Raises :class:`PackError` (one line)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PackError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise PackError(f"{path}{line}: invalid YAML: {problem}") from None
-    if not isinstance(data, dict):
-        raise PackError(f"{path}: field '<root>': expected a mapping, got {type(data).__name__}")
+    data = read_yaml_mapping(path, PackError)
     try:
         pack = Pack.model_validate(data)
     except ValidationError as exc:
