@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import sys
@@ -21,6 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simulator.callscript import CallScript, Persona, Turn  # noqa: E402
+from simulator.driver.gctune import load_gc  # noqa: E402
 from simulator.transports.audio_session import (  # noqa: E402
     AudioStats,
     run_audio_call,
@@ -108,21 +110,34 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=50)
     ap.add_argument("--duration", type=float, default=60.0, help="seconds per call")
-    ap.add_argument("--uvloop", action="store_true", help="run the callers on uvloop")
+    ap.add_argument("--uvloop", action="store_true",
+                    help="run the callers on uvloop (what `callsim run` does when installed)")
+    ap.add_argument("--asyncio", action="store_true", help="run the callers on plain asyncio")
+    ap.add_argument("--no-gc-tuning", action="store_true",
+                    help="leave the collector at its defaults (the runner tunes it)")
     a = ap.parse_args()
+    if not a.asyncio:
+        try:
+            import uvloop  # noqa: F401
+
+            a.uvloop = True
+        except ImportError:
+            pass
     q: Any = mp.get_context("spawn").Queue()
     proc = mp.get_context("spawn").Process(target=_serve, args=(q,), daemon=True)
     proc.start()
     try:
         port = q.get(timeout=60)
         url = f"ws://127.0.0.1:{port}/twilio"
-        if a.uvloop:
-            import uvloop
+        with contextlib.nullcontext() if a.no_gc_tuning else load_gc():
+            if a.uvloop:
+                import uvloop
 
-            res = uvloop.run(bench(url, a.calls, a.duration))
-        else:
-            res = asyncio.run(bench(url, a.calls, a.duration))
+                res = uvloop.run(bench(url, a.calls, a.duration))
+            else:
+                res = asyncio.run(bench(url, a.calls, a.duration))
         res["loop"] = "uvloop" if a.uvloop else "asyncio"
+        res["gc_tuning"] = not a.no_gc_tuning
         print(json.dumps(res, indent=2))
     finally:
         proc.terminate()
