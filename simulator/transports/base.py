@@ -145,3 +145,27 @@ class WebSocketClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def receive_data(ws: Any, *, binary: bool = False) -> tuple[Any, int] | None:
+    """The next data message of an agent's WebSocket and its arrival stamp
+    (``perf_counter_ns``), or None when the agent closed it normally. A close with an error
+    code is ``ws_closed`` (see :func:`check_close`), a socket error ``reset``; control
+    frames (and binary ones unless ``binary``) are skipped."""
+    import time
+
+    import aiohttp
+
+    from simulator.errors import TransportError
+
+    while True:
+        msg = await ws.receive()
+        t = time.perf_counter_ns()
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
+                        aiohttp.WSMsgType.CLOSED):
+            check_close(msg, ws)
+            return None
+        if msg.type == aiohttp.WSMsgType.ERROR:
+            raise TransportError("reset", f"WebSocket error: {ws.exception()}")
+        if msg.type == aiohttp.WSMsgType.TEXT or (binary and msg.type == aiohttp.WSMsgType.BINARY):
+            return msg.data, t

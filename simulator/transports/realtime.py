@@ -24,7 +24,7 @@ from simulator.audio import dsp
 from simulator.callscript import CallScript
 from simulator.errors import TransportError
 from simulator.transports.audio_session import LineEvent, is_voiced_mulaw, realtime_usage_to_openai
-from simulator.transports.base import Deadlines, WebSocketClient, check_close, transports
+from simulator.transports.base import Deadlines, WebSocketClient, receive_data, transports
 
 _now = time.perf_counter_ns
 AudioFormat = Literal["pcm16", "g711_ulaw"]
@@ -267,17 +267,11 @@ class RealtimeLine:
 
     async def receive(self) -> LineEvent | None:
         while True:
-            msg = await self.ws.receive()
-            t = _now()
-            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
-                            aiohttp.WSMsgType.CLOSED):
-                check_close(msg, self.ws)
+            got = await receive_data(self.ws)
+            if got is None:
                 return None
-            if msg.type == aiohttp.WSMsgType.ERROR:
-                raise TransportError("reset", f"WebSocket error: {self.ws.exception()}")
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                continue
-            ev = parse_server_event(msg.data)
+            data, t = got
+            ev = parse_server_event(data)
             if ev.kind == "audio":
                 mu = ev.audio if self.fmt == "g711_ulaw" else dsp.pcm16_24k_to_mulaw(ev.audio)
                 return LineEvent("audio", t, audio=mu, duration_s=len(mu) / 8000.0,

@@ -24,7 +24,7 @@ from simulator.audio import dsp
 from simulator.callscript import CallScript
 from simulator.errors import TransportError
 from simulator.transports.audio_session import FRAME_SAMPLES, LineEvent, is_voiced_mulaw
-from simulator.transports.base import Deadlines, WebSocketClient, check_close, transports
+from simulator.transports.base import Deadlines, WebSocketClient, receive_data, transports
 
 _now = time.perf_counter_ns
 FRAME_BYTES = 160
@@ -280,17 +280,11 @@ class TwilioLine:
 
     async def receive(self) -> LineEvent | None:
         while True:
-            msg = await self.ws.receive()
-            t = _now()
-            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
-                            aiohttp.WSMsgType.CLOSED):
-                check_close(msg, self.ws)
+            got = await receive_data(self.ws, binary=True)
+            if got is None:
                 return None
-            if msg.type == aiohttp.WSMsgType.ERROR:
-                raise TransportError("reset", f"WebSocket error: {self.ws.exception()}")
-            if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                continue
-            m = parse_agent_message(msg.data)
+            data, t = got
+            m = parse_agent_message(data)
             if m.event == "media":
                 dur = len(m.payload) / 8000.0
                 self._playout_end = max(t, self._playout_end) + int(dur * 1e9)
