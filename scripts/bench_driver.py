@@ -51,7 +51,7 @@ from simulator.transports.openai_chat import OpenAIChatTransport  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 _now = time.perf_counter_ns
-_STAMPS = re.compile(r"r(\d+) w(\d+)")
+_STAMPS = re.compile(r"r(\d+) w(\d+)(?: u(\d+))?")
 CALLER_LINE = "Hi, I'd like to check the status of my order, it was placed last Tuesday I think."
 
 
@@ -89,6 +89,7 @@ class Level:
     send_p50_ms: float = float("nan")
     send_p99_ms: float = float("nan")
     true_p50_ms: float = float("nan")
+    srv_read_p99_ms: float = float("nan")  # server: kernel receipt -> its loop read it
     samples: int = 0
     note: str = ""
     raw: dict[str, list[float]] = field(default_factory=dict, repr=False)
@@ -265,6 +266,7 @@ async def _run_level(url: str, mode: str, conc: int, seconds: float, w: Workload
     infl: list[float] = []
     send: list[float] = []
     true: list[float] = []
+    srv_read: list[float] = []
     done = 0
     if mode == "driver":
         for ex in exchanges:
@@ -279,6 +281,8 @@ async def _run_level(url: str, mode: str, conc: int, seconds: float, w: Workload
                 lvl.errors += 1
                 continue
             recv, write = int(m.group(1)), int(m.group(2))
+            if m.group(3):
+                srv_read.append((int(m.group(3)) - recv) / 1e6)
             true_ms = (write - recv) / 1e6
             errs.append(abs(ex.ttft_ms - true_ms))
             infl.append((ex.first_content_ns - write) / 1e6)
@@ -309,6 +313,7 @@ async def _run_level(url: str, mode: str, conc: int, seconds: float, w: Workload
     lvl.infl_p50_ms, lvl.infl_p99_ms = pct(infl, 50), pct(infl, 99)
     lvl.send_p50_ms, lvl.send_p99_ms = pct(send, 50), pct(send, 99)
     lvl.true_p50_ms = pct(true, 50)
+    lvl.srv_read_p99_ms = pct(srv_read, 99)
     return lvl
 
 
@@ -382,12 +387,14 @@ def _level_in_process(url: str, mode: str, conc: int, seconds: float, w: Workloa
 def fmt_row(lv: Level) -> str:
     return (f"{lv.mode:>7} {lv.concurrency:>6} {lv.turns:>6} {lv.errors:>4} "
             f"{lv.err_p50_ms:>8.3f} {lv.err_p99_ms:>8.3f} {lv.infl_p50_ms:>8.3f} "
-            f"{lv.infl_p99_ms:>8.3f} {lv.send_p99_ms:>8.3f} {lv.lag_p99_ms:>8.2f} "
+            f"{lv.infl_p99_ms:>8.3f} {lv.send_p99_ms:>8.3f} {lv.srv_read_p99_ms:>8.3f} "
+            f"{lv.lag_p99_ms:>8.2f} "
             f"{lv.cpu_us_per_turn:>9.0f}  {lv.note}")
 
 
 HEADER = (f"{'path':>7} {'calls':>6} {'turns':>6} {'errs':>4} {'err p50':>8} {'err p99':>8} "
-          f"{'infl p50':>8} {'infl p99':>8} {'send p99':>8} {'lag p99':>8} {'cpu us/t':>9}")
+          f"{'infl p50':>8} {'infl p99':>8} {'send p99':>8} {'srv read':>8} {'lag p99':>8} "
+          f"{'cpu us/t':>9}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -406,8 +413,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pause-s", type=float, default=2.0)
     ap.add_argument("--turns", type=int, default=6)
     ap.add_argument("--no-uvloop", action="store_true")
+    ap.add_argument("--stamp-on-resume", action="store_true",
+                    help="A/B: stamp bytes when the reading coroutine resumes, as before the "
+                         "arrival stamps (simulator/transports/arrival.py)")
     ap.add_argument("--json", default="runs/bench_driver.json", help="write results here")
     a = ap.parse_args(argv)
+    if a.stamp_on_resume:
+        from simulator.transports import arrival
+        arrival.install = lambda _connector: False  # type: ignore[assignment]
     known = ["error", "capacity", "overhead", "peer", "store"]
     a.benches = a.benches or known
     if bad := [b for b in a.benches if b not in known]:
@@ -423,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     print(f"bench_driver: {len(cpus)} cpus (client on {client_cpu}, server on {server_cpu}), "
           f"load avg {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, uvloop={use_uv}, "
-          f"window {seconds:g} s, workload {asdict(w)}")
+          f"window {seconds:g} s, workload {asdict(w)}"
+          + (", stamps on resume" if a.stamp_on_resume else ""))
     result: dict[str, Any] = {"machine": {"cpus": len(cpus), "loadavg": load,
                                           "python": sys.version.split()[0]},
                               "workload": asdict(w), "seconds": seconds}

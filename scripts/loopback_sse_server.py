@@ -1,13 +1,17 @@
 """A minimal, fast loopback Chat Completions SSE server whose true delays are known.
 
-Raw asyncio ``Protocol`` (uvloop when installed), HTTP/1.1 keep-alive, chunked transfer.
+Raw non-blocking sockets on the asyncio loop (uvloop when installed), read with ``recvmsg``
+and ``SO_TIMESTAMPNS``; HTTP/1.1 keep-alive, chunked transfer.
 ``POST /v1/chat/completions`` streams: a role chunk at once, then ``--tokens`` content
 chunks (the first after ``--ttft-ms``, the rest every ``--token-ms`` on an absolute grid),
 a finish chunk, a usage chunk and ``[DONE]``. ``GET /v1/models`` answers at once (warm-up).
 
 Each content chunk carries the server's own ``time.perf_counter_ns()`` taken right before
-the write, and the first one also the stamp at which the request's first byte arrived:
-content ``"r<recv_ns> w<write_ns> "`` then ``"w<write_ns> "``. On Linux perf_counter_ns is
+the write, and the first one also when the request's first byte arrived: ``r`` the kernel's
+receive stamp of those bytes (so the server's own loop lag before reading them counts as
+the server's latency, as it would in a real agent, not as the client's error) and ``u``
+when this process read them: content ``"r<recv_ns> w<write_ns> u<read_ns> "`` then
+``"w<write_ns> "``. The reply schedule runs from ``r``. On Linux perf_counter_ns is
 CLOCK_MONOTONIC, system-wide, so a client on the same machine compares stamps directly.
 
     .venv/bin/python scripts/loopback_sse_server.py --ttft-ms 250 --token-ms 20 --cpu 1
@@ -23,10 +27,14 @@ import asyncio
 import json
 import os
 import re
+import socket
+import struct
 import sys
 import time
 
 _now = time.perf_counter_ns
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_CMSG = socket.CMSG_SPACE(16)
 _CL = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 
 _SSE_HEAD = (
@@ -65,28 +73,98 @@ class Config:
         )
 
 
-class Conn(asyncio.Protocol):
-    __slots__ = ("buf", "cfg", "loop", "recv_ns", "tr", "streaming", "timer")
+def _kernel_ns(anc: list[tuple[int, int, bytes]]) -> int | None:
+    """The kernel's receive time of the bytes just read (SO_TIMESTAMPNS, CLOCK_REALTIME),
+    converted to ``perf_counter_ns()`` (CLOCK_MONOTONIC on Linux)."""
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
+            sec, nsec = struct.unpack("qq", data[:16])
+            return sec * 1_000_000_000 + nsec - (time.time_ns() - _now())
+    return None
 
-    def __init__(self, cfg: Config) -> None:
+
+class Conn:
+    """One keep-alive connection, read with ``recvmsg`` so that each request carries the
+    kernel's receive stamp: a request's true start is when its bytes reached this socket,
+    not when this process's loop got round to reading them."""
+
+    __slots__ = ("buf", "cfg", "closed", "fd", "loop", "out", "recv_ns", "recv_user_ns",
+                 "sock", "streaming", "timer")
+
+    def __init__(self, cfg: Config, sock: socket.socket, loop: asyncio.AbstractEventLoop
+                 ) -> None:
         self.cfg = cfg
+        self.sock = sock
+        self.loop = loop
         self.buf = bytearray()
-        self.recv_ns = 0
+        self.out = bytearray()
+        self.recv_ns = self.recv_user_ns = 0
         self.streaming = False
+        self.closed = False
         self.timer: asyncio.TimerHandle | None = None
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        self.fd = sock.fileno()
+        loop.add_reader(self.fd, self._readable)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.tr: asyncio.Transport = transport  # type: ignore[assignment]
-        self.loop = asyncio.get_running_loop()
-
-    def connection_lost(self, exc: Exception | None) -> None:
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         if self.timer is not None:
             self.timer.cancel()
+        self.loop.remove_reader(self.fd)
+        self.loop.remove_writer(self.fd)
+        self.sock.close()
 
-    def data_received(self, data: bytes) -> None:
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if self.out:
+            self.out += data
+            return
+        try:
+            n = self.sock.send(data)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            self.close()
+            return
+        if n < len(data):
+            self.out += data[n:]
+            self.loop.add_writer(self.fd, self._writable)
+
+    def _writable(self) -> None:
+        try:
+            n = self.sock.send(self.out)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.close()
+            return
+        del self.out[:n]
+        if not self.out:
+            self.loop.remove_writer(self.fd)
+
+    def _readable(self) -> None:
+        try:
+            data, anc, _flags, _addr = self.sock.recvmsg(65536, _CMSG)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.close()
+            return
         t = _now()
+        if not data:
+            self.close()
+            return
         if not self.buf:
-            self.recv_ns = t  # first byte of a new request
+            # First byte of a new request: its kernel arrival (and, for the record, when
+            # this loop read it).
+            k = _kernel_ns(anc)
+            self.recv_ns = k if k is not None and k <= t else t
+            self.recv_user_ns = t
         self.buf += data
         if not self.streaming:
             self._maybe_request()
@@ -102,19 +180,20 @@ class Conn(asyncio.Protocol):
             return
         line = bytes(buf[: buf.find(b"\r\n")])
         del buf[:need]
-        recv = self.recv_ns
+        recv, recv_user = self.recv_ns, self.recv_user_ns
         if buf:
-            self.recv_ns = _now()
+            # A pipelined request already read: it arrived no later than now.
+            self.recv_ns = self.recv_user_ns = _now()
         if line.startswith(b"POST ") and b"/chat/completions" in line:
             self.streaming = True
-            self.tr.write(_SSE_HEAD + _chunk(_ROLE))
-            self._stream(recv)
+            self.write(_SSE_HEAD + _chunk(_ROLE))
+            self._stream(recv, recv_user)
         elif line.startswith(b"GET ") and b"/models" in line:
-            self.tr.write(_MODELS_RESP)
+            self.write(_MODELS_RESP)
         else:
-            self.tr.write(_NOT_FOUND)
+            self.write(_NOT_FOUND)
 
-    def _stream(self, recv_ns: int) -> None:
+    def _stream(self, recv_ns: int, recv_user_ns: int) -> None:
         cfg = self.cfg
         loop = self.loop
         # Absolute grid on perf_counter_ns; loop.call_at uses loop.time() (monotonic too).
@@ -123,22 +202,22 @@ class Conn(asyncio.Protocol):
 
         def tick() -> None:
             nonlocal k
-            if self.tr.is_closing():
+            if self.closed:
                 return
             w = _now()
             if k == 0:
-                text = b"r%d w%d " % (recv_ns, w)
+                text = b"r%d w%d u%d " % (recv_ns, w, recv_user_ns)
             else:
                 text = b"w%d " % w
-            self.tr.write(_chunk(_PRE + b'"delta":{"content":"' + text
-                                 + b'"},"finish_reason":null}]}'))
+            self.write(_chunk(_PRE + b'"delta":{"content":"' + text
+                              + b'"},"finish_reason":null}]}'))
             k += 1
             if k < cfg.tokens:
                 due = recv_ns + cfg.ttft_ns + k * cfg.token_ns
                 self.timer = loop.call_at(base_loop + due / 1e9, tick)
             else:
                 self.timer = None
-                self.tr.write(cfg.tail)
+                self.write(cfg.tail)
                 self.streaming = False
                 if self.buf:
                     self._maybe_request()
@@ -149,11 +228,26 @@ class Conn(asyncio.Protocol):
 
 async def serve(cfg: Config, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Conn(cfg), host, port, backlog=4096)
-    sock_port = server.sockets[0].getsockname()[1]
-    print(f"http://{host}:{sock_port}/v1", flush=True)
-    async with server:
-        await server.serve_forever()
+    lsock = socket.create_server((host, port), backlog=4096)
+    lsock.setblocking(False)
+    conns: set[Conn] = set()
+
+    def accept() -> None:
+        while True:
+            try:
+                sock, _addr = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            conns.add(Conn(cfg, sock, loop))
+            if len(conns) > 4096:
+                for c in [c for c in conns if c.closed]:
+                    conns.discard(c)
+
+    loop.add_reader(lsock.fileno(), accept)
+    print(f"http://{host}:{lsock.getsockname()[1]}/v1", flush=True)
+    await asyncio.Event().wait()
 
 
 def main(argv: list[str] | None = None) -> int:

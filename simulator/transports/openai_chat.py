@@ -1,7 +1,8 @@
 """Transport ``openai-chat``: OpenAI Chat Completions with SSE streaming.
 
 POSTs ``/chat/completions`` with ``stream: true`` and ``stream_options.include_usage``,
-reads raw bytes as they arrive, stamps each read with ``perf_counter_ns()`` before parsing,
+stamps bytes with ``perf_counter_ns()`` as the socket read delivers them (see
+:mod:`simulator.transports.arrival`; on resume of the reading coroutine as a fallback),
 and assembles text and ``tool_calls`` deltas. Connection set-up is measured with aiohttp
 trace hooks and kept out of first-token latency; connections are pooled and pre-warmed.
 """
@@ -18,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from simulator.errors import InputError, TransportError
+from simulator.transports import arrival
 from simulator.transports.base import Deadlines, Exchange, ToolCallOut, transports
 from simulator.transports.sse import SSEParser
 
@@ -65,6 +67,8 @@ class OpenAIChatTransport:
         self._extra = extra_body or {}
         self._limit = max_connections
         self._session: aiohttp.ClientSession | None = None
+        #: True when bytes are stamped at the socket read (not on coroutine resume).
+        self.stamps_at_arrival = False
 
     def _trace(self) -> aiohttp.TraceConfig:
         tc = aiohttp.TraceConfig()
@@ -96,6 +100,7 @@ class OpenAIChatTransport:
             conn = aiohttp.TCPConnector(
                 limit=self._limit, keepalive_timeout=120, ttl_dns_cache=None
             )
+            self.stamps_at_arrival = arrival.install(conn)
             self._session = aiohttp.ClientSession(
                 connector=conn,
                 trace_configs=[self._trace()],
@@ -243,6 +248,7 @@ class OpenAIChatTransport:
             else:
                 timer = loop.call_later((d - now) / 1e9, fire)
 
+        rx = arrival.attach(resp)
         try:
             timer = loop.call_later(max(0, deadline() - _now()) / 1e9, fire)
             while not done:
@@ -257,51 +263,60 @@ class OpenAIChatTransport:
                     wait = (first_deadline - ex.sent_ns) / 1e9
                     raise TransportError("first_byte_timeout",
                                          f"no bytes for {wait:.1f} s") from None
-                t = _now()
                 if not chunk:
                     break  # EOF
-                gap_ms = (t - last) / 1e6
-                if ex.first_content_ns is not None:
-                    ex.max_gap_ms = max(ex.max_gap_ms, gap_ms)
-                    if gap_ms >= dl.stall_warn_s * 1e3:
-                        ex.stalls += 1
-                last = t
+                resumed = _now()
                 total += len(chunk)
                 if total > dl.max_reply_bytes:
                     raise TransportError("oversized",
                                          f"reply larger than {dl.max_reply_bytes} bytes")
                 rearm = False
-                for ev in parser.feed(chunk):
-                    if ev.data == "[DONE]":
-                        done = True
+                t = resumed
+                for t, piece in ([(resumed, chunk)] if rx is None
+                                 else rx.split(chunk, resumed)):
+                    gap_ms = (t - last) / 1e6
+                    if ex.first_content_ns is not None:
+                        ex.max_gap_ms = max(ex.max_gap_ms, gap_ms)
+                        if gap_ms >= dl.stall_warn_s * 1e3:
+                            ex.stalls += 1
+                    last = t
+                    for ev in parser.feed(piece):
+                        if ev.data == "[DONE]":
+                            done = True
+                            break
+                        try:
+                            obj = json.loads(ev.data)
+                        except json.JSONDecodeError:
+                            raise TransportError("protocol_error",
+                                                 "SSE data is not JSON") from None
+                        if not isinstance(obj, dict):
+                            raise TransportError("protocol_error",
+                                                 "SSE data is not a JSON object")
+                        if "error" in obj and not obj.get("choices"):
+                            raise TransportError("agent_error", str(obj["error"])[:200])
+                        if isinstance(obj.get("usage"), dict):
+                            ex.usage = obj["usage"]
+                        for choice in obj.get("choices") or ():
+                            if not isinstance(choice, dict):
+                                raise TransportError("protocol_error",
+                                                     "choice is not an object")
+                            delta = choice.get("delta") or {}
+                            if not isinstance(delta, dict):
+                                raise TransportError("protocol_error",
+                                                     "delta is not an object")
+                            if ex.first_content_ns is None and _has_content(delta):
+                                ex.first_content_ns = t
+                                if interrupt_after_s is not None:
+                                    interrupt_at = t + int(interrupt_after_s * 1e9)
+                                rearm = True
+                            if isinstance(delta.get("content"), str):
+                                text_parts.append(delta["content"])
+                            for tc in delta.get("tool_calls") or ():
+                                _merge_tool_delta(calls, tc)
+                            if choice.get("finish_reason"):
+                                ex.finish_reason = choice["finish_reason"]
+                    if done:
                         break
-                    try:
-                        obj = json.loads(ev.data)
-                    except json.JSONDecodeError:
-                        raise TransportError("protocol_error", "SSE data is not JSON") from None
-                    if not isinstance(obj, dict):
-                        raise TransportError("protocol_error", "SSE data is not a JSON object")
-                    if "error" in obj and not obj.get("choices"):
-                        raise TransportError("agent_error", str(obj["error"])[:200])
-                    if isinstance(obj.get("usage"), dict):
-                        ex.usage = obj["usage"]
-                    for choice in obj.get("choices") or ():
-                        if not isinstance(choice, dict):
-                            raise TransportError("protocol_error", "choice is not an object")
-                        delta = choice.get("delta") or {}
-                        if not isinstance(delta, dict):
-                            raise TransportError("protocol_error", "delta is not an object")
-                        if ex.first_content_ns is None and _has_content(delta):
-                            ex.first_content_ns = t
-                            if interrupt_after_s is not None:
-                                interrupt_at = t + int(interrupt_after_s * 1e9)
-                            rearm = True
-                        if isinstance(delta.get("content"), str):
-                            text_parts.append(delta["content"])
-                        for tc in delta.get("tool_calls") or ():
-                            _merge_tool_delta(calls, tc)
-                        if choice.get("finish_reason"):
-                            ex.finish_reason = choice["finish_reason"]
                 if rearm:
                     # First content moves the deadline (to last + stall, or the interrupt).
                     if timer is not None:
@@ -313,6 +328,8 @@ class OpenAIChatTransport:
         finally:
             if timer is not None:
                 timer.cancel()
+            if rx is not None:
+                rx.detach()
         ex.last_byte_ns = last
         ex.text = "".join(text_parts)
         ex.tool_calls = [calls[i] for i in sorted(calls)]
