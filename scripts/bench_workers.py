@@ -1,5 +1,12 @@
 """Benchmark of issue 7: concurrent streaming calls sustained on 1 and 2 Ray workers.
 
+capacity (the scaling number): long calls (``--pause-s`` caller pauses before each turn)
+arrive at a constant rate chosen to hold ``--levels`` calls in flight per worker for
+``--level-seconds``; the steady calls in flight (time-weighted, after the first calls
+end, before arrivals stop) of the highest level whose merged worker loop-lag p99 stays
+under 5 ms, for 1 and 2 workers, and their ratio. The Poisson levels below measure Ray's
+overhead per call.
+
 Against ``scripts/loopback_sse_server.py`` (its own process: a first token after
 ``--ttft-ms``, then ``--tokens`` tokens every ``--token-ms``), real call scripts are replayed
 open loop (Poisson) through :func:`simulator.distributed.run_distributed`, rate stepped up
@@ -198,6 +205,87 @@ def marginal_ms(a: dict[str, Any], b: dict[str, Any]) -> float:
     return 1000 * cpu / max(b["calls"] - a["calls"], 1)
 
 
+def long_calls(n: int, seed: int, pause_s: float) -> list[Any]:
+    """``n`` generated calls whose every caller turn after the first waits ``pause_s`` (the
+    caller talking): phone calls last tens of seconds, so calls in flight, not calls per
+    second, is what a worker must hold."""
+    calls = generate_calls(load_packs(), "all", n, seed)
+    return [c.model_copy(update={"turns": [t.model_copy(update={"pause_before_s": pause_s})
+                                           for t in c.turns]}) for c in calls]
+
+
+def hold_level(url: str, workers: int, target: int, call_s: float, a: argparse.Namespace,
+               tmp: Path) -> dict[str, Any]:
+    """Constant arrivals at ``target * workers / call_s`` calls/s for ``a.level_seconds``:
+    about ``target`` calls in flight per worker once the first calls end."""
+    from simulator.distributed import run_distributed
+
+    packs = load_packs()
+    rate = target * max(workers, 1) / call_s
+    n = max(1, int(rate * a.level_seconds))
+    calls = long_calls(min(n, 2000), a.seed, a.pause_s)
+    cfg = RunConfig(target=url, arrival=ArrivalSpec(kind="constant", rate=rate), count=n,
+                    seed=a.seed, honour_pauses=True, grace_s=call_s * 3)
+    run_dir = tmp / f"hold-w{workers}-{target}-{time.monotonic_ns()}"
+    t0 = time.monotonic()
+    if workers == 0:
+        s = asyncio.run(run_load(calls, packs, cfg, run_dir))
+    else:
+        s = asyncio.run(run_distributed(calls, packs, cfg, run_dir, workers=workers,
+                                           use_ray=True))
+    _, dur = _concurrency(run_dir)
+    conc, peak = _steady_concurrency(run_dir, call_s, a.level_seconds)
+    return {"workers": workers, "target_per_worker": target, "rate_per_s": round(rate, 2),
+            "calls": s["calls"]["completed"], "failed": s["calls"]["failed"],
+            "concurrency": round(conc, 1), "peak_concurrency": peak, "call_s": round(dur, 2),
+            "lag_p99_ms": s["loop_lag"]["p99_ms"], "wall_s": round(time.monotonic() - t0, 1),
+            "ttft_p99_ms": (s.get("ttft_ms") or {}).get("p99")}
+
+
+def _steady_concurrency(run_dir: Path, lo: float, hi: float) -> tuple[float, int]:
+    """(time-weighted mean, peak) of calls in flight between ``lo`` and ``hi`` seconds of
+    the run: after the first calls have ended, before arrivals stop."""
+    store = RunStore(run_dir)
+    try:
+        rows = [(c["started_s"], c["finished_s"]) for c in store.calls()]
+    finally:
+        store.close()
+    busy = sum(max(0.0, min(f, hi) - max(s, lo)) for s, f in rows)
+    ev = sorted([(s, 1) for s, _ in rows] + [(f, -1) for _, f in rows])
+    cur = peak = 0
+    for t, d in ev:
+        cur += d
+        if lo <= t <= hi:
+            peak = max(peak, cur)
+    return busy / max(hi - lo, 1e-9), peak
+
+
+def capacity_ladder(url: str, workers: int, call_s: float, a: argparse.Namespace, tmp: Path,
+                    rows: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, bool]:
+    """Step calls in flight per worker up through ``a.levels``; the best level within the
+    lag limit, and whether the limit was reached (one retry per ladder on a miss)."""
+    best = None
+    retried = False
+    for target in [int(x) for x in a.levels.split(",")]:
+        while True:
+            lv = hold_level(url, workers, target, call_s, a, tmp)
+            rows.append(lv)
+            lag = lv["lag_p99_ms"]
+            over = lag is None or lag > LAG_LIMIT_MS or bool(lv["failed"])
+            print(f"{workers:>8} {target:>8} {lv['rate_per_s']:>8.1f} {lv['concurrency']:>9.1f} "
+                  f"{lv['peak_concurrency']:>6} {lv['calls']:>6} {lv['failed']:>5} "
+                  f"{lag if lag is not None else float('nan'):>8.2f} "
+                  f"{'OVER' if over else 'ok':>4}", flush=True)
+            if over and not retried:
+                retried = True
+                continue
+            break
+        if over:
+            return best, True
+        best = lv
+    return best, False
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=6.0, help="arrivals per level")
@@ -209,6 +297,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-pauses", action="store_true", help="ignore scripted caller pauses")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--levels", default="250,500,750,1000,1250",
+                    help="capacity: calls in flight per worker to step through")
+    ap.add_argument("--pause-s", type=float, default=3.0,
+                    help="capacity: caller pause before every turn after the first (s)")
+    ap.add_argument("--level-seconds", type=float, default=40.0,
+                    help="capacity: arrivals per level (s)")
+    ap.add_argument("--skip-overhead", action="store_true",
+                    help="only the capacity ladders (not the short Poisson levels)")
+    ap.add_argument("--skip-capacity", action="store_true",
+                    help="only the Poisson levels and Ray's overhead per call")
     a = ap.parse_args(argv)
     try:
         import ray
@@ -220,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--rates needs at least two rates (the overhead is a difference)")
     server = Server(a.ttft_ms, a.token_ms, a.tokens)
     levels: list[dict[str, Any]] = []
+    holds: list[dict[str, Any]] = []
+    cap: dict[int, tuple[dict[str, Any] | None, bool]] = {}
     pauses = not a.no_pauses
     try:
         with tempfile.TemporaryDirectory() as td:
@@ -236,42 +336,63 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 # Unreported: pays the first run's imports and caches in this process.
                 run_level(server.url, 0, rates[0], 2.0, pauses, a.seed, tmp)
-                local = []
-                for r in rates[:2]:
-                    lv = run_level(server.url, 0, r, a.seconds, pauses, a.seed, tmp)
-                    levels.append(lv)
-                    local.append(lv)
-                    print(fmt(lv), flush=True)
-                best = {w: ladder(server.url, w, rates, a, tmp, levels) for w in (1, 2)}
+                local: list[dict[str, Any]] = []
+                best: dict[int, tuple[dict[str, Any] | None, bool]] = {}
+                if not a.skip_overhead:
+                    for r in rates[:2]:
+                        lv = run_level(server.url, 0, r, a.seconds, pauses, a.seed, tmp)
+                        levels.append(lv)
+                        local.append(lv)
+                        print(fmt(lv), flush=True)
+                    best = {w: ladder(server.url, w, rates, a, tmp, levels) for w in (1, 2)}
                 xfer = transfer_cost(server.url, a.seed)
+                if not a.skip_capacity:
+                    # One call's length with these pauses, measured, sets the rates.
+                    short = argparse.Namespace(**{**vars(a), "level_seconds": 8.0})
+                    probe = hold_level(server.url, 0, 10, 10.0, short, tmp)
+                    call_s = probe["call_s"]
+                    # Unreported: the first run in fresh Ray worker processes pays imports.
+                    hold_level(server.url, 2, 10, call_s, short, tmp)
+                    print(f"capacity: calls of {call_s:.1f} s ({a.pause_s:g} s caller pauses), "
+                          f"{a.level_seconds:g} s of constant arrivals per level, loop-lag "
+                          f"p99 of the workers' loops (merged)")
+                    print(f"{'workers':>8} {'target':>8} {'rate/s':>8} {'in flight':>9} "
+                          f"{'peak':>6} {'calls':>6} {'fail':>5} {'lag p99':>8}")
+                    cap = {w: capacity_ladder(server.url, w, call_s, a, tmp, holds)
+                           for w in (1, 2)}
             finally:
                 ray.shutdown()
     finally:
         server.close()
-    # The last run at each rate (a retried level replaces its first try).
-    one = list({lv["rate_per_s"]: lv for lv in levels if lv["workers"] == 1}.values())
-    per_call_local = marginal_ms(local[0], local[1])
-    per_call_ray = marginal_ms(one[0], one[1]) if len(one) >= 2 else float("nan")
-    overhead = per_call_ray - per_call_local
-    sus = {w: (b["concurrency"] if b else 0.0) for w, (b, _) in best.items()}
-    s1, s2 = sus[1], sus[2]
-    ratio = s2 / s1 if s1 else float("nan")
-    bound = {w: ("" if hit else " (lower bound: limit not reached)") for w, (_, hit)
-             in best.items()}
-    print(f"sustained at loop-lag p99 <= {LAG_LIMIT_MS:g} ms: 1 worker {s1:.0f} calls in "
-          f"flight{bound[1]}, 2 workers {s2:.0f}{bound[2]}; ratio {ratio:.2f}")
-    print(f"CPU per call (marginal, driver + workers): in process {per_call_local:.1f} ms, "
-          f"1 Ray worker {per_call_ray:.1f} ms; Ray overhead {overhead:+.1f} ms per call, "
-          f"plus {ray_start_s:.1f} s Ray start-up and ~1 s actor start per run")
+    out: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg()},
+                           "server": server.kind, "ray_start_s": ray_start_s,
+                           "transfer_per_call": xfer}
     print(f"shipping a finished call worker -> driver: {xfer['kb_per_call']:.1f} KB, "
           f"{xfer['serialise_ms']:.2f} ms to serialise + {xfer['deserialise_ms']:.2f} ms to "
           f"deserialise (plus a {POLL_S * 1000:.0f} ms poll RPC per worker)")
-    out = {"machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg()},
-           "server": server.kind, "seconds": a.seconds, "pauses": pauses,
-           "levels": levels, "sustained": {"1": s1, "2": s2}, "ratio": ratio,
-           "cpu_ms_per_call": {"in_process": per_call_local, "ray_1_worker": per_call_ray},
-           "ray_overhead_cpu_ms_per_call": overhead, "ray_start_s": ray_start_s,
-           "transfer_per_call": xfer}
+    if best:
+        # The last run at each rate (a retried level replaces its first try).
+        one = list({lv["rate_per_s"]: lv for lv in levels if lv["workers"] == 1}.values())
+        per_call_local = marginal_ms(local[0], local[1])
+        per_call_ray = marginal_ms(one[0], one[1]) if len(one) >= 2 else float("nan")
+        overhead = per_call_ray - per_call_local
+        print(f"CPU per call (marginal, driver + workers): in process {per_call_local:.1f} ms, "
+              f"1 Ray worker {per_call_ray:.1f} ms; Ray overhead {overhead:+.1f} ms per call, "
+              f"plus {ray_start_s:.1f} s Ray start-up and ~1 s actor start per run")
+        out.update({"seconds": a.seconds, "pauses": pauses, "levels": levels,
+                    "cpu_ms_per_call": {"in_process": per_call_local,
+                                        "ray_1_worker": per_call_ray},
+                    "ray_overhead_cpu_ms_per_call": overhead})
+    if cap:
+        sus = {w: (b["concurrency"] if b else 0.0) for w, (b, _) in cap.items()}
+        s1, s2 = sus[1], sus[2]
+        ratio = s2 / s1 if s1 else float("nan")
+        bound = {w: ("" if hit else " (lower bound: limit not reached)")
+                 for w, (_, hit) in cap.items()}
+        print(f"capacity at loop-lag p99 <= {LAG_LIMIT_MS:g} ms (steady calls in flight): "
+              f"1 worker {s1:.0f}{bound[1]}, 2 workers {s2:.0f}{bound[2]}; ratio {ratio:.2f}")
+        out.update({"capacity_levels": holds, "sustained": {"1": s1, "2": s2},
+                    "ratio": ratio, "pause_s": a.pause_s, "level_seconds": a.level_seconds})
     if a.json:
         a.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0
