@@ -9,6 +9,7 @@ at any rate into a lower-case transcript. See docs/audio.md, "Closed loop with p
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import threading
 from dataclasses import dataclass
 from math import gcd
@@ -21,11 +22,24 @@ from simulator.errors import CallsimError
 
 INSTALL_HINT = "pip install 'callsim[asr]'"
 MODEL_RATE = 16_000  # the bundled en-us acoustic model was trained on 16 kHz speech
+# The recogniser's input is never digitally silent. espeak-ng renders pauses as exact
+# zeros, and a line with no noise bed (the `clean` profile) passes them on; pocketsphinx's
+# front end (log mel energies, batch cepstral mean normalisation) was trained on recorded
+# speech and loses about half the words it otherwise hears when a quarter of the frames
+# sit at its log floor (docs/audio.md). A white floor at the level G.712 allows a PCM
+# channel's idle noise (-65 dBm0, about -68 dBFS for G.711) removes that: it is ~45 dB
+# under the speech, and below every profile's own noise bed, so it only matters where
+# there is none. It also fills the empty 4-8 kHz band of upsampled telephone audio.
+NOISE_FLOOR_DBFS = -70.0
 
 # Decoder settings. "fast" prunes harder (no second flat-lexicon pass, phone-loop
 # lookahead, a cap on active HMMs); measured on the telephone-band TTS set it costs little
 # accuracy for ~2x speed (docs/audio.md).
 Preset = Literal["default", "fast"]
+# "generic": the wheel's en-us.lm.bin; "domain": a trigram over the persona packs' caller
+# text (simulator.audio.lm), which is what a deployed voice agent's recogniser would have.
+LanguageModel = Literal["generic", "domain"]
+LANGUAGE_MODELS: tuple[str, ...] = ("generic", "domain")
 _PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "fast": {"fwdflat": False, "pl_window": 10, "maxhmmpf": 3000, "beam": 1e-40,
@@ -61,22 +75,36 @@ def asr_available() -> tuple[bool, str]:
     return True, f"pocketsphinx-{version}"
 
 
-def to_int16_at(samples: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
-    """Float samples in [-1, 1] at ``sr`` -> int16 at ``target_sr`` (polyphase resampling)."""
+def to_int16_at(samples: np.ndarray, sr: int, target_sr: int,
+                noise_floor_dbfs: float | None = None) -> np.ndarray:
+    """Float samples in [-1, 1] at ``sr`` -> int16 at ``target_sr`` (polyphase resampling).
+    ``noise_floor_dbfs``: add white noise of that RMS (re full scale) first, from
+    a Generator seeded by the length, so the same input gives the same samples."""
     x = np.asarray(samples, dtype=np.float64)
     if sr != target_sr:
         g = gcd(int(sr), int(target_sr))
         x = resample_poly(x, target_sr // g, sr // g)
+    if noise_floor_dbfs is not None and x.size:
+        x = x + np.random.default_rng(x.size).standard_normal(x.size) * 10 ** (
+            noise_floor_dbfs / 20)
     return (np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16)
 
 
 @dataclass(frozen=True)
 class RecogniserConfig:
-    """``preset``: "default" or "fast" decoder pruning; ``extra``: any further pocketsphinx
-    Config keys (``lw``, ``beam``...), as (key, value) pairs."""
+    """``preset``: "default" or "fast" decoder pruning; ``noise_floor_dbfs``: the white
+    floor added to every input (see ``NOISE_FLOOR_DBFS``); ``lm``: "generic" (pocketsphinx's
+    en-us LM) or "domain" (built from ``lm_calls`` persona calls generated with
+    ``lm_seed``, cached in ``lm_cache_dir``, see :mod:`simulator.audio.lm`); ``extra``: any
+    further pocketsphinx Config keys (``lw``, ``beam``...), as (key, value) pairs."""
 
     preset: Preset = "fast"
     extra: tuple[tuple[str, Any], ...] = ()
+    lm: LanguageModel = "generic"
+    lm_seed: int | None = None  # None: simulator.audio.lm.LM_SEED
+    lm_calls: int | None = None  # None: simulator.audio.lm.LM_CALLS
+    lm_cache_dir: str | None = None
+    noise_floor_dbfs: float | None = NOISE_FLOOR_DBFS  # None: feed digital silence as is
 
 
 class Recogniser:
@@ -95,6 +123,19 @@ class Recogniser:
         ps = _import_pocketsphinx()
         self.config = config or RecogniserConfig()
         kwargs: dict[str, Any] = {**_PRESETS[self.config.preset], **dict(self.config.extra)}
+        if self.config.lm not in LANGUAGE_MODELS:
+            raise ValueError(f"lm: expected one of {', '.join(LANGUAGE_MODELS)}, "
+                             f"got {self.config.lm!r}")
+        self.domain_lm = None
+        if self.config.lm == "domain" and "lm" not in kwargs:
+            from simulator.audio import lm
+
+            self.domain_lm = lm.build_domain_lm(
+                os.path.join(ps.get_model_path(), "en-us", "cmudict-en-us.dict"),
+                self.config.lm_cache_dir,
+                calls=self.config.lm_calls or lm.LM_CALLS,
+                seed=lm.LM_SEED if self.config.lm_seed is None else self.config.lm_seed)
+            kwargs["lm"] = str(self.domain_lm.path)
         try:
             self._decoder = ps.Decoder(samprate=MODEL_RATE, loglevel="FATAL", **kwargs)
         except (RuntimeError, ValueError) as exc:
@@ -104,7 +145,7 @@ class Recogniser:
     def transcribe(self, samples: np.ndarray, sr: int) -> str:
         """The recognised words of one utterance (float samples at ``sr``), lower case,
         space-separated; "" for silence or when nothing is recognised."""
-        pcm = to_int16_at(samples, sr, MODEL_RATE)
+        pcm = to_int16_at(samples, sr, MODEL_RATE, self.config.noise_floor_dbfs)
         if pcm.size == 0:
             return ""
         with self._lock:

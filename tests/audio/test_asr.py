@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jiwer
 import numpy as np
 import pytest
 
 from simulator.audio import asr, tts
-from simulator.audio.calibrate_audio import calibrate_audio, spoken_form
+from simulator.audio.calibrate_audio import calibrate_audio, caller_utterances, spoken_form
 from simulator.audio.chain import AudioParams, degrade_audio
 from simulator.degradation import get_profile
-from simulator.degradation.asr import error_counts, word_error_rate
+from simulator.degradation.asr import error_counts, normalise, word_error_rate
 from simulator.seeding import np_rng
 
 ASR_OK, ASR_WHY = asr.asr_available()
@@ -108,3 +109,40 @@ def test_calibrate_audio_orders_clean_below_hostile(tmp_path: Path) -> None:
     # *lower* there); the share of reference words heard is what orders the lines.
     assert clean.hit_rate > hostile.hit_rate
     assert hostile.hit_rate < 0.5 * clean.hit_rate
+
+
+@needs_loop
+def test_the_domain_lm_hears_more_of_the_callers_than_the_generic_one(tmp_path: Path) -> None:
+    utts = caller_utterances(8, 1, str(tmp_path / "tts"))
+    wer = {}
+    for lm in ("generic", "domain"):
+        rec = asr.Recogniser(asr.RecogniserConfig(lm=lm, lm_cache_dir=str(tmp_path / "lm")))
+        errors = words = 0
+        for u in utts:
+            e, n = error_counts(u.reference, rec.transcribe(u.samples, u.sample_rate))
+            errors += e
+            words += n
+        wer[lm] = errors / words
+    # measured (40 utterances, undegraded): generic 93.6%, domain 57.5%
+    assert wer["domain"] < wer["generic"] - 0.15, wer
+
+
+@needs_loop
+def test_a_noise_floor_keeps_digital_silence_from_costing_words(tmp_path: Path) -> None:
+    utts = caller_utterances(8, 1, str(tmp_path / "tts"))
+    line = AudioParams.from_dict(get_profile("clean").audio)  # no noise bed: exact zeros
+    degraded = [degrade_audio(u.samples, u.sample_rate, line, np_rng(1, "t", i))
+                for i, u in enumerate(utts)]
+    assert any(float(np.mean(d.samples == 0)) > 0.05 for d in degraded)
+    heard = {}
+    for floor in (None, asr.NOISE_FLOOR_DBFS):
+        rec = asr.Recogniser(asr.RecogniserConfig(lm="domain", noise_floor_dbfs=floor,
+                                                  lm_cache_dir=str(tmp_path / "lm")))
+        hits = words = 0
+        for u, d in zip(utts, degraded, strict=True):
+            hyp = normalise(rec.transcribe(d.samples, d.sample_rate))
+            words += len(u.reference.split())
+            hits += jiwer.process_words(u.reference, hyp).hits if hyp else 0
+        heard[floor] = hits / words
+    # measured (40 utterances, clean line): 20.1% of words heard without, 31.0% with
+    assert heard[asr.NOISE_FLOOR_DBFS] > heard[None], heard
