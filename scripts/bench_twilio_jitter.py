@@ -38,7 +38,8 @@ def _serve(port_q: Any) -> None:
     from simulator.voice_agent import VoiceAgentConfig, create_voice_app
 
     async def main() -> None:
-        runner = web.AppRunner(create_voice_app(VoiceAgentConfig(ttft_ms=300, greet=False)),
+        runner = web.AppRunner(create_voice_app(VoiceAgentConfig(ttft_ms=300, greet=False,
+                                                                  stt="none")),
                                access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -147,6 +147,12 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
               help="Audio transports: also send the caller's words (reference agent only).")
 @click.option("--tools-port", default=0, show_default=True, type=int,
               help="Twilio: port of the tool relay the agent calls (0: any free port).")
+@click.option("--caller-audio", type=click.Choice(["tts", "tones"]),
+              help="Audio transports: the caller's voice. 'tts': each turn spoken by "
+                   "pyttsx3/espeak-ng in the persona's voice through the --profile's audio "
+                   "line (rendered before the run starts; cached in $CALLSIM_TTS_CACHE); "
+                   "'tones': synthetic voiced tones (pure timing/load work). Default: tts "
+                   "when the TTS works here, else tones with a notice.")
 @click.option("--max-active", type=click.IntRange(min=1),
               help="Open loop: cap on calls in flight (late starts show as dispatch delay).")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -219,6 +225,8 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
     profile_name = kw["profile"]
     if profile_name == "none" and calls and calls[0].degradation is not None:
         profile_name = calls[0].degradation.profile  # a degraded fixture file
+    caller_audio, audio_params = _caller_audio(kw.get("caller_audio"), kw["transport"],
+                                               profile_name, kw.get("profiles_dir"))
     rubric_sha = None
     if kw.get("rubric"):
         from simulator.gate.rubric import load_rubric
@@ -233,6 +241,7 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
         profile=profile_name, max_starts_per_s=kw.get("max_starts"),
         max_requests_per_s=kw.get("max_rps"), max_active=kw.get("max_active"),
         text_hints=bool(kw.get("text_hints")), tools_port=kw.get("tools_port") or 0,
+        caller_audio=caller_audio, audio_params=audio_params,
         deadlines=Deadlines(connect_s=kw["connect_timeout"], first_byte_s=kw["first_byte_timeout"],
                             stall_s=kw["stall_timeout"], call_s=kw["call_timeout"],
                             tool_s=kw["tool_timeout"],
@@ -246,6 +255,29 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
         calls, packs, cfg, run_dir, workers=kw.get("workers") or 1,
         ray_address=kw.get("ray_address"), api_key=api_key,
         agent=load_agent_profile(kw.get("agent_profile")), progress_out=sys.stderr))
+
+
+def _caller_audio(requested: str | None, transport: str, profile: str,
+                  profiles_dir: Path | None) -> tuple[str, dict[str, Any] | None]:
+    """The run's caller-audio mode and line (the profile's ``audio`` section) for an audio
+    transport; ("tones", None) for text transports, which send no audio."""
+    from simulator.driver.runner import AUDIO_TRANSPORTS
+
+    if transport not in AUDIO_TRANSPORTS:
+        if requested is not None:
+            click.echo(f"callsim: note: --caller-audio applies to audio transports only "
+                       f"(not {transport})", err=True)
+        return "tones", None
+    from simulator.audio.caller_audio import resolve_caller_audio
+
+    mode, notice = resolve_caller_audio(requested)
+    if notice:
+        click.echo(f"callsim: note: {notice}", err=True)
+    if mode != "tts" or profile == "none":
+        return mode, None
+    from simulator.degradation import get_profile
+
+    return mode, get_profile(profile, profiles_dir).audio.model_dump()
 
 
 def _config_from_meta(d: dict[str, Any]) -> Any:
@@ -542,15 +574,24 @@ def degrade(calls_file: Path, profile: str, seed: int, profiles_dir: Path | None
 @click.option("--audio", is_flag=True,
               help="Render utterances with TTS, degrade them per profile, and measure WER with "
                    "pocketsphinx (extra 'asr'; --utterances capped at 200).")
+@click.option("--lm", "lm", type=click.Choice(["domain", "generic"]), default="domain",
+              show_default=True,
+              help="With --audio: the recogniser's language model, a trigram over the persona "
+                   "packs' caller text or pocketsphinx's generic en-us one.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
+              help="With --audio: processes recognising profiles in parallel.")
 @_user_errors
 def calibrate(utterances: int, n_calls: int, seed: int, profiles_dir: Path | None,
-              audio: bool) -> None:
+              audio: bool, lm: str, workers: int) -> None:
     """Target vs. measured WER per profile, and observed perturbation/fault rates.
 
     Exits 1 when a profile misses its WER band (or strays more than 2 points from its
     centre), or when a rate falls outside its family-wise 99% interval. Each rate is also
     marked against its own 99% interval: with ~140 rates, one or two such marks are
     expected by chance alone, so the exit status uses the Bonferroni-corrected interval.
+
+    With --audio, exits 1 when two profiles with disjoint text bands are not ordered by
+    measured WER (by words heard when the recogniser's floor WER is too high to order).
     """
     from rich.console import Console
 
@@ -559,13 +600,27 @@ def calibrate(utterances: int, n_calls: int, seed: int, profiles_dir: Path | Non
     from simulator.degradation.calibrate import render_calibration
 
     if audio:
-        from simulator.audio.calibrate_audio import calibrate_audio, render_audio_calibration
+        from simulator.audio.asr import RecogniserConfig
+        from simulator.audio.calibrate_audio import (
+            calibrate_audio,
+            order_metric,
+            order_violations,
+            render_audio_calibration,
+        )
 
         profs = load_profiles(profiles_dir)
         ordered = sorted(profs.values(), key=lambda p: sum(p.asr.target_wer))
-        n = min(utterances, 200)  # real recognition is slow: ~1 s of CPU per utterance
-        results = calibrate_audio(ordered, utterances=n, seed=seed, workers=2)
+        n = min(utterances, 200)  # real recognition is slow: ~0.3-1 s of CPU per utterance
+        results = calibrate_audio(ordered, utterances=n, seed=seed, workers=workers,
+                                  # click.Choice above admits only the Literal's values
+                                  config=RecogniserConfig(lm=lm))  # type: ignore[arg-type]
         Console().print(render_audio_calibration(results))
+        violations = order_violations(results)
+        click.echo(f"audio order by {order_metric(results)}: "
+                   + ("ok" if not violations else "FAILED"), err=True)
+        if violations:
+            click.echo("out of order: " + "; ".join(violations), err=True)
+            sys.exit(1)
         return
     res = run_calibration(list(load_profiles(profiles_dir).values()), utterances, seed,
                           calls=n_calls)
@@ -715,9 +770,19 @@ def agent() -> None:
 @click.option("--arg-error-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--personas", "personas_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--stt", default="none", show_default=True, type=click.Choice(["none"]),
-              help="Voice endpoints: how the agent hears the caller ('none': end-of-speech "
-                   "detection only, canned replies unless the caller sends text hints).")
+@click.option("--stt", default="auto", show_default=True,
+              type=click.Choice(["auto", "pocketsphinx", "none"]),
+              help="Voice endpoints: how the agent hears the caller. 'pocketsphinx': it "
+                   "recognises each turn offline (in a worker process), answers what it heard "
+                   "and speaks with pyttsx3/espeak-ng; time to first audio is then "
+                   "recognition + policy + TTS + --ttft-ms. 'none': end-of-speech detection "
+                   "only, synthetic reply audio, canned replies unless the caller sends text "
+                   "hints; time to first audio is exactly the VAD hangover + --ttft-ms (use "
+                   "it for timing work). 'auto': pocketsphinx when installed, else none.")
+@click.option("--asr-workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Voice endpoints, --stt pocketsphinx: recogniser processes.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Log each recognised caller turn (heard words, recognition time) to stderr.")
 @click.option("--vad-silence-ms", default=500.0, show_default=True, type=float,
               help="Voice endpoints: silence that ends the caller's turn.")
 @click.option("--tools-url", help="Voice endpoints: base URL of the HTTP tool backend "
@@ -725,7 +790,8 @@ def agent() -> None:
 @_user_errors
 def agent_serve(host: str, port: int, ttft_ms: float, token_ms: float, fabricate_rate: float,
                 arg_error_rate: float, seed: int, personas_dir: Path | None, stt: str,
-                vad_silence_ms: float, tools_url: str | None) -> None:
+                asr_workers: int, verbose: bool, vad_silence_ms: float,
+                tools_url: str | None) -> None:
     """Serve the reference agent until interrupted.
 
     Endpoints: OpenAI Chat Completions at /v1/chat/completions (streaming and not), Twilio
@@ -735,12 +801,20 @@ def agent_serve(host: str, port: int, ttft_ms: float, token_ms: float, fabricate
     from simulator.agent import AgentConfig
     from simulator.personas import load_packs
     from simulator.voice_agent import VoiceAgentConfig
+    from simulator.voice_agent.server import resolve_stt
 
     _warn_public_bind(host)
+    if verbose:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    stt, notice = resolve_stt(stt)
+    if notice:
+        click.echo(f"callsim: note: {notice}", err=True)
     cfg = AgentConfig(ttft_ms=ttft_ms, token_ms=token_ms, fabricate_rate=fabricate_rate,
                       arg_error_rate=arg_error_rate, seed=seed)
     voice = VoiceAgentConfig(ttft_ms=ttft_ms, vad_silence_ms=vad_silence_ms, stt=stt,
-                             tools_url=tools_url, policy=cfg)
+                             asr_workers=asr_workers, tools_url=tools_url, policy=cfg)
     _run_async(_serve_agent(cfg, voice, host, port, load_packs(personas_dir)))
 
 

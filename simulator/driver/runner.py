@@ -70,6 +70,11 @@ class RunConfig:
     text_hints: bool = False
     # Twilio: port of the tool relay the agent calls (0: any free port, printed at start).
     tools_port: int = 0
+    # Audio transports: the caller's voice. "tts": each turn rendered with pyttsx3/espeak-ng
+    # in the persona's voice through the profile's line (``audio_params``, the profile's
+    # ``audio`` section; None: a clean telephone line); "tones": synthetic voiced tones.
+    caller_audio: str = "tones"
+    audio_params: dict[str, Any] | None = None
 
     def to_meta(self) -> dict[str, Any]:
         d = asdict(self)
@@ -239,6 +244,7 @@ class ShardRunner:
         self.active = 0
         self.relay: Any = None   # Twilio: routes the agent's HTTP tool calls to the call
         self.relay_url: str | None = None
+        self.caller_audio: Any = None  # CallerAudio when the caller speaks with TTS
 
     async def _one(self, i: int, t0: int, transport: Any, started: int
                    ) -> CallResult:
@@ -273,6 +279,8 @@ class ShardRunner:
                 call_id=call_id, tools=self.tool_schemas[pack.name],
                 system_prompt=pack.system_prompt, relay=self.relay,
                 lag_ms=lambda: self.lag.current_ms, honour_pauses=config.honour_pauses,
+                speech=(self.caller_audio.speech_for(script)
+                        if self.caller_audio is not None else None),
             )
         else:
             run = await run_text_call(
@@ -340,6 +348,8 @@ class ShardRunner:
         try:
             if config.transport == "twilio":
                 relay_runner = await self._start_relay()
+            if config.transport in AUDIO_TRANSPORTS and config.caller_audio == "tts":
+                await self._prerender(indices)
             self.lag.start()
             await transport.warmup(min(_concurrency_hint(config), 256))
             if t0 is None:
@@ -395,8 +405,25 @@ class ShardRunner:
             await transport.aclose()
             if relay_runner is not None:
                 await relay_runner.cleanup()
+            if self.caller_audio is not None:
+                self.caller_audio.close()
             gc_tuning.__exit__(None, None, None)
         return interrupted
+
+    async def _prerender(self, indices: list[int]) -> None:
+        """Render every caller turn of this shard's scripts before the clock starts, in
+        worker processes: TTS and the line never run on the loop that paces the calls."""
+        from simulator.audio.caller_audio import CallerAudio
+        from simulator.audio.chain import AudioParams
+
+        params = AudioParams.from_dict(self.config.audio_params)
+        self.caller_audio = CallerAudio(params, self.config.seed)
+        scripts = [self.calls[i % len(self.calls)] for i in indices]
+        t = time.monotonic()
+        n = await self.caller_audio.prerender(scripts)
+        print(f"caller audio: {n} turns rendered with TTS through the "
+              f"{self.config.profile!r} line in {time.monotonic() - t:.1f} s "
+              f"(cache {self.caller_audio.cache_dir})", file=sys.stderr, flush=True)
 
     async def _start_relay(self) -> Any:
         from aiohttp import web

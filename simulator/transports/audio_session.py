@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import inspect
 import json
 import math
 import re
@@ -42,7 +44,8 @@ VOICED_DBFS = -40.0
 ExecuteTool = Callable[
     [str, "dict[str, Any] | None", str, int], Awaitable[tuple[str, "dict[str, Any] | None"]]
 ]
-SpeechFn = Callable[[Turn], np.ndarray]
+# A turn's caller audio (8 kHz float32), or an awaitable of it (TTS rendered off the loop).
+SpeechFn = Callable[[Turn], "np.ndarray | Awaitable[np.ndarray]"]
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -88,18 +91,51 @@ def synthetic_speech(
     return (0.1 * voice * env).astype(np.float32)
 
 
-def synthetic_speech_fn(seconds_per_word: float = 0.3, min_s: float = 0.2) -> SpeechFn:
+class SyntheticSpeech:
     """A :data:`SpeechFn` giving each turn :func:`synthetic_speech` of its word count
-    (cached per word count: under load, synthesis must not stall the event loop)."""
-    cache: dict[int, np.ndarray] = {}
+    (cached per word count: under load, synthesis must not stall the event loop). The
+    ``tones`` caller audio of ``callsim run --caller-audio tones``."""
 
-    def speech(turn: Turn) -> np.ndarray:
+    mode = "tones"
+
+    def __init__(self, seconds_per_word: float = 0.3, min_s: float = 0.2) -> None:
+        self.seconds_per_word = seconds_per_word
+        self.min_s = min_s
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __call__(self, turn: Turn) -> np.ndarray:
         n = len(turn.text.split())
-        if n not in cache:
-            cache[n] = synthetic_speech(n, seconds_per_word=seconds_per_word, min_s=min_s)
-        return cache[n]
+        if n not in self._cache:
+            self._cache[n] = synthetic_speech(n, seconds_per_word=self.seconds_per_word,
+                                              min_s=self.min_s)
+        return self._cache[n]
 
-    return speech
+
+def synthetic_speech_fn(seconds_per_word: float = 0.3, min_s: float = 0.2) -> SyntheticSpeech:
+    """The synthetic-tone :data:`SpeechFn` (see :class:`SyntheticSpeech`)."""
+    return SyntheticSpeech(seconds_per_word, min_s)
+
+
+def fit_to_duration(pcm: np.ndarray, seconds: float, gap_s: float = 0.15,
+                    sr: int = SR) -> np.ndarray:
+    """``pcm`` said again (after ``gap_s`` of silence) until it lasts at least ``seconds``:
+    a caller talking over the agent for a scripted time keeps repeating the same words.
+    Never cuts an utterance short."""
+    n = int(round(seconds * sr))
+    if len(pcm) == 0 or len(pcm) >= n:
+        return pcm
+    gap = np.zeros(int(round(gap_s * sr)), dtype=np.float32)
+    parts = [pcm]
+    total = len(pcm)
+    while total < n:
+        parts += [gap, pcm]
+        total += len(gap) + len(pcm)
+    return np.concatenate(parts).astype(np.float32)
+
+
+def samples_sha256(samples: np.ndarray) -> str:
+    """sha256 of float32 samples: the caller audio of a turn, before framing."""
+    return hashlib.sha256(np.ascontiguousarray(samples, dtype=np.float32).tobytes()).hexdigest()
 
 
 def voiced_chunks(pcm: np.ndarray, chunk_samples: int,
@@ -125,10 +161,11 @@ class EnergyVAD:
         self.hangover = max(1, int(round(hangover_ms / 20.0)))
         self.threshold = threshold_dbfs
         self.in_speech = False
+        self.voiced = False  # was the last frame fed voiced?
         self._silent = 0
 
     def feed(self, pcm: np.ndarray) -> str | None:
-        voiced = frame_dbfs(pcm) > self.threshold
+        voiced = self.voiced = frame_dbfs(pcm) > self.threshold
         if voiced:
             self._silent = 0
             if not self.in_speech:
@@ -552,7 +589,8 @@ async def run_audio_call(
     ``execute_tool(name, parsed_args, raw_args, k)`` answers the agent's k-th tool call,
     either in-band (Realtime function calls) or through ``relay`` (agents that call the HTTP
     tool backend themselves, e.g. behind Twilio). ``speech(turn)`` gives the caller's 8 kHz
-    float32 audio (default: :func:`synthetic_speech_fn`). ``agent_silence_s``: agent
+    float32 audio, or an awaitable of it (default: :func:`synthetic_speech_fn`; TTS:
+    :class:`simulator.audio.caller_audio.CallSpeech`). ``agent_silence_s``: agent
     silence (after its audio has played out) that ends its turn. ``greeting_wait_s``: how
     long to listen for a greeting before the caller speaks (0: none). Returns a
     ``CallRun`` with one exchange record per agent turn (phase ``caller`` or ``tool``) plus
@@ -655,12 +693,21 @@ class _Session:
         call.turn = None
 
     async def _say(self, call: _AudioCall, line: AudioLine, turn: Turn) -> None:
-        self.caller_log.append({"index": turn.index, "kind": turn.kind, "text": turn.text,
-                                "clean_text": turn.clean_text})
+        entry: dict[str, Any] = {"index": turn.index, "kind": turn.kind, "text": turn.text,
+                                 "clean_text": turn.clean_text}
+        self.caller_log.append(entry)
+        pcm = await self._speech(turn)
+        entry["audio_s"] = round(len(pcm) / SR, 4)
+        entry["audio_sha256"] = samples_sha256(pcm)
         await line.send_caller_text(turn.text)
-        pcm = self.speech(turn)
         self.audio_in_s += len(pcm) / SR
         await call.say(pcm)
+
+    async def _speech(self, turn: Turn) -> np.ndarray:
+        got = self.speech(turn)
+        if inspect.isawaitable(got):
+            return await got
+        return got
 
     async def _caller_turn(self, call: _AudioCall, line: AudioLine, turn: Turn) -> Turn | None:
         """Speak ``turn``, time the agent's answer(s); returns the caller's next turn."""
@@ -731,28 +778,25 @@ class _Session:
         text = str(barge.get("text") or "Sorry, wait.")
         bturn = Turn(index=turn.index, kind="barge_in", text=text)
         dur = float(barge.get("duration_s") or 0)
+        if dur > 0 and isinstance(self.speech, SyntheticSpeech):
+            words = max(1, len(text.split()))
+            pcm = synthetic_speech(words, seconds_per_word=dur / words)
+        else:
+            # Rendered speech: the scripted line, repeated while the barge-in lasts.
+            pcm = await self._speech(bturn)
+            if dur > 0:
+                pcm = fit_to_duration(pcm, dur)
         call.barge_stop_ns = None
         call.barge_onset_ns = None
         call.last_voiced_arrival_ns = 0
         call.barge_armed = True
         await line.interrupt()
-        if dur > 0:
-            self.caller_log.append({"index": turn.index, "kind": "barge_in_audio", "text": text,
-                                    "clean_text": None})
-            await line.send_caller_text(text)
-            words = max(1, len(text.split()))
-            pcm = synthetic_speech(words, seconds_per_word=dur / words)
-            self.audio_in_s += len(pcm) / SR
-            await call.say(pcm)
-            self.caller_log.pop()
-        else:
-            self.caller_log.append({"index": turn.index, "kind": "barge_in_audio", "text": text,
-                                    "clean_text": None})
-            await line.send_caller_text(text)
-            pcm = self.speech(bturn)
-            self.audio_in_s += len(pcm) / SR
-            await call.say(pcm)
-            self.caller_log.pop()
+        self.caller_log.append({"index": turn.index, "kind": "barge_in_audio", "text": text,
+                                "clean_text": None})
+        await line.send_caller_text(text)
+        self.audio_in_s += len(pcm) / SR
+        await call.say(pcm)
+        self.caller_log.pop()
         onset = call.barge_onset_ns or _now()
 
         def stopped(now: int) -> bool:
@@ -824,6 +868,7 @@ class _Session:
             "usage_estimated": self.estimated,
             "duration_s": (run.finished_ns - run.started_ns) / 1e9,
             "audio": {
+                "caller_audio": getattr(self.speech, "mode", "custom"),
                 "caller_speech_s": round(self.audio_in_s, 3),
                 "frames_sent": int(call.stats.frames) if call else 0,
                 "send_jitter_p99_ms": float(np.percentile(jit, 99)) if len(jit) else None,

@@ -40,7 +40,8 @@ def script_with_tool_and_barge_in(onset_s: float = 0.2) -> CallScript:
 
 
 def voice_config(tools_url: str | None = None, **kw: Any) -> VoiceAgentConfig:
-    base: dict[str, Any] = {"ttft_ms": TTFT_MS, "vad_silence_ms": VAD_MS,
+    # stt none: timing tests need time to first audio to be exactly VAD + ttft_ms.
+    base: dict[str, Any] = {"ttft_ms": TTFT_MS, "vad_silence_ms": VAD_MS, "stt": "none",
                             "seconds_per_word": SECONDS_PER_WORD, "tools_url": tools_url}
     return VoiceAgentConfig(**{**base, **kw})
 

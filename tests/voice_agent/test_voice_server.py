@@ -34,9 +34,9 @@ def test_vad_ends_speech_at_the_hangover_th_silent_frame() -> None:
     assert silent == [None, None, None, None, "end", None]
 
 
-def test_only_stt_none_is_accepted() -> None:
-    with pytest.raises(InputError):
-        VoiceAgentConfig(stt="pocketsphinx")
+def test_an_unknown_stt_mode_is_a_user_error() -> None:
+    with pytest.raises(InputError, match="--stt"):
+        VoiceAgentConfig(stt="whisper")
 
 
 async def test_without_text_hints_the_agent_still_answers_every_utterance() -> None:
