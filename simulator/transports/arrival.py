@@ -80,10 +80,13 @@ class StampingResponseHandler(ResponseHandler):
     rx: ArrivalLog | None = None
 
     def data_received(self, data: bytes) -> None:
+        log = self.rx
+        if log is None or not data:  # b"": aiohttp resuming a paused parser, not a read
+            super().data_received(data)
+            return
         t = _now()
         super().data_received(data)
-        log = self.rx
-        if log is not None:
+        if self.rx is log:
             total = log.reader.total_bytes
             marks = log.marks
             if not marks or total > marks[-1][1]:
