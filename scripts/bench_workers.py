@@ -143,28 +143,36 @@ def fmt(lv: dict[str, Any]) -> str:
             f"{lv['cpu_ms_per_call']:>9.2f} {lv['dispatch_p99_ms'] or 0:>9.1f}")
 
 
-def ladder(url: str, workers: int, rates: list[float], a: argparse.Namespace, tmp: Path,
-           levels: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, bool]:
-    """Step the rate up; return the best level within the lag limit (None if none) and
-    whether the limit was hit (if not, the best level is only a lower bound)."""
+def climb(steps: list[Any], run: Any) -> tuple[dict[str, Any] | None, bool]:
+    """Run ``run(step)`` up through ``steps`` (each returns ``(level, over)``); the best
+    level within the limit (None if none) and whether the limit was hit (if not, the best
+    is only a lower bound). On a shared machine one level can catch someone else's burst:
+    one retry per climb before calling the limit."""
     best = None
     retried = False
-    for r in rates:
-        while True:
-            lv = run_level(url, workers, r * workers, a.seconds, not a.no_pauses, a.seed, tmp)
-            levels.append(lv)
-            print(fmt(lv), flush=True)
-            over = lv["lag_p99_ms"] is None or lv["lag_p99_ms"] > LAG_LIMIT_MS or lv["failed"]
-            # On a shared machine one level can catch someone else's burst: one retry per
-            # ladder before calling the limit.
-            if over and not retried:
-                retried = True
-                continue
-            break
+    for step in steps:
+        lv, over = run(step)
+        if over and not retried:
+            retried = True
+            lv, over = run(step)
         if over:
             return best, True
         best = lv
     return best, False
+
+
+def ladder(url: str, workers: int, rates: list[float], a: argparse.Namespace, tmp: Path,
+           levels: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, bool]:
+    """Step the Poisson rate up (see :func:`climb`)."""
+
+    def run(r: float) -> tuple[dict[str, Any], bool]:
+        lv = run_level(url, workers, r * workers, a.seconds, not a.no_pauses, a.seed, tmp)
+        levels.append(lv)
+        print(fmt(lv), flush=True)
+        return lv, bool(lv["lag_p99_ms"] is None or lv["lag_p99_ms"] > LAG_LIMIT_MS
+                        or lv["failed"])
+
+    return climb(rates, run)
 
 
 def transfer_cost(url: str, seed: int, n: int = 40) -> dict[str, float]:
@@ -262,28 +270,20 @@ def _steady_concurrency(run_dir: Path, lo: float, hi: float) -> tuple[float, int
 
 def capacity_ladder(url: str, workers: int, call_s: float, a: argparse.Namespace, tmp: Path,
                     rows: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, bool]:
-    """Step calls in flight per worker up through ``a.levels``; the best level within the
-    lag limit, and whether the limit was reached (one retry per ladder on a miss)."""
-    best = None
-    retried = False
-    for target in [int(x) for x in a.levels.split(",")]:
-        while True:
-            lv = hold_level(url, workers, target, call_s, a, tmp)
-            rows.append(lv)
-            lag = lv["lag_p99_ms"]
-            over = lag is None or lag > LAG_LIMIT_MS or bool(lv["failed"])
-            print(f"{workers:>8} {target:>8} {lv['rate_per_s']:>8.1f} {lv['concurrency']:>9.1f} "
-                  f"{lv['peak_concurrency']:>6} {lv['calls']:>6} {lv['failed']:>5} "
-                  f"{lag if lag is not None else float('nan'):>8.2f} "
-                  f"{'OVER' if over else 'ok':>4}", flush=True)
-            if over and not retried:
-                retried = True
-                continue
-            break
-        if over:
-            return best, True
-        best = lv
-    return best, False
+    """Step calls in flight per worker up through ``a.levels`` (see :func:`climb`)."""
+
+    def run(target: int) -> tuple[dict[str, Any], bool]:
+        lv = hold_level(url, workers, target, call_s, a, tmp)
+        rows.append(lv)
+        lag = lv["lag_p99_ms"]
+        over = lag is None or lag > LAG_LIMIT_MS or bool(lv["failed"])
+        print(f"{workers:>8} {target:>8} {lv['rate_per_s']:>8.1f} {lv['concurrency']:>9.1f} "
+              f"{lv['peak_concurrency']:>6} {lv['calls']:>6} {lv['failed']:>5} "
+              f"{lag if lag is not None else float('nan'):>8.2f} "
+              f"{'OVER' if over else 'ok':>4}", flush=True)
+        return lv, over
+
+    return climb([int(x) for x in a.levels.split(",")], run)
 
 
 def main(argv: list[str] | None = None) -> int:
