@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,6 +25,19 @@ from simulator.transports.base import Deadlines, Exchange, ToolCallOut, transpor
 from simulator.transports.sse import SSEParser
 
 _now = time.perf_counter_ns
+
+_loads: Callable[[str], Any]
+_dumps: Callable[[Any], bytes]
+try:  # the ``fast`` extra: ~5x faster per chunk; both raise ValueError subclasses
+    from orjson import dumps as _orjson_dumps
+    from orjson import loads as _orjson_loads
+
+    _loads, _dumps = _orjson_loads, _orjson_dumps
+except ImportError:  # pragma: no cover - exercised where orjson is not installed
+    _loads = json.loads
+
+    def _dumps(obj: Any) -> bytes:
+        return json.dumps(obj, separators=(",", ":")).encode()
 
 
 def api_key_from_env(name: str | None) -> str | None:
@@ -145,7 +159,7 @@ class OpenAIChatTransport:
         if tools:
             body["tools"] = tools
         body.update(self._extra)
-        payload = json.dumps(body, separators=(",", ":")).encode()
+        payload = _dumps(body)
         ex = Exchange()
         trace_ctx: dict[str, int] = {}
         session = self._get_session()
@@ -285,8 +299,8 @@ class OpenAIChatTransport:
                             done = True
                             break
                         try:
-                            obj = json.loads(ev.data)
-                        except json.JSONDecodeError:
+                            obj = _loads(ev.data)
+                        except ValueError:
                             raise TransportError("protocol_error",
                                                  "SSE data is not JSON") from None
                         if not isinstance(obj, dict):

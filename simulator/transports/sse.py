@@ -52,8 +52,20 @@ class SSEParser:
                     raise TransportError("protocol_error",
                                          "SSE stream is not valid UTF-8") from None
                 del buf[: end + 1]
+                data = self._data
                 for text in block.split("\n"):
+                    # The two lines LLM streams are made of, inline; the rest as the spec says.
+                    if text[:6] == "data: ":
+                        data.append(text[6:])
+                        self._pending += len(text) - 6
+                        continue
+                    if text == "" and data and not self._event:
+                        out.append(SSEEvent("\n".join(data), "message", self._id))
+                        data = self._data = []
+                        self._pending = 0
+                        continue
                     ev = self._text_line(text)
+                    data = self._data
                     if ev is not None:
                         out.append(ev)
             if len(buf) + self._pending > self._max:
