@@ -176,31 +176,37 @@ def tts_available() -> tuple[bool, str]:
         return False, str(exc)
 
 
-def _wav_complete(path: Path) -> bool:
-    """True when ``path`` is a WAV whose header's frame count matches its length."""
+def _wav_frames(path: Path) -> int | None:
+    """The frame count of the WAV at ``path`` when its length matches its header, else
+    None (missing, truncated or still being written)."""
     try:
         size = path.stat().st_size
         with wave.open(str(path), "rb") as w:
-            expected = w.getnframes() * w.getsampwidth() * w.getnchannels()
+            frames = w.getnframes()
+            expected = frames * w.getsampwidth() * w.getnchannels()
     except (OSError, EOFError, wave.Error):
-        return False
-    return size >= 44 + expected
+        return None
+    return frames if size >= 44 + expected else None
 
 
-def _wait_for_complete_file(path: Path, deadline: float) -> None:
-    """Wait until the WAV exists, its length is stable and matches its header."""
+def _wait_for_complete_file(path: Path, deadline: float) -> int:
+    """Wait until the WAV exists, its length is stable and matches its header; returns
+    its frame count (0 for the empty WAV pyttsx3 writes on a stale end-of-message)."""
     last = -1
     while True:
         size = path.stat().st_size if path.exists() else -1
-        if size > 44 and size == last and _wav_complete(path):
-            return
+        if size >= 44 and size == last:
+            frames = _wav_frames(path)
+            if frames is not None:
+                return frames
         last = size
         if time.monotonic() > deadline:
             raise TTSUnavailableError(f"TTS: {path.name} not complete before timeout")
         time.sleep(0.002)
 
 
-def _render_to_file(text: str, voice: Voice, path: Path, timeout_s: float) -> None:
+def _render_to_file(text: str, voice: Voice, path: Path, timeout_s: float) -> int:
+    """One render of ``text`` to ``path``; returns the WAV's frame count."""
     engine = _get_engine()
     done = threading.Event()
 
@@ -219,9 +225,26 @@ def _render_to_file(text: str, voice: Voice, path: Path, timeout_s: float) -> No
             with contextlib.suppress(Exception):
                 engine.stop()
             raise TTSUnavailableError(f"TTS: no end of utterance after {timeout_s:.0f} s")
-        _wait_for_complete_file(path, deadline)
+        return _wait_for_complete_file(path, deadline)
     finally:
         engine.disconnect(token)
+
+
+RENDER_ATTEMPTS = 3
+
+
+def _render_nonempty(text: str, voice: Voice, path: Path, timeout_s: float) -> None:
+    """:func:`_render_to_file`, again when it wrote no audio. pyttsx3's espeak driver
+    writes the file on the first end-of-message event it sees, and now and then (about 1
+    render in 200 here) that is a stale one from the previous utterance: the file is an
+    empty WAV and this utterance's audio is dropped. Rendering again gets it."""
+    for _ in range(RENDER_ATTEMPTS):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        if _render_to_file(text, voice, path, timeout_s) > 0:
+            return
+    raise TTSUnavailableError(
+        f"TTS: espeak-ng gave no audio for {text[:40]!r} in {RENDER_ATTEMPTS} attempts")
 
 
 @dataclass(frozen=True)
@@ -273,7 +296,7 @@ def synthesize(
         tmp = Path(tmp_name)
         tmp.unlink()  # the driver must create it: existence is part of "complete"
         try:
-            _render_to_file(text, voice, tmp, timeout_s)
+            _render_nonempty(text, voice, tmp, timeout_s)
             data, sr = sf.read(str(tmp), dtype="float32", always_2d=False)
             if use_cache:
                 os.replace(tmp, target)  # atomic: a reader never sees a partial WAV
