@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import numpy as np
 
 from simulator import __version__
 from simulator.agent_profile import AgentProfile
-from simulator.callscript import CallScript, write_calls
+from simulator.callscript import CallScript
 from simulator.driver.looplag import LoopLagMonitor, lag_verdict
 from simulator.driver.runner import (
     CallResult,
@@ -36,6 +35,7 @@ from simulator.driver.runner import (
     RunControls,
     ShardRunner,
     StoreSink,
+    begin_run,
     finish_run,
     make_transport,
     plan,
@@ -284,7 +284,10 @@ async def run_distributed(
     store = RunStore(run_dir, create=True, redact=(api_key,) if api_key else ())
     offsets, total, n_warm = plan(calls, config)
     done_before = store.completed_indices() if resume else set()
-    _begin(store, calls, config, agent, run_dir, total, resume, workers, ray_address)
+    # The same meta as run_load writes (a run on N workers must read like a run on one),
+    # plus how it was spread.
+    begin_run(store, calls, config, agent, run_dir, total, resume, workers=workers,
+              ray_address=ray_address)
     todo = [i for i in range(total) if i not in done_before]
     shards = shard_indices(todo, workers)
     # finish_run merges these with what an earlier part of a resumed run recorded.
@@ -371,29 +374,6 @@ def actor_name(run_dir: Path, worker: int) -> str:
     """The Ray actor name of one worker of a run (``ray.get_actor`` finds it; the Ray
     dashboard shows it)."""
     return f"callsim:{run_dir.name}:w{worker}"
-
-
-def _begin(store: RunStore, calls: list[CallScript], config: RunConfig, agent: AgentProfile,
-           run_dir: Path, total: int, resume: bool, workers: int,
-           ray_address: str | None) -> None:
-    # The same meta as run_load writes (a run on N workers must read like a run on one),
-    # plus how it was spread.
-    if resume:
-        store.set_meta(status="running", resumed_at=time.time(), workers=workers,
-                       ray_address=ray_address)
-        return
-    from simulator.gate.decide import scenario_set_id
-
-    write_calls(calls, run_dir / "calls.jsonl")
-    store.set_meta(
-        config=config.to_meta(), seed=config.seed, profile=config.profile,
-        target=config.target, transport=config.transport, model=config.model,
-        versions={"callsim": __version__, "python": sys.version.split()[0]},
-        rubric_sha256=config.rubric_sha256, total_calls=total, status="running",
-        started_at=time.time(), agent_profile=agent.model_dump(),
-        scenario_set=scenario_set_id(c.call_id for c in calls),
-        workers=workers, ray_address=ray_address,
-    )
 
 
 async def _collect(ray: Any, states: list[_WorkerState], sink: StoreSink, progress: Progress,

@@ -464,18 +464,7 @@ async def run_load(
     store = RunStore(run_dir, create=True, redact=(api_key,) if api_key else ())
     offsets, total, n_warm = plan(calls, config)
     done_before = store.completed_indices() if resume else set()
-    if not resume:
-        write_calls(calls, run_dir / "calls.jsonl")
-        store.set_meta(
-            config=config.to_meta(), seed=config.seed, profile=config.profile,
-            target=config.target, transport=config.transport, model=config.model,
-            versions={"callsim": __version__, "python": sys.version.split()[0]},
-            rubric_sha256=config.rubric_sha256, total_calls=total, status="running",
-            started_at=time.time(), agent_profile=agent.model_dump(),
-            scenario_set=_scenario_set(calls),
-        )
-    else:
-        store.set_meta(status="running", resumed_at=time.time())
+    begin_run(store, calls, config, agent, run_dir, total, resume)
     todo = [i for i in range(total) if i not in done_before]
     shard = ShardRunner(calls, packs, config, agent=agent, api_key=api_key, offsets=offsets,
                         n_warm=n_warm)
@@ -576,10 +565,26 @@ def _concurrency_hint(config: RunConfig) -> int:
     return int(min(256, max(4, (config.arrival.rate or 10) * 2)))
 
 
-def _scenario_set(calls: list[CallScript]) -> str:
+def begin_run(store: RunStore, calls: list[CallScript], config: RunConfig,
+              agent: AgentProfile, run_dir: Path, total: int, resume: bool,
+              **extra: Any) -> None:
+    """Mark the run as running. A new run also gets its calls file and its meta (config,
+    seed, versions, rubric hash, agent profile, scenario set); ``extra`` meta (e.g. how a
+    distributed run is spread) is written either way."""
+    if resume:
+        store.set_meta(status="running", resumed_at=time.time(), **extra)
+        return
     from simulator.gate.decide import scenario_set_id
 
-    return scenario_set_id(c.call_id for c in calls)
+    write_calls(calls, run_dir / "calls.jsonl")
+    store.set_meta(
+        config=config.to_meta(), seed=config.seed, profile=config.profile,
+        target=config.target, transport=config.transport, model=config.model,
+        versions={"callsim": __version__, "python": sys.version.split()[0]},
+        rubric_sha256=config.rubric_sha256, total_calls=total, status="running",
+        started_at=time.time(), agent_profile=agent.model_dump(),
+        scenario_set=scenario_set_id(c.call_id for c in calls), **extra,
+    )
 
 
 async def _apply_fault(
