@@ -1,30 +1,32 @@
 """Speech rendering: pyttsx3 over espeak-ng, installed by pip alone, cached by content hash.
 
-The ``espeakng-loader`` wheel bundles libespeak-ng and its data. We load that library with
-ctypes (by full path, so its soname ``libespeak-ng.so.1`` is already resident when
-pyttsx3's driver asks for it) and set ``ESPEAK_DATA_PATH`` before pyttsx3 is imported. A
-system libespeak-ng, when present, is used only if the wheel is missing.
+The ``espeakng-loader`` wheel bundles libespeak-ng and its data; pyttsx3 ships the ctypes
+binding of it. A system libespeak-ng, when present, is used only if the wheel is missing.
 
-pyttsx3's ``save_to_file`` + ``runAndWait`` returns as soon as espeak has *started*
-synthesising (espeak calls back from its own thread), so long texts would be lost or written
-under the next utterance's name. We therefore render one utterance per call, under a lock,
-wait for the driver's ``finished-utterance`` notification, then for the WAV to exist with a
-stable length, with a timeout.
+pyttsx3's engine loop is not used. It runs espeak asynchronously and races it: its
+``save_to_file`` + ``runAndWait`` returns while espeak is still synthesising on its own
+thread, a voice's rate set just before an utterance was now and then applied to the next
+one (65,019 samples for a voice whose utterance is 83,381, the previous voice's length), about
+one render in 200 wrote an empty WAV on a stale end-of-message, and in CI it segfaulted
+inside ``espeak_Synth``. Instead every utterance is rendered by
+:mod:`simulator.audio.espeak_host`: a small host process that forks a fresh child per
+utterance, which initialises espeak-ng in synchronous mode through pyttsx3's binding,
+renders, writes the WAV and exits. That makes the bytes a function of (text, voice, engine)
+alone, whatever was rendered before (one long-lived engine drifts by tens to hundreds of
+samples), and a crash costs one child, rendered again once, then a one-line error.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
-import gc
 import hashlib
-import importlib.metadata
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import threading
-import time
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,89 +85,99 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "callsim" / "tts"
 
 
-# --- engine loading ------------------------------------------------------------------------
+# --- the render host ------------------------------------------------------------------------
 
-_lock = threading.Lock()
-_engine: Any = None
-_engine_version: str | None = None
-_load_error: str | None = None
+_HOST_SCRIPT = Path(__file__).with_name("espeak_host.py")
 
 
-def _load_library() -> str:
-    """Make libespeak-ng resident and point espeak at its data. Returns a version string."""
+class _Host:
+    """The process's TTS render host (:mod:`simulator.audio.espeak_host`), started on first
+    use, restarted if it dies, shared by threads under a lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen[str] | None = None
+        self.pid = 0  # the process that started it (a forked copy must start its own)
+        self.version: str | None = None
+        self.load_error: str | None = None
+
+    def _start(self) -> subprocess.Popen[str]:
+        if self.load_error is not None:
+            raise TTSUnavailableError(self.load_error)
+        if self.proc is not None and self.pid == os.getpid() and self.proc.poll() is None:
+            return self.proc
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+        proc = subprocess.Popen(
+            [sys.executable, str(_HOST_SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, env=env, bufsize=1)
+        assert proc.stdout is not None
+        hello = _parse(proc.stdout.readline())
+        if not hello.get("ok"):
+            proc.wait()
+            self.load_error = str(hello.get("error") or "TTS: the render host did not start")
+            raise TTSUnavailableError(self.load_error)
+        self.proc, self.pid, self.version = proc, os.getpid(), str(hello["version"])
+        return proc
+
+    def engine_version(self) -> str:
+        with self.lock:
+            self._start()
+            assert self.version is not None
+            return self.version
+
+    def render(self, text: str, voice: Voice, path: Path, timeout_s: float) -> int:
+        """Render to ``path`` (a complete WAV when this returns); its frame count."""
+        req = json.dumps({"text": text, "voice": voice.espeak_voice, "rate": voice.rate,
+                          "pitch": voice.pitch, "path": str(path), "timeout_s": timeout_s})
+        with self.lock:
+            for _ in range(2):  # a host that died between renders is started again once
+                proc = self._start()
+                assert proc.stdin is not None and proc.stdout is not None
+                try:
+                    proc.stdin.write(req + "\n")
+                    proc.stdin.flush()
+                    line = proc.stdout.readline()
+                except BrokenPipeError:
+                    line = ""
+                if line:
+                    resp = _parse(line)
+                    if not resp.get("ok"):
+                        raise TTSUnavailableError(str(resp.get("error")))
+                    return int(resp["frames"])
+                proc.kill()
+                proc.wait()
+                self.proc = None
+        raise TTSUnavailableError(f"TTS: the render host died twice rendering {text[:40]!r}")
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and self.pid == os.getpid():
+            with contextlib.suppress(OSError):
+                assert proc.stdin is not None
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _parse(line: str) -> dict[str, Any]:
     try:
-        import espeakng_loader
-    except ImportError:
-        espeakng_loader = None
-    if espeakng_loader is not None:
-        lib_path = espeakng_loader.get_library_path()
-        # espeak reads ESPEAK_DATA_PATH when initialised with path=NULL (pyttsx3 does so).
-        os.environ["ESPEAK_DATA_PATH"] = espeakng_loader.get_data_path()
-        lib = ctypes.CDLL(lib_path, mode=ctypes.RTLD_GLOBAL)
-        source = f"espeakng-loader-{_dist_version('espeakng-loader')}"
-    else:
-        try:
-            lib = ctypes.CDLL("libespeak-ng.so.1", mode=ctypes.RTLD_GLOBAL)
-        except OSError:
-            raise TTSUnavailableError(
-                "TTS: no espeak-ng library: pip install espeakng-loader (or callsim[tts])"
-            ) from None
-        source = "system:libespeak-ng.so.1"
-    info = lib.espeak_Info
-    info.restype = ctypes.c_char_p
-    info.argtypes = [ctypes.c_void_p]
-    version = (info(None) or b"?").decode("ascii", "replace")
-    return f"{source}:{version}"
+        obj = json.loads(line)
+    except ValueError:
+        return {"ok": False, "error": "TTS: the render host stopped without an answer"}
+    return obj if isinstance(obj, dict) else {"ok": False, "error": "TTS: bad host answer"}
 
 
-def _dist_version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "?"
-
-
-def _get_engine() -> Any:
-    """The process's pyttsx3 engine (espeak can be initialised only once per process)."""
-    global _engine, _engine_version, _load_error
-    if _engine is not None:
-        return _engine
-    if _load_error is not None:
-        raise TTSUnavailableError(_load_error)
-    try:
-        lib_version = _load_library()
-        import pyttsx3
-        import pyttsx3.drivers.espeak as espeak_driver
-
-        # The driver prints "Audio saved to ..." from espeak's thread; silence just that
-        # module's print rather than swapping the process-wide sys.stdout.
-        espeak_driver.print = lambda *a, **k: None
-        engine = pyttsx3.init("espeak")
-        _engine_version = f"pyttsx3-{_dist_version('pyttsx3')}|{lib_version}"
-    except TTSUnavailableError as exc:
-        _load_error = str(exc)
-        raise
-    except Exception as exc:  # any failure to load the engine means "no TTS here"
-        _load_error = f"TTS: cannot start pyttsx3/espeak-ng: {type(exc).__name__}: {exc}"
-        raise TTSUnavailableError(_load_error) from None
-    _engine = engine
-    atexit.register(_release_engine)
-    return engine
-
-
-def _release_engine() -> None:
-    """Drop the engine while the interpreter is still whole: pyttsx3's ``__del__`` needs
-    modules that are already torn down if it runs at the very end of shutdown."""
-    global _engine
-    _engine = None
-    gc.collect()
+_host = _Host()
+atexit.register(_host.stop)
 
 
 def engine_version() -> str:
-    """A string naming pyttsx3 and the espeak-ng build (part of every cache key)."""
-    _get_engine()
-    assert _engine_version is not None
-    return _engine_version
+    """A string naming pyttsx3, the espeak-ng build and the render method (part of every
+    cache key)."""
+    return _host.engine_version()
 
 
 def tts_available() -> tuple[bool, str]:
@@ -174,77 +186,6 @@ def tts_available() -> tuple[bool, str]:
         return True, engine_version()
     except TTSUnavailableError as exc:
         return False, str(exc)
-
-
-def _wav_frames(path: Path) -> int | None:
-    """The frame count of the WAV at ``path`` when its length matches its header, else
-    None (missing, truncated or still being written)."""
-    try:
-        size = path.stat().st_size
-        with wave.open(str(path), "rb") as w:
-            frames = w.getnframes()
-            expected = frames * w.getsampwidth() * w.getnchannels()
-    except (OSError, EOFError, wave.Error):
-        return None
-    return frames if size >= 44 + expected else None
-
-
-def _wait_for_complete_file(path: Path, deadline: float) -> int:
-    """Wait until the WAV exists, its length is stable and matches its header; returns
-    its frame count (0 for the empty WAV pyttsx3 writes on a stale end-of-message)."""
-    last = -1
-    while True:
-        size = path.stat().st_size if path.exists() else -1
-        if size >= 44 and size == last:
-            frames = _wav_frames(path)
-            if frames is not None:
-                return frames
-        last = size
-        if time.monotonic() > deadline:
-            raise TTSUnavailableError(f"TTS: {path.name} not complete before timeout")
-        time.sleep(0.002)
-
-
-def _render_to_file(text: str, voice: Voice, path: Path, timeout_s: float) -> int:
-    """One render of ``text`` to ``path``; returns the WAV's frame count."""
-    engine = _get_engine()
-    done = threading.Event()
-
-    def on_finished(name: Any = None, completed: bool = True) -> None:
-        done.set()
-
-    token = engine.connect("finished-utterance", on_finished)
-    try:
-        engine.setProperty("voice", voice.espeak_voice)
-        engine.setProperty("rate", voice.rate)
-        engine.setProperty("pitch", voice.pitch)
-        engine.save_to_file(text, str(path))
-        engine.runAndWait()
-        deadline = time.monotonic() + timeout_s
-        if not done.wait(timeout_s):
-            with contextlib.suppress(Exception):
-                engine.stop()
-            raise TTSUnavailableError(f"TTS: no end of utterance after {timeout_s:.0f} s")
-        return _wait_for_complete_file(path, deadline)
-    finally:
-        engine.disconnect(token)
-
-
-RENDER_ATTEMPTS = 3
-
-
-def _render_nonempty(text: str, voice: Voice, path: Path, timeout_s: float) -> None:
-    """:func:`_render_to_file`, again when it wrote no audio. pyttsx3's espeak driver
-    writes the file on the first end-of-message event it sees, and now and then (about 1
-    render in 200 here) that is a stale one from the previous utterance: the file is an
-    empty WAV and this utterance's audio is dropped. Rendering again gets it."""
-    for _ in range(RENDER_ATTEMPTS):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        if _render_to_file(text, voice, path, timeout_s) > 0:
-            return
-    raise TTSUnavailableError(
-        f"TTS: espeak-ng gave no audio for {text[:40]!r} in {RENDER_ATTEMPTS} attempts")
 
 
 @dataclass(frozen=True)
@@ -290,17 +231,15 @@ def synthesize(
         data, sr = sf.read(str(target), dtype="float32", always_2d=False)
         return Rendered(np.asarray(data, dtype=np.float32), int(sr), True, key)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _lock:
-        fd, tmp_name = tempfile.mkstemp(suffix=".wav", dir=str(target.parent))
-        os.close(fd)
-        tmp = Path(tmp_name)
-        tmp.unlink()  # the driver must create it: existence is part of "complete"
-        try:
-            _render_nonempty(text, voice, tmp, timeout_s)
-            data, sr = sf.read(str(tmp), dtype="float32", always_2d=False)
-            if use_cache:
-                os.replace(tmp, target)  # atomic: a reader never sees a partial WAV
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+    fd, tmp_name = tempfile.mkstemp(suffix=".wav", dir=str(target.parent))
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        _host.render(text, voice, tmp, timeout_s)
+        data, sr = sf.read(str(tmp), dtype="float32", always_2d=False)
+        if use_cache:
+            os.replace(tmp, target)  # atomic: a reader never sees a partial WAV
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
     return Rendered(np.asarray(data, dtype=np.float32), int(sr), False, key)
