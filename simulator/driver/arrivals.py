@@ -299,21 +299,28 @@ class _GapSampler(Protocol):
     def __call__(self, rng: np.random.Generator, n: int) -> np.ndarray: ...
 
 
-@register_arrival("poisson")
-class PoissonArrivals:
-    """Open loop, exponential inter-arrivals at ``rate`` calls/s (first call at t=0)."""
+class _RateOnly:
+    """An open-loop model whose one parameter is ``rate`` (validated and described alike)."""
 
+    label: ClassVar[str]
     open_loop: ClassVar[bool] = True
     finite: ClassVar[bool] = False
 
-    @staticmethod
-    def validate(spec: ArrivalSpec) -> None:
+    @classmethod
+    def validate(cls, spec: ArrivalSpec) -> None:
         _require_rate(spec)
         _no_extras(spec, "rate")
 
-    @staticmethod
-    def describe(spec: ArrivalSpec) -> str:
-        return f"poisson {_fmt_rate(_require_rate(spec))}"
+    @classmethod
+    def describe(cls, spec: ArrivalSpec) -> str:
+        return f"{cls.label} {_fmt_rate(_require_rate(spec))}"
+
+
+@register_arrival("poisson")
+class PoissonArrivals(_RateOnly):
+    """Open loop, exponential inter-arrivals at ``rate`` calls/s (first call at t=0)."""
+
+    label = "poisson"
 
     @staticmethod
     def generate(
@@ -365,20 +372,10 @@ class GammaArrivals:
 
 
 @register_arrival("constant")
-class ConstantArrivals:
+class ConstantArrivals(_RateOnly):
     """Open loop, one call every ``1/rate`` seconds exactly, starting at t=0."""
 
-    open_loop: ClassVar[bool] = True
-    finite: ClassVar[bool] = False
-
-    @staticmethod
-    def validate(spec: ArrivalSpec) -> None:
-        _require_rate(spec)
-        _no_extras(spec, "rate")
-
-    @staticmethod
-    def describe(spec: ArrivalSpec) -> str:
-        return f"constant {_fmt_rate(_require_rate(spec))}"
+    label = "constant"
 
     @staticmethod
     def generate(

@@ -324,6 +324,15 @@ def _speech_frames(text: str, config: VoiceAgentConfig) -> list[bytes]:
     return dsp.frames_mulaw_20ms(pcm)
 
 
+async def _end_session(task: asyncio.Task[Any] | None, ws: web.WebSocketResponse) -> None:
+    """Stop the agent's reply in flight, if any, and close the socket."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    await ws.close()
+
+
 async def _sleep_until(t: float) -> None:
     d = t - _now()
     if d > 0:
@@ -450,12 +459,7 @@ async def _twilio(request: web.Request) -> web.WebSocketResponse:
             elif m.event == "stop":
                 break
     finally:
-        task = state["task"]
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await ws.close()
+        await _end_session(state["task"], ws)
     return ws
 
 
@@ -618,12 +622,7 @@ async def _realtime(request: web.Request) -> web.WebSocketResponse:
             elif ev.type == "response.cancel":
                 await cancel(cleared=True)
     finally:
-        task = st["task"]
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await ws.close()
+        await _end_session(st["task"], ws)
     return ws
 
 
