@@ -78,6 +78,8 @@ def _child(lib: Any, espeak: Any, req: dict[str, Any], err_fd: int) -> None:
     """In the forked child: render ``req`` to its path and exit 0, or write one line to
     ``err_fd`` and exit 3. Never returns."""
     try:
+        # The host's stdout is its answer channel: nothing the library prints may reach it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
         chunks: list[bytes] = []
 
         def on_synth(wav: Any, numsamples: int, events: Any) -> int:

@@ -108,7 +108,9 @@ class _Host:
             return self.proc
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
         proc = subprocess.Popen(
-            [sys.executable, str(_HOST_SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            # -P: not this directory on sys.path (its tts.py, noise.py... would shadow
+            # modules of the same name).
+            [sys.executable, "-P", str(_HOST_SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, text=True, env=env, bufsize=1)
         assert proc.stdout is not None
         hello = _parse(proc.stdout.readline())
