@@ -116,3 +116,27 @@ def test_persona_voice_dict_overrides_the_derived_voice() -> None:
     v = tts.voice_from_persona({"espeak_voice": "en-gb", "rate": 120}, "pack/bob", 0)
     assert v.espeak_voice == "en-gb" and v.rate == 120
     assert v.pitch == tts.voice_for("pack/bob", 0).pitch
+
+
+def test_a_render_child_killed_by_a_signal_is_rendered_once_more_then_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host's retry policy, at its seam (a real espeak-ng crash cannot be provoked)."""
+    import signal
+
+    from simulator.audio import espeak_host
+
+    outcomes = [(signal.SIGSEGV, ""), (None, "")]
+    monkeypatch.setattr(espeak_host, "_render_once", lambda lib, sp, req: outcomes.pop(0))
+    wav = tmp_path / "a.wav"
+    import soundfile as sf
+
+    # what a child that succeeded leaves behind
+    sf.write(str(wav), np.zeros(2205, dtype=np.int16), tts.TTS_SAMPLE_RATE, subtype="PCM_16")
+    req = {"text": "Tuesday works.", "path": str(wav)}
+    assert espeak_host.render(None, None, req) == {"ok": True, "frames": 2205}
+
+    outcomes[:] = [(signal.SIGSEGV, ""), (signal.SIGSEGV, "")]
+    out = espeak_host.render(None, None, req)
+    assert out == {"ok": False, "error": "TTS: espeak-ng crashed (SIGSEGV) 2 times rendering "
+                                         "'Tuesday works.'"}
