@@ -283,7 +283,8 @@ def capacity_ladder(url: str, workers: int, call_s: float, a: argparse.Namespace
               f"{'OVER' if over else 'ok':>4}", flush=True)
         return lv, over
 
-    return climb([int(x) for x in a.levels.split(",")], run)
+    steps = a.levels_2 if workers == 2 and a.levels_2 else a.levels
+    return climb([int(x) for x in steps.split(",")], run)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--levels", default="250,500,750,1000,1250",
                     help="capacity: calls in flight per worker to step through")
+    ap.add_argument("--levels-2", default="",
+                    help="capacity: calls in flight per worker for the 2-worker ladder "
+                         "(default: --levels)")
     ap.add_argument("--pause-s", type=float, default=3.0,
                     help="capacity: caller pause before every turn after the first (s)")
     ap.add_argument("--level-seconds", type=float, default=40.0,
