@@ -28,6 +28,7 @@ import os
 import select
 import signal
 import sys
+import time
 import wave
 from typing import Any
 
@@ -126,18 +127,25 @@ def _render_once(lib: Any, espeak: Any, req: dict[str, Any]) -> tuple[int | None
         os.close(r)
         _child(lib, espeak, req, w)
     os.close(w)
-    pidfd = os.pidfd_open(pid)
+    # The pipe reaches EOF when the child exits (its end closes with it), however it ends.
+    timeout_s = float(req.get("timeout_s", 30.0))
+    deadline = time.monotonic() + timeout_s
+    chunks: list[bytes] = []
     try:
-        ready, _, _ = select.select([pidfd], [], [], float(req.get("timeout_s", 30.0)))
-        if not ready:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return None, f"no audio after {float(req.get('timeout_s', 30.0)):g} s"
+        while True:
+            ready, _, _ = select.select([r], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return None, f"no audio after {timeout_s:g} s"
+            data = os.read(r, 1000)
+            if not data:
+                break
+            chunks.append(data)
         _, status = os.waitpid(pid, 0)
-        message = os.read(r, 1000).decode("utf-8", "replace")
     finally:
-        os.close(pidfd)
         os.close(r)
+    message = b"".join(chunks).decode("utf-8", "replace")
     if os.WIFSIGNALED(status):
         return os.WTERMSIG(status), ""
     if os.WEXITSTATUS(status) != 0:

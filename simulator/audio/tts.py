@@ -110,8 +110,8 @@ class _Host:
         proc = subprocess.Popen(
             # -P: not this directory on sys.path (its tts.py, noise.py... would shadow
             # modules of the same name).
-            [sys.executable, "-P", str(_HOST_SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True, env=env, bufsize=1)
+            [sys.executable, "-P", str(_HOST_SCRIPT)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, bufsize=1)
         assert proc.stdout is not None
         hello = _parse(proc.stdout.readline())
         if not hello.get("ok"):
