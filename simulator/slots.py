@@ -16,13 +16,13 @@ import functools
 import random
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 # The simulated "today": generated appointment dates are relative to it, and dates spoken
 # without a year resolve to the next occurrence on or after it. Packs' system prompts say it.
 REFERENCE_DATE = _dt.date(2025, 6, 2)
 
-SLOT_TYPES = (
+SlotType = Literal[
     "person_name",
     "date_of_birth",
     "date",
@@ -34,7 +34,8 @@ SLOT_TYPES = (
     "record_id",
     "choice",
     "free_text",
-)
+]
+SLOT_TYPES: tuple[str, ...] = get_args(SlotType)
 
 MONTHS = (
     "January",

@@ -16,23 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from simulator.errors import PackError, format_validation_error
-from simulator.slots import SLOT_TYPES
+from simulator.slots import SlotType
 from simulator.yamlio import read_yaml_mapping
-
-SlotType = Literal[
-    "person_name",
-    "date_of_birth",
-    "date",
-    "time",
-    "phone",
-    "address",
-    "amount",
-    "number",
-    "record_id",
-    "choice",
-    "free_text",
-]
-assert set(SlotType.__args__) == set(SLOT_TYPES)  # type: ignore[attr-defined]
 
 _NAME_RE = r"^[a-z][a-z0-9_]*$"
 
