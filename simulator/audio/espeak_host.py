@@ -15,7 +15,7 @@ asynchronously and races it (see docs/audio.md).
 
 Protocol, one JSON object per line. The host starts with ``{"ok": true, "version": ...}`` or
 ``{"ok": false, "error": ...}`` (and exits). Then per request ``{"text", "voice", "rate",
-"pitch", "path", "timeout_s"}`` it answers ``{"ok": true, "frames": N}`` once the WAV at
+"pitch", "path", "timeout_s"}`` it answers ``{"ok": true}`` once the WAV at
 ``path`` is complete, or ``{"ok": false, "error": "one line"}``.
 """
 
@@ -165,8 +165,7 @@ def render(lib: Any, espeak: Any, req: dict[str, Any]) -> dict[str, Any]:
         error = f"espeak-ng crashed ({name}) {CRASH_ATTEMPTS} times"
     if error:
         return {"ok": False, "error": f"TTS: {error} rendering {str(req['text'])[:40]!r}"}
-    with wave.open(str(req["path"]), "rb") as f:
-        return {"ok": True, "frames": f.getnframes()}
+    return {"ok": True}
 
 
 def main() -> int:

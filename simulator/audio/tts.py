@@ -127,8 +127,8 @@ class _Host:
             assert self.version is not None
             return self.version
 
-    def render(self, text: str, voice: Voice, path: Path, timeout_s: float) -> int:
-        """Render to ``path`` (a complete WAV when this returns); its frame count."""
+    def render(self, text: str, voice: Voice, path: Path, timeout_s: float) -> None:
+        """Render to ``path`` (a complete WAV when this returns)."""
         req = json.dumps({"text": text, "voice": voice.espeak_voice, "rate": voice.rate,
                           "pitch": voice.pitch, "path": str(path), "timeout_s": timeout_s})
         with self.lock:
@@ -145,7 +145,7 @@ class _Host:
                     resp = _parse(line)
                     if not resp.get("ok"):
                         raise TTSUnavailableError(str(resp.get("error")))
-                    return int(resp["frames"])
+                    return
                 proc.kill()
                 proc.wait()
                 self.proc = None
