@@ -82,8 +82,8 @@ def render_caller_turn(text: str, events: list[dict[str, Any]], voice: Voice,
     ``params`` with a Generator seeded from (seed, call id, turn index, kind, take).
     ``take`` counts earlier renderings of the same turn in the call (a repeated answer is
     a new utterance on a new stretch of line). The turn's ``pause_before_s`` and DTMF
-    stay with the call session, as for synthetic audio. Deterministic given the TTS
-    cache (see docs/audio.md on espeak-ng's reproducibility); raises
+    stay with the call session, as for synthetic audio. Deterministic: the same arguments
+    give the same bytes, rendered now or read from the TTS cache; raises
     :class:`~simulator.audio.tts.TTSUnavailableError` without a TTS engine."""
     turn = Turn(index=turn_index, kind="answer", text=text, events=events)
     clean, _ = turn_clean_audio(turn, voice, tts_synth(cache_dir))
@@ -155,7 +155,7 @@ class CallerAudio:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            # spawn: a fork of a process running an event loop (and espeak's thread) is unsafe.
+            # spawn: a fork of a process running an event loop and its threads is unsafe.
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_init)
