@@ -156,9 +156,10 @@ def _tts_frames(text: str) -> list[bytes]:
 class Speech:
     """The app's ears and mouth. Recognition runs in worker processes (pocketsphinx holds
     the GIL for the whole utterance, so a thread would stall this event loop), TTS in one
-    thread (espeak-ng releases the GIL while it synthesises). Both start on the first voice
-    call, so a text-only agent never loads them. ``heard`` keeps the last recognised turns
-    (``endpoint``, ``call_id``, ``heard``, ``recognition_ms``, ``audio_s``, ``reply``)."""
+    thread that waits on the TTS render host (:mod:`simulator.audio.espeak_host`). Both
+    start on the first voice call, so a text-only agent never loads them. ``heard`` keeps
+    the last recognised turns (``endpoint``, ``call_id``, ``heard``, ``recognition_ms``,
+    ``audio_s``, ``reply``)."""
 
     def __init__(self, config: VoiceAgentConfig) -> None:
         self.config = config
@@ -324,6 +325,15 @@ def _speech_frames(text: str, config: VoiceAgentConfig) -> list[bytes]:
     return dsp.frames_mulaw_20ms(pcm)
 
 
+def _caller_turn_ended(dlg: _Dialogue, ears: _Ears, utt: _Utterance) -> None:
+    """The caller's turn is over: an agent that hears sends its audio to be recognised
+    (the reply collects it); one that does not takes the turn's text hint, if any."""
+    if dlg.hears:
+        ears.submit(utt.take())
+    else:
+        dlg.caller_said()
+
+
 async def _end_session(task: asyncio.Task[Any] | None, ws: web.WebSocketResponse) -> None:
     """Stop the agent's reply in flight, if any, and close the socket."""
     if task is not None:
@@ -451,10 +461,7 @@ async def _twilio(request: web.Request) -> web.WebSocketResponse:
                         if was_speaking:  # barge-in: flush what the line still holds
                             await ws.send_str(tw.agent_clear(state["sid"]))
                 elif ev == "end":
-                    if config.hears:
-                        ears.submit(utt.take())
-                    else:
-                        dlg.caller_said()
+                    _caller_turn_ended(dlg, ears, utt)
                     launch(respond(t))
             elif m.event == "stop":
                 break
@@ -600,18 +607,12 @@ async def _realtime(request: web.Request) -> web.WebSocketResponse:
                     elif v == "end" and st["server_vad"]:
                         await send("input_audio_buffer.speech_stopped")
                         await send("input_audio_buffer.committed")
-                        if config.hears:
-                            ears.submit(utt.take())
-                        else:
-                            dlg.caller_said()
+                        _caller_turn_ended(dlg, ears, utt)
                         launch(t)
                 st["buf"] = buf
             elif ev.type == "input_audio_buffer.commit":
                 await send("input_audio_buffer.committed")
-                if config.hears:
-                    ears.submit(utt.take())
-                else:
-                    dlg.caller_said()
+                _caller_turn_ended(dlg, ears, utt)
             elif ev.type == "conversation.item.create":
                 item = ev.item or {}
                 if item.get("type") == "function_call_output":
