@@ -25,8 +25,8 @@ from simulator.callscript import CallScript, Persona, Turn  # noqa: E402
 from simulator.driver.gctune import load_gc  # noqa: E402
 from simulator.transports.audio_session import (  # noqa: E402
     AudioStats,
+    SyntheticSpeech,
     run_audio_call,
-    synthetic_speech_fn,
 )
 from simulator.transports.base import Deadlines  # noqa: E402
 from simulator.transports.twilio import TwilioTransport  # noqa: E402
@@ -87,7 +87,7 @@ async def bench(url: str, calls: int, duration: float) -> dict[str, Any]:
         return await run_audio_call(
             _script(i), _Talker(time.perf_counter() + duration), transport, no_tools,
             deadlines=Deadlines(call_s=duration + 60), run_t0_ns=time.perf_counter_ns(),
-            speech=synthetic_speech_fn(0.3), greeting_wait_s=0, stats=stats)
+            speech=SyntheticSpeech(0.3), greeting_wait_s=0, stats=stats)
 
     t0 = time.perf_counter()
     runs = await asyncio.gather(*(one(i) for i in range(calls)))

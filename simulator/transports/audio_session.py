@@ -111,11 +111,6 @@ class SyntheticSpeech:
         return self._cache[n]
 
 
-def synthetic_speech_fn(seconds_per_word: float = 0.3, min_s: float = 0.2) -> SyntheticSpeech:
-    """The synthetic-tone :data:`SpeechFn` (see :class:`SyntheticSpeech`)."""
-    return SyntheticSpeech(seconds_per_word, min_s)
-
-
 def fit_to_duration(pcm: np.ndarray, seconds: float, gap_s: float = 0.15,
                     sr: int = SR) -> np.ndarray:
     """``pcm`` said again (after ``gap_s`` of silence) until it lasts at least ``seconds``:
@@ -589,7 +584,7 @@ async def run_audio_call(
     ``execute_tool(name, parsed_args, raw_args, k)`` answers the agent's k-th tool call,
     either in-band (Realtime function calls) or through ``relay`` (agents that call the HTTP
     tool backend themselves, e.g. behind Twilio). ``speech(turn)`` gives the caller's 8 kHz
-    float32 audio, or an awaitable of it (default: :func:`synthetic_speech_fn`; TTS:
+    float32 audio, or an awaitable of it (default: :class:`SyntheticSpeech`; TTS:
     :class:`simulator.audio.caller_audio.CallSpeech`). ``agent_silence_s``: agent
     silence (after its audio has played out) that ends its turn. ``greeting_wait_s``: how
     long to listen for a greeting before the caller speaks (0: none). Returns a
@@ -598,7 +593,7 @@ async def run_audio_call(
     ``barge_in_reaction_ms``); transport failures end up in ``run.error``, never raised."""
     session = _Session(script, caller, transport, execute_tool, deadlines, run_t0_ns,
                        scheduled_ns, call_id or script.call_id, tools or [], system_prompt,
-                       speech or synthetic_speech_fn(), relay, lag_ms, honour_pauses,
+                       speech or SyntheticSpeech(), relay, lag_ms, honour_pauses,
                        agent_silence_s, greeting_wait_s, stats)
     return await session.run()
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from simulator.callscript import CallScript
 from simulator.errors import TransportError
 from simulator.personas import Caller
-from simulator.transports.audio_session import run_audio_call, synthetic_speech_fn
+from simulator.transports.audio_session import SyntheticSpeech, run_audio_call
 from simulator.transports.base import Deadlines
 from simulator.transports.twilio import (
     TwilioCodec,
@@ -93,7 +93,7 @@ async def _call(url: str, script: CallScript) -> Any:
         return await run_audio_call(
             script, Caller(script, PACKS[script.pack]), transport, no_tools,
             deadlines=Deadlines(first_byte_s=2.0, call_s=20.0), run_t0_ns=time.perf_counter_ns(),
-            speech=synthetic_speech_fn(0.04), agent_silence_s=0.2, greeting_wait_s=0)
+            speech=SyntheticSpeech(0.04), agent_silence_s=0.2, greeting_wait_s=0)
     finally:
         await transport.aclose()
 

@@ -13,10 +13,10 @@ from simulator.driver.session import CallRun
 from simulator.personas import Caller, generate_calls, load_packs
 from simulator.transports.audio_session import (
     AudioTransport,
+    SyntheticSpeech,
     ToolRelay,
     create_tool_relay_app,
     run_audio_call,
-    synthetic_speech_fn,
 )
 from simulator.transports.base import Deadlines
 from simulator.voice_agent import VoiceAgentConfig, create_voice_app
@@ -70,7 +70,7 @@ async def call_reference(make_transport: Any, script: CallScript, *, greeting_wa
                     deadlines=Deadlines(first_byte_s=5.0, call_s=60.0),
                     run_t0_ns=time.perf_counter_ns(), call_id=script.call_id,
                     tools=pack.tool_schemas(), system_prompt=pack.system_prompt,
-                    speech=synthetic_speech_fn(SECONDS_PER_WORD), relay=relay,
+                    speech=SyntheticSpeech(SECONDS_PER_WORD), relay=relay,
                     agent_silence_s=0.25, greeting_wait_s=greeting_wait_s)
             finally:
                 await transport.aclose()

@@ -20,7 +20,7 @@ from simulator.audio.chain import AudioParams
 from simulator.degradation import degrade_calls, get_profile
 from simulator.personas import generate_calls
 from simulator.store import RunStore
-from simulator.transports.audio_session import samples_sha256, synthetic_speech_fn
+from simulator.transports.audio_session import SyntheticSpeech, samples_sha256
 from simulator.transports.twilio import TwilioTransport
 from simulator.voice_agent import create_voice_app
 from simulator.voice_agent.server import SPEECH_KEY, resolve_stt
@@ -73,7 +73,7 @@ async def test_tts_caller_audio_is_speech_and_the_same_seed_gives_the_same_bytes
             ca.close()
         got.append([samples_sha256(a) for a in audio])
         if seed == SEED:
-            tones = synthetic_speech_fn()
+            tones = SyntheticSpeech()
             for t, a in zip(script.turns, audio, strict=True):
                 n = len(spoken_text(t).split())
                 # Speech, not a tone: its length follows the voice's rate (not 0.3 s a

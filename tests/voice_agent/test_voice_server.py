@@ -13,9 +13,9 @@ from simulator.errors import InputError
 from simulator.personas import Caller, generate_calls
 from simulator.transports.audio_session import (
     EnergyVAD,
+    SyntheticSpeech,
     run_audio_call,
     synthetic_speech,
-    synthetic_speech_fn,
 )
 from simulator.transports.base import Deadlines
 from simulator.transports.twilio import TwilioTransport
@@ -52,7 +52,7 @@ async def test_without_text_hints_the_agent_still_answers_every_utterance() -> N
             run = await run_audio_call(
                 script, Caller(script, PACKS[script.pack]), transport, no_tools,
                 deadlines=Deadlines(first_byte_s=3.0, call_s=30.0),
-                run_t0_ns=time.perf_counter_ns(), speech=synthetic_speech_fn(0.04),
+                run_t0_ns=time.perf_counter_ns(), speech=SyntheticSpeech(0.04),
                 agent_silence_s=0.25, greeting_wait_s=2.0)
         finally:
             await transport.aclose()
