@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from simulator import __version__
-from simulator.errors import CallsimError
+from simulator.errors import CallsimError, InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -107,7 +107,6 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
         return calls
     already = next((c for c in calls if c.degradation is not None), None)
     if already is not None:
-        from simulator.errors import InputError
 
         raise InputError(f"--profile {profile}: call {already.call_id} is already degraded "
                          f"(profile {already.degradation.profile}); use --profile none")
@@ -580,9 +579,13 @@ def degrade(calls_file: Path, profile: str, seed: int, profiles_dir: Path | None
                    "packs' caller text or pocketsphinx's generic en-us one.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
               help="With --audio: processes recognising profiles in parallel.")
+@click.option("--speech", type=click.Choice(["piper", "espeak"]), default=None,
+              help="With --audio: the speech that probes the lines: Piper's natural reference "
+                   "voice (default when installed, extra 'asr') or the espeak-ng persona "
+                   "voices that speak on calls.")
 @_user_errors
 def calibrate(utterances: int, n_calls: int, seed: int, profiles_dir: Path | None,
-              audio: bool, lm: str, workers: int) -> None:
+              audio: bool, lm: str, workers: int, speech: str | None) -> None:
     """Target vs. measured WER per profile, and observed perturbation/fault rates.
 
     Exits 1 when a profile misses its WER band (or strays more than 2 points from its
@@ -607,13 +610,23 @@ def calibrate(utterances: int, n_calls: int, seed: int, profiles_dir: Path | Non
             order_violations,
             render_audio_calibration,
         )
+        from simulator.audio.reference_voice import reference_voice_available
+
+        if speech != "espeak":
+            ok, why = reference_voice_available()
+            if not ok and speech == "piper":
+                raise InputError(f"--speech piper: {why}")
+            if not ok:
+                click.echo(f"calibrate --audio: espeak-ng speech ({why})", err=True)
+            speech = "piper" if ok else "espeak"
 
         profs = load_profiles(profiles_dir)
         ordered = sorted(profs.values(), key=lambda p: sum(p.asr.target_wer))
         n = min(utterances, 200)  # real recognition is slow: ~0.3-1 s of CPU per utterance
         results = calibrate_audio(ordered, utterances=n, seed=seed, workers=workers,
                                   # click.Choice above admits only the Literal's values
-                                  config=RecogniserConfig(lm=lm))  # type: ignore[arg-type]
+                                  config=RecogniserConfig(lm=lm),  # type: ignore[arg-type]
+                                  speech=speech)  # type: ignore[arg-type]
         Console().print(render_audio_calibration(results))
         violations = order_violations(results)
         click.echo(f"audio order by {order_metric(results)}: "

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
-from typing import Any
+from typing import Any, Literal, get_args
 
 import jiwer
 import numpy as np
@@ -23,6 +23,7 @@ from rich.table import Table
 
 from simulator.audio.asr import RecogniserConfig, get_recogniser
 from simulator.audio.chain import AudioParams, degrade_audio
+from simulator.audio.reference_voice import synthesize_reference
 from simulator.audio.render import call_voice
 from simulator.audio.tts import synthesize
 from simulator.degradation.asr import error_counts, normalise
@@ -32,6 +33,11 @@ from simulator.seeding import rng as seeded_rng
 from simulator.slots import number_words, ordinal_words
 
 DEFAULT_UTTERANCES = 40
+# The speech that probes the line: "piper", the natural reference voice (a recording-like
+# VITS voice, simulator.audio.reference_voice), or "espeak", the persona voices that speak
+# on calls (formant speech: pocketsphinx misses half its words undegraded).
+Speech = Literal["piper", "espeak"]
+SPEECH: tuple[str, ...] = get_args(Speech)
 FLOOR = "(undegraded)"
 # Order the profiles by WER only when the recogniser's floor WER is at most this. Measured:
 # generic LM ~83% floor, WER insertion-dominated and unordered; domain LM ~50%.
@@ -139,12 +145,15 @@ class AudioCalibration:
     seconds_cpu: float
     examples: tuple[tuple[str, str], ...] = ()
     lm: str = ""
+    speech: str = ""
 
 
-def caller_utterances(count: int, seed: int, cache_dir: str | None = None) -> list[Utterance]:
+def caller_utterances(count: int, seed: int, cache_dir: str | None = None,
+                      speech: Speech = "espeak") -> list[Utterance]:
     """``count`` caller utterances, one from each of ``count`` calls generated from all
     built-in packs with ``seed`` (the turn picked by a seeded draw), rendered with the
-    caller's voice. Raises :class:`InputError` for ``count < 1``."""
+    caller's espeak-ng voice, or with the Piper reference voice when ``speech`` is
+    "piper". Raises :class:`InputError` for ``count < 1``."""
     from simulator.personas import generate_calls, load_packs
 
     if count < 1:
@@ -155,7 +164,8 @@ def caller_utterances(count: int, seed: int, cache_dir: str | None = None) -> li
         if not turns:
             continue
         turn = seeded_rng(seed, "audio-calibrate", call.call_id).choice(turns)
-        r = synthesize(turn.text, call_voice(call, seed), cache_dir=cache_dir)
+        r = (synthesize_reference(turn.text, cache_dir) if speech == "piper"
+             else synthesize(turn.text, call_voice(call, seed), cache_dir=cache_dir))
         out.append(Utterance(call.call_id, turn.text, spoken_form(turn.text), r.samples,
                              r.sample_rate))
     return out
@@ -205,6 +215,7 @@ def calibrate_audio(
     workers: int = 1,
     cache_dir: str | None = None,
     config: RecogniserConfig | None = None,
+    speech: Speech = "espeak",
 ) -> list[AudioCalibration]:
     """Closed-loop audio WER for each of ``profiles`` (``NoiseProfile`` objects, e.g.
     ``list(load_profiles().values())``), in the order given.
@@ -225,7 +236,7 @@ def calibrate_audio(
             raise InputError(f"--seed: {seed} is the seed the domain LM is trained on; "
                              "scoring its own calls would test on training data")
     get_recogniser(config)  # fail fast, with the install hint, before rendering anything
-    utts = caller_utterances(utterances, seed, cache_dir)
+    utts = caller_utterances(utterances, seed, cache_dir, speech)
     jobs: list[tuple[str, Any, list[Utterance], int, RecogniserConfig]] = [
         (FLOOR, None, utts, seed, config)
     ]
@@ -258,6 +269,7 @@ def calibrate_audio(
             seconds_cpu=cpu,
             examples=tuple((u.reference, h) for u, h in list(zip(utts, hyps, strict=True))[:3]),
             lm=config.lm,
+            speech=speech,
         ))
     return out
 
@@ -301,23 +313,26 @@ def order_violations(results: Sequence[AudioCalibration]) -> list[str]:
 
 def render_audio_calibration(results: Sequence[AudioCalibration]) -> Table:
     """A rich Table: profile, text-noise target band, measured audio WER, recogniser floor,
-    words heard; the caption says whether the measure of :func:`order_metric` orders the
-    profiles as their bands do (:func:`order_violations`)."""
+    share of words heard, and of the floor; the caption says whether the measure of
+    :func:`order_metric` orders the profiles as their bands do (:func:`order_violations`),
+    and what the run cost."""
     lm = results[0].lm if results else ""
-    t = Table(title="Audio closed loop: TTS -> line -> pocketsphinx"
-                    + (f" ({lm} LM)" if lm else "") + " (pooled WER)")
-    for col in ("profile", "text target WER", "audio WER", "floor WER", "words heard",
-                "floor heard", "words", "audio s", "cpu s"):
-        t.add_column(col, justify="left" if col == "profile" else "right")
+    speech = results[0].speech if results else ""
+    t = Table(title=f"Audio closed loop: {speech or 'TTS'} speech -> line -> pocketsphinx"
+                    + (f", {lm} LM" if lm else ""))
+    for col in ("profile", "text band", "WER", "floor WER", "heard", "floor heard", "words"):
+        t.add_column(col, justify="left" if col == "profile" else "right", no_wrap=True)
     for r in results:
         t.add_row(r.profile, f"{r.target_wer[0]:.0%}-{r.target_wer[1]:.0%}", f"{r.wer:.1%}",
                   f"{r.floor_wer:.1%}", f"{r.hit_rate:.1%}", f"{r.floor_hit_rate:.1%}",
-                  str(r.words), f"{r.seconds_audio:.0f}",
-                  f"{r.seconds_cpu:.0f}")
+                  str(r.words))
+    per = results[0] if results else None
+    cost = (f"; {per.utterances} utterances, {per.seconds_audio:.0f} s of audio per profile, "
+            f"{sum(r.seconds_cpu for r in results):.0f} s CPU") if per else ""
     metric = order_metric(results)
     violations = order_violations(results)
     what = "WER rises" if metric == "wer" else "words heard fall"
     t.caption = (f"{what} as the text bands rise ({len(band_pairs(results))} pairs with "
                  "disjoint bands checked)" if not violations
-                 else f"out of order ({metric}): " + "; ".join(violations))
+                 else f"out of order ({metric}): " + "; ".join(violations)) + cost
     return t

@@ -61,16 +61,21 @@ def spoken_text(turn: Turn) -> str:
 
 @dataclass(frozen=True)
 class TurnAudio:
-    """One rendered caller turn: the line's codec ``payload`` (8 kHz) and its codec."""
+    """One rendered caller turn: the line's codec ``payload``, its codec and sample rate."""
 
     payload: bytes
     codec: str
+    sample_rate: int = dsp.TELEPHONE_RATE
 
     def samples(self) -> np.ndarray:
-        """The 8 kHz float32 samples the far end decodes (bit-exact with the renderer)."""
+        """The 8 kHz float32 samples the transports carry: bit-exact with the renderer on
+        a telephone line; a wideband line's audio is resampled to 8 kHz (Twilio and the
+        Realtime transport's audio path are narrowband, docs/audio.md)."""
         if self.codec == "pcm16":
-            return dsp.from_int16(np.frombuffer(self.payload, dtype="<i2"))
-        return dsp.decode(self.payload, self.codec)
+            x = dsp.from_int16(np.frombuffer(self.payload, dtype="<i2"))
+        else:
+            x = dsp.decode(self.payload, self.codec)
+        return dsp.resample(x, self.sample_rate, dsp.TELEPHONE_RATE)
 
 
 def render_caller_turn(text: str, events: list[dict[str, Any]], voice: Voice,
@@ -89,7 +94,7 @@ def render_caller_turn(text: str, events: list[dict[str, Any]], voice: Voice,
     clean, _ = turn_clean_audio(turn, voice, tts_synth(cache_dir))
     rng = np_rng(seed, "caller-audio", call_id, turn_index, kind, take)
     d = degrade_audio(clean, TTS_SAMPLE_RATE, params, rng)
-    return TurnAudio(d.payload, d.codec)
+    return TurnAudio(d.payload, d.codec, d.sample_rate)
 
 
 def _barge_in_turns(turn: Turn) -> list[Turn]:

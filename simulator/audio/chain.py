@@ -17,6 +17,7 @@ import numpy as np
 
 from simulator.audio import dsp
 from simulator.audio.noise import NOMINAL_SPEECH_POWER, add_bursts, make_bed, mix_at_snr
+from simulator.degradation.profile import line_rate_problem
 from simulator.errors import ProfileError
 
 Range = tuple[float, float]
@@ -41,7 +42,9 @@ class AudioParams:
     """What to do to the audio. Ranges are sampled once per turn from the turn's Generator.
 
     ``snr_db`` None means no background bed; ``noise_beds`` are built-in names or ``.wav``
-    paths (relative to ``noise_dir``), one picked per turn.
+    paths (relative to ``noise_dir``), one picked per turn. ``sample_rate`` is the line's:
+    8 kHz telephony, or 16 kHz wideband (``pcm16`` only). Raises :class:`ProfileError`
+    for a G.711 codec on a wideband line.
     """
 
     snr_db: Range | None = None
@@ -56,6 +59,12 @@ class AudioParams:
     burst_ms: float = 100.0
     codec: Codec = "mulaw"
     bandpass: bool = True
+    sample_rate: int = dsp.TELEPHONE_RATE
+
+    def __post_init__(self) -> None:
+        problem = line_rate_problem(self.codec, self.sample_rate)
+        if problem:
+            raise ProfileError(f"audio.{problem}")
 
     @classmethod
     def clean(cls) -> AudioParams:
@@ -69,7 +78,8 @@ class AudioParams:
         Keys (as in ``noise_profiles/*.yaml``): ``snr_db``, ``snr_drift_db``,
         ``noise_beds`` (or ``noise_bed``), ``noise_dir``, ``bursts: {per_min, level_db}``,
         ``clipping_fraction``, ``rt60_s``, ``packet_loss: {rate, mean_burst_ms}`` (or a
-        number plus ``burst_ms``), ``codec``, ``band_pass`` (or ``bandpass``).
+        number plus ``burst_ms``), ``codec``, ``band_pass`` (or ``bandpass``),
+        ``sample_rate``.
         Raises :class:`ProfileError` naming the field on anything else.
         """
         if audio is None:
@@ -127,6 +137,11 @@ class AudioParams:
         for key in ("band_pass", "bandpass"):
             if key in d:
                 kw["bandpass"] = bool(d.pop(key))
+        if "sample_rate" in d:
+            rate = d.pop("sample_rate")
+            if not isinstance(rate, int) or isinstance(rate, bool):
+                raise ProfileError(f"audio.sample_rate: expected 8000 or 16000, got {rate!r}")
+            kw["sample_rate"] = rate
         if d:
             raise ProfileError(f"audio: unknown field {sorted(d)[0]!r}")
         if not 0.0 <= kw.get("packet_loss", 0.0) < 1.0:
@@ -136,9 +151,10 @@ class AudioParams:
 
 @dataclass(frozen=True)
 class DegradedAudio:
-    """The line's output: 8 kHz float32 ``samples`` (what the far end decodes, with loss
-    concealed), the codec ``payload`` bytes of those samples, and ``applied``: a JSON-ready
-    record of every stage (achieved SNR, bursts, clipping, frames lost, ...)."""
+    """The line's output: float32 ``samples`` at the line's rate (8 kHz unless wideband;
+    what the far end decodes, with loss concealed), the codec ``payload`` bytes of those
+    samples, and ``applied``: a JSON-ready record of every stage (achieved SNR, bursts,
+    clipping, frames lost, ...)."""
 
     samples: np.ndarray
     sample_rate: int
@@ -158,7 +174,8 @@ def _pick(r: Range, rng: np.random.Generator) -> float:
 def degrade_audio(
     samples: np.ndarray, sr: int, params: AudioParams, rng: np.random.Generator
 ) -> DegradedAudio:
-    """Run the whole chain on float32 mono ``samples`` at ``sr``; returns 8 kHz audio.
+    """Run the whole chain on float32 mono ``samples`` at ``sr``; returns audio at the
+    line's rate (``params.sample_rate``: 8 kHz, or 16 kHz for a wideband line).
 
     The same input, params and Generator state give the same bytes.
     """
@@ -200,9 +217,9 @@ def degrade_audio(
     # 5. telephony
     if params.bandpass:
         x = dsp.bandpass_telephone(x, sr)
-    x = dsp.resample(x, sr, dsp.TELEPHONE_RATE)
-    sr8 = dsp.TELEPHONE_RATE
-    applied["telephony"] = {"bandpass": params.bandpass, "sr": sr8, "codec": params.codec}
+    sr_line = params.sample_rate  # 8 kHz, or 16 kHz for a wideband line
+    x = dsp.resample(x, sr, sr_line)
+    applied["telephony"] = {"bandpass": params.bandpass, "sr": sr_line, "codec": params.codec}
     if params.codec == "pcm16":
         x = dsp.from_int16(dsp.to_int16(x))
     else:
@@ -210,10 +227,10 @@ def degrade_audio(
 
     # 6. packet loss in 20 ms frames
     if params.packet_loss > 0:
-        n_frames = -(-len(x) // (sr8 * dsp.FRAME_MS // 1000))
+        n_frames = -(-len(x) // (sr_line * dsp.FRAME_MS // 1000))
         model = dsp.GilbertElliott.from_rate(params.packet_loss, params.burst_ms / dsp.FRAME_MS)
         lost = model.lost_mask(n_frames, rng)
-        x = dsp.conceal(x, sr8, lost)
+        x = dsp.conceal(x, sr_line, lost)
         applied["packet_loss"] = {
             "target_rate": params.packet_loss,
             "mean_burst_ms": params.burst_ms,
@@ -227,4 +244,4 @@ def degrade_audio(
     else:
         payload = dsp.encode(x, params.codec)
         x = dsp.decode(payload, params.codec)  # what the far end hears, bit for bit
-    return DegradedAudio(x.astype(np.float32), sr8, params.codec, payload, applied)
+    return DegradedAudio(x.astype(np.float32), sr_line, params.codec, payload, applied)

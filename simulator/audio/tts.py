@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,8 +203,13 @@ class Rendered:
 
 def cache_key(text: str, voice: Voice) -> str:
     """sha256 of text, voice and engine version."""
+    return cache_key_of(text, voice.key(), engine_version())
+
+
+def cache_key_of(*parts: str) -> str:
+    """sha256 of ``parts``, separated (so ("ab", "c") and ("a", "bc") differ)."""
     h = hashlib.sha256()
-    for part in (text, voice.key(), engine_version()):
+    for part in parts:
         h.update(part.encode("utf-8"))
         h.update(b"\x1f")
     return h.hexdigest()
@@ -227,6 +233,15 @@ def synthesize(
     key = cache_key(text, voice)
     if not text:
         return Rendered(np.zeros(0, dtype=np.float32), TTS_SAMPLE_RATE, False, key)
+    return cached_render(key, cache_dir, use_cache,
+                         lambda tmp: _host.render(text, voice, tmp, timeout_s))
+
+
+def cached_render(key: str, cache_dir: str | Path | None, use_cache: bool,
+                  render: Callable[[Path], None]) -> Rendered:
+    """``<cache_dir>/<key[:2]>/<key>.wav`` when present (default :func:`default_cache_dir`),
+    else ``render(path)`` writes the WAV to a temporary path, which is read back (so a
+    fresh render and a cached one are the same samples) and moved into place atomically."""
     cdir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = cdir / f"{key[:2]}" / f"{key}.wav"
     if use_cache and target.exists():
@@ -237,7 +252,7 @@ def synthesize(
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        _host.render(text, voice, tmp, timeout_s)
+        render(tmp)
         data, sr = sf.read(str(tmp), dtype="float32", always_2d=False)
         if use_cache:
             os.replace(tmp, target)  # atomic: a reader never sees a partial WAV

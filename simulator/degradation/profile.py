@@ -168,9 +168,24 @@ class PacketLoss(_Model):
     mean_burst_ms: float = Field(100.0, ge=20, le=5000)
 
 
+# The line's sample rate: 8 kHz narrowband telephony (G.711), or 16 kHz wideband linear
+# PCM (HD voice, an app or WebRTC caller), which keeps the 4-8 kHz band a phone line cuts.
+LINE_RATES: tuple[int, ...] = (8_000, 16_000)
+
+
+def line_rate_problem(codec: str, sample_rate: int) -> str | None:
+    """What is wrong with a line of ``codec`` at ``sample_rate`` ("field: why"), or None."""
+    if sample_rate not in LINE_RATES:
+        return f"sample_rate: expected 8000 or 16000, got {sample_rate}"
+    if codec != "pcm16" and sample_rate != 8_000:
+        return f"codec: {codec} is an 8 kHz codec; a {sample_rate} Hz line needs pcm16"
+    return None
+
+
 class AudioSection(_Model):
     """Audio degradation (applied by the audio stage). ``snr_db`` null = no noise bed.
-    ``noise_beds`` are built-in names (babble, street, car, office) or WAV paths."""
+    ``noise_beds`` are built-in names (babble, street, car, office) or WAV paths.
+    ``sample_rate``: 8000 (telephone) or 16000 (wideband, pcm16 only)."""
 
     snr_db: Range | None = None
     noise_beds: list[str] = Field(default_factory=list)
@@ -180,9 +195,13 @@ class AudioSection(_Model):
     packet_loss: PacketLoss = Field(default_factory=PacketLoss)
     codec: Literal["mulaw", "alaw", "pcm16"] = "mulaw"
     band_pass: bool = True
+    sample_rate: int = 8_000
 
     @model_validator(mode="after")
     def _ranges(self) -> AudioSection:
+        problem = line_rate_problem(self.codec, self.sample_rate)
+        if problem:
+            raise ValueError(problem)
         _check_range("snr_db", self.snr_db, -20.0, 80.0)
         _check_range("clipping_fraction", self.clipping_fraction, 0.0, 1.0)
         _check_range("rt60_s", self.rt60_s, 0.0, 5.0)

@@ -116,9 +116,51 @@ def test_from_dict_reads_the_profile_shape() -> None:
         ({"snr_db": [20, 10]}, "lo > hi"),
         ({"codec": "opus"}, "audio.codec"),
         ({"packet_loss": {"rate": 0.1, "burst": 3}}, "audio.packet_loss"),
+        ({"sample_rate": 16000}, "audio.codec: mulaw is an 8 kHz codec"),
+        ({"codec": "pcm16", "sample_rate": 44100}, "audio.sample_rate: expected 8000 or 16000"),
     ],
-    ids=["unknown", "reversed", "codec", "loss-field"],
+    ids=["unknown", "reversed", "codec", "loss-field", "wideband-mulaw", "rate"],
 )
 def test_from_dict_errors_name_the_field(audio: dict[str, object], message: str) -> None:
     with pytest.raises(ProfileError, match=message):
         AudioParams.from_dict(audio)
+
+
+def _band_energy(x: np.ndarray, sr: int, lo: float, hi: float) -> float:
+    spec = np.abs(np.fft.rfft(x)) ** 2
+    f = np.fft.rfftfreq(len(x), 1 / sr)
+    return float(spec[(f >= lo) & (f < hi)].sum() / spec.sum())
+
+
+def test_the_clean_profile_is_a_wideband_line_that_keeps_4_to_8_khz(speech: np.ndarray) -> None:
+    from simulator.degradation import get_profile
+
+    t = np.arange(len(speech)) / SR  # voiced speech plus a 5 kHz component where it is voiced
+    speech = (speech + 0.02 * np.sin(2 * np.pi * 5000 * t) * (speech != 0)).astype(np.float32)
+    wide = degrade_audio(speech, SR, AudioParams.from_dict(get_profile("clean").audio),
+                         np.random.default_rng(0))
+    narrow = degrade_audio(speech, SR, AudioParams(codec="pcm16", bandpass=False),
+                           np.random.default_rng(0))
+    assert (wide.sample_rate, wide.codec) == (16_000, "pcm16")
+    assert len(wide.payload) == 2 * len(wide.samples)  # 16-bit linear PCM
+    assert abs(wide.duration_s - len(speech) / SR) < 0.01
+    assert wide.applied["telephony"]["sr"] == 16_000
+    # the speech's energy between 4 and 7.5 kHz is on the wideband line, and a phone line
+    # (8 kHz) has no such band at all
+    src = _band_energy(speech, SR, 4000, 7500)
+    assert src > 1e-3
+    assert _band_energy(wide.samples, 16_000, 4000, 7500) > 0.5 * src
+    assert narrow.sample_rate == 8000
+
+
+def test_packet_loss_on_a_wideband_line_drops_20_ms_frames(speech: np.ndarray) -> None:
+    params = AudioParams(codec="pcm16", bandpass=False, sample_rate=16_000, packet_loss=0.3,
+                         burst_ms=20.0)
+    out = degrade_audio(speech, SR, params, np.random.default_rng(2))
+    loss = out.applied["packet_loss"]
+    assert loss["frames"] == -(-len(out.samples) // 320)  # 20 ms at 16 kHz
+    assert loss["frames_lost"] > 0
+    for i in loss["lost_frames"][1:]:
+        if i - 1 in loss["lost_frames"]:  # the second of two lost frames is silence
+            assert not np.any(out.samples[i * 320:(i + 1) * 320])
+            break

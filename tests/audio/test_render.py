@@ -103,3 +103,35 @@ def test_real_tts_render_is_deterministic(tmp_path: Path) -> None:
     assert (a.parent / "c-1_t000.wav").read_bytes() == (b.parent / "c-1_t000.wav").read_bytes()
     entry = json.loads(a.read_text())["turns"][0]
     assert entry["duration_s"] > 1.0  # 0.5 s pause + five spoken words
+
+
+def test_the_clean_profile_renders_wideband_wavs(tmp_path: Path) -> None:
+    from simulator.degradation import get_profile
+
+    clean = AudioParams.from_dict(get_profile("clean").audio)
+    manifest = render_calls([make_call()], clean, tmp_path, seed=7, synth=fake_synth)
+    for entry in json.loads(manifest.read_text())["turns"]:
+        info = sf.info(str(tmp_path / entry["file"]))
+        assert (info.samplerate, info.subtype) == (16_000, "PCM_16")
+        assert entry["sample_rate"] == 16_000
+        assert abs(info.duration - entry["duration_s"]) < 0.001
+
+
+@pytest.mark.skipif(not tts.tts_available()[0], reason="needs espeak-ng")
+def test_a_wideband_turn_reaches_the_transports_at_8_khz(tmp_path: Path) -> None:
+    from simulator.audio.caller_audio import render_caller_turn
+    from simulator.degradation import get_profile
+
+    args = ("Hello, I need to book a haircut.", [], Voice(), None, 3, "c-1", 0, "answer")
+    wide = render_caller_turn(*args[:3], AudioParams.from_dict(get_profile("clean").audio),
+                              *args[4:], cache_dir=tmp_path)
+    phone = render_caller_turn(*args[:3], AudioParams(codec="pcm16", bandpass=False),
+                               *args[4:], cache_dir=tmp_path)
+    assert (wide.sample_rate, phone.sample_rate) == (16_000, 8_000)
+    n_wide, n_phone = len(wide.payload), len(phone.payload)
+    assert abs(n_wide - 2 * n_phone) <= 4  # twice the samples, 16-bit each
+    w, p = wide.samples(), phone.samples()
+    assert abs(len(w) - len(p)) <= 1  # both at 8 kHz, the same duration
+    # the same speech: what a phone line would have carried of the wideband turn
+    n = min(len(w), len(p))
+    assert np.corrcoef(w[:n], p[:n])[0, 1] > 0.99

@@ -45,9 +45,10 @@ def test_user_profile_extends_and_overrides(tmp_path: Path) -> None:
         ("asr:\n  target_wer: [0.3, 0.1]\n", "asr"),
         ("extends: nowhere\n", "extends"),
         ("colour: red\n", "colour"),
+        ("audio:\n  sample_rate: 16000\n", "audio"),  # mu-law (the default) is 8 kHz only
     ],
     ids=["unknown-key", "wrong-type", "out-of-range", "reversed-band", "unknown-extends",
-         "unknown-top-key"],
+         "unknown-top-key", "wideband-g711"],
 )
 def test_invalid_profile_is_one_line_naming_file_and_field(
         tmp_path: Path, text: str, field: str) -> None:
