@@ -225,8 +225,12 @@ def calibrate_audio(
     profiles in that many spawned processes (results do not depend on it). Raises
     :class:`~simulator.audio.asr.AsrUnavailableError` without pocketsphinx,
     :class:`~simulator.audio.tts.TTSUnavailableError` without espeak-ng, and
-    :class:`InputError` when ``seed`` is the seed ``config``'s domain LM is trained on.
+    :class:`InputError` when ``seed`` is the seed ``config``'s domain LM is trained on or
+    ``speech`` is not one of ``SPEECH``; ``speech="piper"`` without Piper raises
+    :class:`~simulator.audio.tts.TTSUnavailableError` naming the extra.
     """
+    if speech not in SPEECH:
+        raise InputError(f"speech: expected one of {', '.join(SPEECH)}, got {speech!r}")
     config = config or RecogniserConfig()
     if config.lm == "domain":
         from simulator.audio.lm import LM_SEED

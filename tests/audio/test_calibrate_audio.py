@@ -99,3 +99,9 @@ def test_asking_for_the_reference_voice_without_it_is_a_one_line_error(
     res = CliRunner().invoke(main, ["calibrate", "--audio", "--speech", "piper"])
     assert res.exit_code == 2
     assert res.output.strip().splitlines()[-1].endswith(f"--speech piper: {why}")
+
+
+def test_an_unknown_probe_speech_is_refused_before_anything_renders() -> None:
+    with pytest.raises(InputError, match="speech: expected one of piper, espeak, got 'festival'"):
+        calibrate_audio([get_profile("clean")], utterances=1, seed=1,
+                        speech="festival")  # type: ignore[arg-type]
