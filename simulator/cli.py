@@ -107,7 +107,6 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
         return calls
     already = next((c for c in calls if c.degradation is not None), None)
     if already is not None:
-
         raise InputError(f"--profile {profile}: call {already.call_id} is already degraded "
                          f"(profile {already.degradation.profile}); use --profile none")
     from simulator.degradation import degrade_calls, get_profile
