@@ -563,15 +563,20 @@ def degrade(calls_file: Path, profile: str, seed: int, profiles_dir: Path | None
     click.echo(f"wrote {n} degraded calls ({profile}) to {output}", err=True)
 
 
+# calibrate --audio recognises every utterance once per profile: cap N to keep it minutes.
+AUDIO_UTTERANCES_MAX = 200
+
+
 @main.command()
-@click.option("--utterances", default=1000, show_default=True, type=click.IntRange(min=10))
+@click.option("--utterances", default=1000, show_default=True, type=click.IntRange(min=10),
+              help=f"Utterances per profile (with --audio: at most {AUDIO_UTTERANCES_MAX}).")
 @click.option("--calls", "n_calls", default=2000, show_default=True, type=click.IntRange(min=10),
               help="Calls over which perturbation and fault rates are observed.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--audio", is_flag=True,
-              help="Render utterances with TTS, degrade them per profile, and measure WER with "
-                   "pocketsphinx (extra 'asr'; --utterances capped at 200).")
+              help="Speak utterances (see --speech), degrade them per profile's line, and "
+                   "measure WER with pocketsphinx (extra 'asr').")
 @click.option("--lm", "lm", type=click.Choice(["domain", "generic"]), default="domain",
               show_default=True,
               help="With --audio: the recogniser's language model, a trigram over the persona "
@@ -621,7 +626,12 @@ def calibrate(utterances: int, n_calls: int, seed: int, profiles_dir: Path | Non
 
         profs = load_profiles(profiles_dir)
         ordered = sorted(profs.values(), key=lambda p: sum(p.asr.target_wer))
-        n = min(utterances, 200)  # real recognition is slow: ~0.3-1 s of CPU per utterance
+        n = min(utterances, AUDIO_UTTERANCES_MAX)
+        if n < utterances and (click.get_current_context().get_parameter_source("utterances")
+                               is not click.core.ParameterSource.DEFAULT):
+            click.echo(f"calibrate --audio: --utterances {utterances} capped at {n} "
+                       "(real recognition costs ~0.3-1 s of CPU per utterance and profile)",
+                       err=True)
         results = calibrate_audio(ordered, utterances=n, seed=seed, workers=workers,
                                   # click.Choice above admits only the Literal's values
                                   config=RecogniserConfig(lm=lm),  # type: ignore[arg-type]

@@ -105,3 +105,27 @@ def test_an_unknown_probe_speech_is_refused_before_anything_renders() -> None:
     with pytest.raises(InputError, match="speech: expected one of piper, espeak, got 'festival'"):
         calibrate_audio([get_profile("clean")], utterances=1, seed=1,
                         speech="festival")  # type: ignore[arg-type]
+
+
+def test_asking_for_more_audio_utterances_than_the_cap_says_so(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    import simulator.audio.calibrate_audio as cal
+    from simulator.cli import AUDIO_UTTERANCES_MAX, main
+
+    asked: list[int] = []
+
+    def record(profiles: list[object], utterances: int, **kwargs: object) -> list[object]:
+        asked.append(utterances)
+        return []
+
+    monkeypatch.setattr(cal, "calibrate_audio", record)
+    runner = CliRunner()
+    capped = runner.invoke(main, ["calibrate", "--audio", "--speech", "espeak",
+                                  "--utterances", "300"])
+    default = runner.invoke(main, ["calibrate", "--audio", "--speech", "espeak"])
+    assert capped.exit_code == default.exit_code == 0, capped.output
+    assert asked == [AUDIO_UTTERANCES_MAX, AUDIO_UTTERANCES_MAX]
+    assert f"--utterances 300 capped at {AUDIO_UTTERANCES_MAX}" in capped.output
+    assert "capped" not in default.output  # the default (1000) is the text calibration's
