@@ -173,10 +173,12 @@ class PacketLoss(_Model):
 LINE_RATES: tuple[int, ...] = (8_000, 16_000)
 
 
-def line_rate_problem(codec: str, sample_rate: int) -> str | None:
+def line_rate_problem(codec: str, sample_rate: object) -> str | None:
     """What is wrong with a line of ``codec`` at ``sample_rate`` ("field: why"), or None."""
-    if sample_rate not in LINE_RATES:
-        return f"sample_rate: expected 8000 or 16000, got {sample_rate}"
+    if (not isinstance(sample_rate, int) or isinstance(sample_rate, bool)
+            or sample_rate not in LINE_RATES):
+        return (f"sample_rate: expected {' or '.join(map(str, LINE_RATES))}, "
+                f"got {sample_rate!r}")
     if codec != "pcm16" and sample_rate != 8_000:
         return f"codec: {codec} is an 8 kHz codec; a {sample_rate} Hz line needs pcm16"
     return None
