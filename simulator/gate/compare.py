@@ -157,8 +157,9 @@ class _Test:
 
 
 def _p_value(imp: np.ndarray, margin: float) -> tuple[float | None, float]:
-    """Two-sided bootstrap p-value that the improvement lies within ±margin, and a
-    tie-break (how far past the margin the resamples sit, in standard deviations)."""
+    """The two-sided bootstrap p-value of "the improvement lies within ±margin" (twice the
+    smaller share of resamples on the near side of +margin or -margin), and a tie-break for
+    equal p-values (how far past the margin the resamples sit, in standard deviations)."""
     s = imp[~np.isnan(imp)]
     if s.size == 0 or s.size < imp.size / 2:   # as the interval: the number barely exists
         return None, 0.0
@@ -361,7 +362,8 @@ def compare(runs: Mapping[str, Sequence[CallOutcome]], rubric: Rubric,
         routes.append(_route(dim, value, names, comps, sliced, need))
     return CompareResult(
         ranking=routes[0].ranking, routes=tuple(routes), runs=tuple(names),
-        family_size=sum(enough.values()), resamples=resamples, confidence=rubric.confidence,
+        family_size=sum(t.p is not None for t in tests), resamples=resamples,
+        confidence=rubric.confidence,
         min_calls_per_segment=need, numbers={n: gate_numbers(runs[n]) for n in names},
     )
 

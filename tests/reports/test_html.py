@@ -248,7 +248,13 @@ def test_routing_table_is_in_the_report_with_labels_escaped(tmp_path: Path) -> N
     base = build_run(tmp_path / "run-base", calls=40, seed=5)
     cand = build_run(tmp_path / "run-cand", calls=40, seed=6, ttft_scale=3.0)
     routing = _routing(base, cand)
+    from simulator.store import RunStore
+
+    store = RunStore(cand)
+    store.set_meta(label="prompt v2")
+    store.close()
     html = render_html(cand, baseline_dir=base, routing=routing)
+    assert "<b>label</b> prompt v2" in html
     assert '<section id="routing">' in html and '<a href="#routing">' in html
     rows = re.findall(r'<tr data-segment="([^"]*)">', html)
     assert rows == [r["segment"].replace('"', "&quot;") for r in routing["routes"]]
