@@ -94,7 +94,7 @@ async def bench(url: str, calls: int, duration: float) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     await transport.aclose()
     j = np.asarray(stats.jitter_ms)
-    ttfa = [e["ttfa_ms"] for r in runs for e in r.exchanges if e["ttfa_ms"] is not None]
+    ttfa = [e.ttfa_ms for r in runs for e in r.exchanges if e.ttfa_ms is not None]
     return {
         "calls": calls, "duration_s": duration, "wall_s": round(wall, 1),
         "errors": sum(r.error is not None for r in runs),

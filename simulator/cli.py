@@ -22,6 +22,7 @@ import click
 
 from simulator import __version__
 from simulator.errors import CallsimError, InputError
+from simulator.transports.registry import DEFAULT_TRANSPORT
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -117,7 +118,9 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
 
 @main.command()
 @click.option("--target", required=True, help="Agent base URL, e.g. http://127.0.0.1:8000/v1")
-@click.option("--transport", default="openai-chat", show_default=True)
+@click.option("--transport", default=DEFAULT_TRANSPORT, show_default=True,
+              help="How to reach the agent: openai-chat, openai-realtime, twilio, or a "
+                   "transport an installed package registers (docs/transports.md).")
 @click.option("--model", default="callsim-reference", show_default=True)
 @click.option("--api-key-env", help="Name of the environment variable holding the API key.")
 @click.option("--calls", "calls_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -195,7 +198,7 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
     from simulator.personas import load_packs
     from simulator.store import RunStore, new_run_id, resolve_run
     from simulator.transports.base import Deadlines
-    from simulator.transports.openai_chat import api_key_from_env
+    from simulator.transports.registry import api_key_from_env
 
     api_key = api_key_from_env(kw.get("api_key_env"))
     if kw.get("resume_run"):
@@ -259,9 +262,9 @@ def _caller_audio(requested: str | None, transport: str, profile: str,
                   profiles_dir: Path | None) -> tuple[str, dict[str, Any] | None]:
     """The run's caller-audio mode and line (the profile's ``audio`` section) for an audio
     transport; ("tones", None) for text transports, which send no audio."""
-    from simulator.driver.runner import AUDIO_TRANSPORTS
+    from simulator.transports.registry import transport_spec
 
-    if transport not in AUDIO_TRANSPORTS:
+    if not transport_spec(transport).audio:
         if requested is not None:
             click.echo(f"callsim: note: --caller-audio applies to audio transports only "
                        f"(not {transport})", err=True)
@@ -325,7 +328,7 @@ def soak(target: str | None, lines: int, duration: str, turn_gap: float, profile
     from simulator.driver.soak import soak as run_soak
     from simulator.driver.soak import write_result
     from simulator.personas import generate_calls, load_packs
-    from simulator.transports.openai_chat import api_key_from_env
+    from simulator.transports.registry import api_key_from_env
 
     packs = load_packs()
     calls = _degrade(generate_calls(packs, "all", max(50, lines * 10), seed), profile, seed, None)
@@ -426,7 +429,7 @@ def judge(run_ref: str, endpoint: str, model: str, api_key_env: str | None, conc
     """
     from simulator.metrics.judge import judge_run
     from simulator.store import RunStore, resolve_run
-    from simulator.transports.openai_chat import api_key_from_env
+    from simulator.transports.registry import api_key_from_env
 
     key = api_key_from_env(api_key_env)
     store = RunStore(resolve_run(run_ref, runs_dir), redact=(key,) if key else ())
@@ -474,35 +477,22 @@ def runs_cmd(runs_dir: Path, as_json: bool) -> None:
 
 @main.command()
 @click.argument("run_ref")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "turns-csv"]),
+              default="jsonl", show_default=True,
+              help="jsonl: every call and each of its turns (a 'record' key says which); "
+                   "csv: one row per call; turns-csv: one row per agent turn.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--runs-dir", default="runs", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
 @_user_errors
 def export(run_ref: str, fmt: str, output: Path | None, runs_dir: Path) -> None:
-    """Export every call of a run as JSONL (full) or CSV (one row per call)."""
-    import csv
-
-    from simulator.store import RunStore, resolve_run
+    """Export a run's calls and turns as JSONL or CSV."""
+    from simulator.store import RunStore, export_run, resolve_run
 
     store = RunStore(resolve_run(run_ref, runs_dir))
     out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
     try:
-        if fmt == "jsonl":
-            for c in store.calls():
-                out.write(json.dumps(c, separators=(",", ":"), ensure_ascii=False) + "\n")
-        else:
-            cols = ["idx", "call_id", "script_id", "pack", "intent", "profile", "ok", "error",
-                    "warmup", "scheduled_s", "started_s", "finished_s", "dispatch_delay_ms",
-                    "ttft_ms_first", "arg_total", "arg_correct", "strict_pass", "record_exists",
-                    "refused", "fabricated", "cost_usd"]
-            w = csv.writer(out)
-            w.writerow(cols)
-            for c in store.calls():
-                o = c["outcome"]
-                row = {**c, **o, "ttft_ms_first": (o["ttft_ms"] or [None])[0]}
-                w.writerow([row.get(k) for k in cols])
+        export_run(store, fmt, out)
     finally:
         if output:
             out.close()
@@ -837,37 +827,9 @@ def agent_serve(host: str, port: int, ttft_ms: float, token_ms: float, fabricate
                       arg_error_rate=arg_error_rate, seed=seed)
     voice = VoiceAgentConfig(ttft_ms=ttft_ms, vad_silence_ms=vad_silence_ms, stt=stt,
                              asr_workers=asr_workers, tools_url=tools_url, policy=cfg)
-    _run_async(_serve_agent(cfg, voice, host, port, load_packs(personas_dir)))
+    from simulator.agent.serve import serve_agent
 
-
-async def _serve_agent(cfg: Any, voice: Any, host: str, port: int, packs: Any) -> None:
-    import signal
-
-    from aiohttp import web
-
-    from simulator.agent import create_agent_app
-    from simulator.voice_agent import create_voice_routes
-
-    app = create_agent_app(cfg, packs)
-    create_voice_routes(app, voice, packs)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = runner.addresses[0]
-    shown = f"[{bound[0]}]" if ":" in str(bound[0]) else bound[0]
-    print(f"reference agent listening on http://{shown}:{bound[1]}/v1 "
-          f"(voice: ws://{shown}:{bound[1]}/twilio, ws://{shown}:{bound[1]}/v1/realtime)",
-          flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    _run_async(serve_agent(cfg, voice, host, port, load_packs(personas_dir)))
 
 
 def _warn_public_bind(host: str) -> None:
@@ -958,7 +920,7 @@ def demo(count: int, concurrency: int, seed: int, profile: str, ttft_ms: float, 
     with agent_process("--ttft-ms", str(ttft_ms), "--token-ms", str(token_ms)) as url:
         click.echo(f"reference agent at {url}", err=True)
         summary = run_from_options(
-            target=url, transport="openai-chat", model="callsim-reference", api_key_env=None,
+            target=url, transport=DEFAULT_TRANSPORT, model="callsim-reference", api_key_env=None,
             calls_file=None, pack="all", personas_dir=None, profile=profile, profiles_dir=None,
             count=count, duration=None, warmup="0", concurrency=concurrency, rate=None,
             arrival=None, burstiness=None, stages=None, trace=None, max_starts=None, seed=seed,

@@ -29,6 +29,7 @@ from simulator.audio import dsp
 from simulator.callscript import CallScript, Turn
 from simulator.driver.session import CallRun
 from simulator.errors import TransportError
+from simulator.results import TurnRecord
 from simulator.transports.base import Deadlines
 
 _now = time.perf_counter_ns
@@ -523,39 +524,31 @@ def _estimate_tokens(text: str) -> int:
 
 def _record(seq: int, caller_turn: int, phase: str, tr: _Turn, conn_ns: int, t0: int,
             scheduled_ns: int | None, lag: float, interrupted: bool, error: str | None,
-            barge_ms: float | None) -> dict[str, Any]:
+            barge_ms: float | None) -> TurnRecord:
     def ms(ns: int | None) -> float | None:
         return None if ns is None else (ns - tr.sent_ns) / 1e6
 
     fc = tr.first_content_ns
-    ttft = ms(fc)
-    text = "".join(tr.text)
-    return {
-        "seq": seq,
-        "caller_turn": caller_turn,
-        "phase": phase,
-        "scheduled_s": None if scheduled_ns is None else (scheduled_ns - t0) / 1e9,
-        "sent_s": (tr.sent_ns - t0) / 1e9,
-        "conn_setup_ms": conn_ns / 1e6,
-        "ttft_ms": ttft,
-        "ttft_from_schedule_ms": (None if fc is None or scheduled_ns is None
-                                  else (fc - scheduled_ns - conn_ns) / 1e6),
-        "last_byte_ms": ms(tr.last_arrival_ns),
-        "loop_lag_ms": lag,
-        "stalls": tr.stalls,
-        "max_gap_ms": tr.max_gap_ms,
-        "prompt_tokens": (tr.usage or {}).get("prompt_tokens"),
-        "completion_tokens": (tr.usage or {}).get("completion_tokens"),
-        "interrupted": interrupted,
-        "error": error,
-        "text": text,
-        # audio-only fields
-        "ttfa_ms": ms(tr.first_audio_ns),
-        "first_voiced_ms": ms(tr.first_voiced_ns),
-        "first_text_ms": ms(tr.first_text_ns),
-        "agent_speech_s": round(tr.voiced_s, 4),
-        "barge_in_reaction_ms": barge_ms,
-    }
+    usage = tr.usage or {}
+    return TurnRecord(
+        seq=seq, caller_turn=caller_turn, phase=phase,
+        scheduled_s=None if scheduled_ns is None else (scheduled_ns - t0) / 1e9,
+        sent_s=(tr.sent_ns - t0) / 1e9,
+        conn_setup_ms=conn_ns / 1e6,
+        ttft_ms=ms(fc),
+        ttft_from_schedule_ms=(None if fc is None or scheduled_ns is None
+                               else (fc - scheduled_ns - conn_ns) / 1e6),
+        last_byte_ms=ms(tr.last_arrival_ns),
+        loop_lag_ms=lag, stalls=tr.stalls, max_gap_ms=tr.max_gap_ms,
+        prompt_tokens=usage.get("prompt_tokens"),
+        completion_tokens=usage.get("completion_tokens"),
+        interrupted=interrupted, error=error, text="".join(tr.text),
+        ttfa_ms=ms(tr.first_audio_ns),
+        first_voiced_ms=ms(tr.first_voiced_ns),
+        first_text_ms=ms(tr.first_text_ns),
+        agent_speech_s=round(tr.voiced_s, 4),
+        barge_in_reaction_ms=barge_ms,
+    )
 
 
 async def run_audio_call(
@@ -839,7 +832,7 @@ class _Session:
                       self.t0, sched, self.lag_ms(), interrupted, None, barge_ms)
         self.run_.exchanges.append(rec)
         self.seq += 1
-        said = rec["text"]
+        said = rec.text
         if said:
             self.agent_log.append(said)
         if tr.usage:

@@ -24,7 +24,8 @@ from simulator.audio import dsp
 from simulator.callscript import CallScript
 from simulator.errors import TransportError
 from simulator.transports.audio_session import LineEvent, is_voiced_mulaw, realtime_usage_to_openai
-from simulator.transports.base import Deadlines, WebSocketClient, receive_data, transports
+from simulator.transports.base import Deadlines, WebSocketClient, receive_data
+from simulator.transports.registry import TransportOptions, TransportSpec, register
 
 _now = time.perf_counter_ns
 AudioFormat = Literal["pcm16", "g711_ulaw"]
@@ -297,7 +298,6 @@ class RealtimeLine:
                 await self.ws.close()
 
 
-@transports.register("openai-realtime")
 class RealtimeTransport(WebSocketClient):
     """Realtime client towards ``url`` (e.g. ``wss://api.openai.com/v1/realtime?model=...``).
 
@@ -333,3 +333,11 @@ class RealtimeTransport(WebSocketClient):
         return RealtimeLine(ws, conn_ns, self.audio_format, self.chunk_ms, self.server_vad,
                             self.cancel, self.text_hints)
 
+
+def _build(o: TransportOptions) -> RealtimeTransport:
+    return RealtimeTransport(o.target, deadlines=o.deadlines, api_key=o.api_key,
+                             text_hints=o.text_hints)
+
+
+register(TransportSpec(name="openai-realtime", carries="audio", build=_build,
+                       summary="OpenAI Realtime over WebSocket (pcm16 24 kHz)"))

@@ -24,7 +24,8 @@ from simulator.audio import dsp
 from simulator.callscript import CallScript
 from simulator.errors import TransportError
 from simulator.transports.audio_session import FRAME_SAMPLES, LineEvent, is_voiced_mulaw
-from simulator.transports.base import Deadlines, WebSocketClient, receive_data, transports
+from simulator.transports.base import Deadlines, WebSocketClient, receive_data
+from simulator.transports.registry import TransportOptions, TransportSpec, register
 
 _now = time.perf_counter_ns
 FRAME_BYTES = 160
@@ -314,7 +315,6 @@ class TwilioLine:
                 await self._mark_task
 
 
-@transports.register("twilio")
 class TwilioTransport(WebSocketClient):
     """Plays Twilio towards ``url`` (a ``ws://``/``wss://`` Media Streams endpoint).
 
@@ -346,6 +346,14 @@ class TwilioTransport(WebSocketClient):
         await ws.send_str(codec.connected())
         await ws.send_str(codec.start(params))
         return line
+
+
+def _build(o: TransportOptions) -> TwilioTransport:
+    return TwilioTransport(o.target, deadlines=o.deadlines, text_hints=o.text_hints)
+
+
+register(TransportSpec(name="twilio", carries="audio", build=_build, tool_relay=True,
+                       summary="Twilio Media Streams (the simulator plays Twilio; mu-law 8 kHz)"))
 
 
 __all__ = [

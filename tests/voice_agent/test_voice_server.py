@@ -60,7 +60,7 @@ async def test_without_text_hints_the_agent_still_answers_every_utterance() -> N
     assert [e[0] for e in run.events][:1] == ["greeting"]
     # No words travel without hints: the agent is heard (audio), not read.
     assert len(run.exchanges) == 2
-    assert all(e["ttfa_ms"] is not None and e["agent_speech_s"] > 0 and e["text"] == ""
+    assert all(e.ttfa_ms is not None and e.agent_speech_s > 0 and e.text == ""
                for e in run.exchanges)
 
 
