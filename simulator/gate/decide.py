@@ -24,9 +24,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from simulator.errors import GateError
-from simulator.gate.numbers import REPORTED
 from simulator.gate.rubric import GATE_NUMBERS, Direction, NumberRule, Rubric
 from simulator.gate.stats import Estimate, PairEstimate, bootstrap_one, bootstrap_pair
+from simulator.metrics.numbers import REPORTED
 from simulator.results import CallOutcome
 
 Decision = Literal["win", "tie", "loss", "loss_badly", "inconclusive"]

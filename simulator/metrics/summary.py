@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from simulator.gate.numbers import gate_numbers
+from simulator.metrics.numbers import gate_numbers
 from simulator.store import RunStore
 
 GATE_KEYS = ("p95_ttft_ms", "tool_arg_accuracy", "refusal_rate", "cost_per_session_usd")

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from simulator.gate.numbers import REPORTED, gate_numbers, metric_calls
+from simulator.metrics.numbers import REPORTED, gate_numbers, metric_calls
 from simulator.metrics.summary import summarize
 from simulator.results import CallOutcome
 from simulator.store import RunStore

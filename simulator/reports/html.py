@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.gate.decide import GateResult, fmt_delta, fmt_value
-from simulator.gate.numbers import REPORTED
+from simulator.metrics.numbers import REPORTED
 from simulator.reports import charts
 from simulator.reports.data import collect
 

@@ -116,7 +116,7 @@ def test_partial_run_renders_with_what_was_stored(tmp_path: Path) -> None:
 
 
 def test_report_json_numbers_match_the_gate(run: Path) -> None:
-    from simulator.gate.numbers import gate_numbers
+    from simulator.metrics.numbers import gate_numbers
 
     data = report_json(run)
     assert data["numbers"] == pytest.approx(gate_numbers(outcomes_of(run)))
