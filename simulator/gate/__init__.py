@@ -1,9 +1,10 @@
 """The eval gate: does a candidate run earn its slot against a baseline run?
 
 Pure core over lists of :class:`simulator.results.CallOutcome`: the rubric
-(:mod:`.rubric`), the numbers (:mod:`simulator.metrics.numbers`), seeded bootstrap intervals (:mod:`.stats`),
-the decision (:mod:`.decide`), renderers (:mod:`.output`) and multi-run ranking with a
-routing table (:mod:`.compare`). See docs/gate.md.
+(:mod:`.rubric`), the metric definitions (:mod:`simulator.metrics.numbers`), seeded
+bootstrap intervals (:mod:`.stats`), the decision (:mod:`.decide`), renderers
+(:mod:`.output`) and multi-run ranking with a routing table (:mod:`.compare`). See
+docs/gate.md.
 """
 
 from __future__ import annotations
