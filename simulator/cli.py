@@ -192,8 +192,8 @@ def run(**kw: Any) -> None:
 def run_from_options(**kw: Any) -> dict[str, Any]:
     from simulator.agent_profile import load_agent_profile
     from simulator.callscript import load_calls
-    from simulator.distributed import run_distributed
     from simulator.driver.arrivals import parse_duration, spec_from_options
+    from simulator.driver.distributed import run_distributed
     from simulator.driver.runner import RunConfig
     from simulator.personas import load_packs
     from simulator.store import RunStore, new_run_id, resolve_run

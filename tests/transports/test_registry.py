@@ -93,7 +93,7 @@ def _strings_outside_help(path: Path) -> set[str]:
             if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in skip}
 
 
-@pytest.mark.parametrize("module", ["simulator/cli.py", "simulator/distributed.py",
+@pytest.mark.parametrize("module", ["simulator/cli.py",
                                     *sorted(str(p.relative_to(ROOT)) for p in
                                             (ROOT / "simulator" / "driver").glob("*.py"))])
 def test_driver_and_cli_name_no_transport(module: str) -> None:
