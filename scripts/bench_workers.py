@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from simulator.driver.arrivals import ArrivalSpec  # noqa: E402
 from simulator.driver.runner import RunConfig, run_load  # noqa: E402
 from simulator.personas import generate_calls, load_packs  # noqa: E402
-from simulator.store import RunStore  # noqa: E402
+from simulator.storage.store import RunStore  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 LAG_LIMIT_MS = 5.0

@@ -17,7 +17,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simulator.results import CallOutcome, CallRecord, turn_from_row  # noqa: E402
-from simulator.store import RunStore  # noqa: E402
+from simulator.storage.store import RunStore  # noqa: E402
 
 
 def _call(i: int) -> tuple[CallOutcome, list[dict[str, Any]], dict[str, Any]]:

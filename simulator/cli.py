@@ -196,7 +196,7 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
     from simulator.driver.distributed import run_distributed
     from simulator.driver.runner import RunConfig
     from simulator.personas import load_packs
-    from simulator.store import RunStore, new_run_id, resolve_run
+    from simulator.storage.store import RunStore, new_run_id, resolve_run
     from simulator.transports.base import Deadlines
     from simulator.transports.registry import api_key_from_env
 
@@ -376,7 +376,7 @@ def report(run_ref: str, baseline_ref: str | None, rubric_path: Path | None,
     Prints the summary; with -o writes one self-contained HTML file that works offline.
     """
     from simulator.metrics.summary import summarize
-    from simulator.store import RunStore, resolve_run
+    from simulator.storage.store import RunStore, resolve_run
 
     run_dir = resolve_run(run_ref, runs_dir)
     base_dir = resolve_run(baseline_ref, runs_dir) if baseline_ref else None
@@ -428,7 +428,7 @@ def judge(run_ref: str, endpoint: str, model: str, api_key_env: str | None, conc
     changed by it.
     """
     from simulator.metrics.judge import judge_run
-    from simulator.store import RunStore, resolve_run
+    from simulator.storage.store import RunStore, resolve_run
     from simulator.transports.registry import api_key_from_env
 
     key = api_key_from_env(api_key_env)
@@ -466,7 +466,7 @@ def runs_cmd(runs_dir: Path, as_json: bool) -> None:
     """List stored runs: date, target, profile, calls, the four numbers, gate status."""
     from rich.console import Console
 
-    from simulator.history import list_runs, render_runs
+    from simulator.storage.history import list_runs, render_runs
 
     rows = list_runs(runs_dir)
     if as_json:
@@ -487,7 +487,7 @@ def runs_cmd(runs_dir: Path, as_json: bool) -> None:
 @_user_errors
 def export(run_ref: str, fmt: str, output: Path | None, runs_dir: Path) -> None:
     """Export a run's calls and turns as JSONL or CSV."""
-    from simulator.store import RunStore, export_run, resolve_run
+    from simulator.storage.store import RunStore, export_run, resolve_run
 
     store = RunStore(resolve_run(run_ref, runs_dir))
     out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
@@ -683,7 +683,7 @@ def render(calls_file: Path, profile: str, seed: int, profiles_dir: Path | None,
 
 # ----------------------------------------------------------------------------- gate
 def _run_outcomes(ref: str, runs_dir: Path) -> tuple[list[Any], dict[str, Any], Path]:
-    from simulator.store import RunStore, resolve_run
+    from simulator.storage.store import RunStore, resolve_run
 
     run_dir = resolve_run(ref, runs_dir)
     store = RunStore(run_dir)
@@ -715,7 +715,7 @@ def gate(baseline: str, candidate: str, rubric_path: Path, allow_mismatch: bool,
     from rich.console import Console
 
     from simulator.gate import judge, load_rubric, render, to_json, write_junit
-    from simulator.history import last_passed, mark_gate
+    from simulator.storage.history import last_passed, mark_gate
 
     rubric, sha = load_rubric(rubric_path)
     if baseline == "last-passed":

@@ -44,7 +44,7 @@ from simulator.driver.runner import (
 from simulator.errors import CallsimError, InputError
 from simulator.histogram import LatencyHistogram
 from simulator.personas import Pack
-from simulator.store import RunStore
+from simulator.storage.store import RunStore
 
 RAY_HINT = "pip install 'callsim[ray]'"
 # How long before the shared start time the driver hands out the shards: enough for the

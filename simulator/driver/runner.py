@@ -43,7 +43,7 @@ from simulator.metrics.grading import grade_call
 from simulator.personas import Pack
 from simulator.results import CallOutcome, CallRecord
 from simulator.seeding import rng
-from simulator.store import RunStore
+from simulator.storage.store import RunStore
 from simulator.transports.base import Deadlines, TextTransport
 from simulator.transports.registry import (
     DEFAULT_TRANSPORT,
@@ -506,7 +506,7 @@ def finish_run(store: RunStore, run_dir: Path, total: int, sink: StoreSink, inte
     summary = summarize(store)
     summary["run_dir"] = str(run_dir)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    from simulator.history import index_run
+    from simulator.storage.history import index_run
 
     index_run(run_dir.parent, run_dir, summary, store.meta())
     store.close()

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from simulator.metrics.numbers import GATE_METRICS, METRICS, gate_numbers
-from simulator.store import RunStore
+from simulator.storage.store import RunStore
 
 GATE_KEYS = GATE_METRICS
 

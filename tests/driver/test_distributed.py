@@ -25,7 +25,7 @@ from simulator.driver.distributed import (
 from simulator.driver.runner import RunConfig, plan, run_load
 from simulator.errors import InputError
 from simulator.personas import generate_calls, load_packs
-from simulator.store import RunStore
+from simulator.storage.store import RunStore
 from tests.conftest import TIME_FACTOR
 
 ray: Any

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.results import CallOutcome, CallRecord, turn_from_row
-from simulator.store import RunStore
+from simulator.storage.store import RunStore
 
 SCRIPT_PAYLOAD = "<script>window.__pwned=1</script>"
 ATTR_PAYLOAD = '" onmouseover="alert(1)'

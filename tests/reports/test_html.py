@@ -51,7 +51,7 @@ def _gate(base: Path, cand: Path, allow_mismatch: bool = False) -> dict[str, Any
     data.update(bootstrap_resamples=200, min_calls_per_arm=5, min_missing_record_calls=3)
     data.pop("guards", None)
     rubric = rubric_from_dict(data, sha256="a" * 64)
-    from simulator.store import RunStore
+    from simulator.storage.store import RunStore
 
     metas = []
     for d in (base, cand):

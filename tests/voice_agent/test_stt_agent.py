@@ -19,7 +19,7 @@ from simulator.audio.caller_audio import CallerAudio, spoken_text
 from simulator.audio.chain import AudioParams
 from simulator.degradation import degrade_calls, get_profile
 from simulator.personas import generate_calls
-from simulator.store import RunStore
+from simulator.storage.store import RunStore
 from simulator.transports.audio_session import SyntheticSpeech, samples_sha256
 from simulator.transports.twilio import TwilioTransport
 from simulator.voice_agent import create_voice_app

@@ -19,7 +19,7 @@ from typing import Any
 
 from simulator.errors import StoreError
 from simulator.metrics.numbers import GATE_METRICS
-from simulator.store import RunStore
+from simulator.storage.store import RunStore
 
 INDEX_NAME = "index.sqlite"
 NUMBERS = GATE_METRICS
