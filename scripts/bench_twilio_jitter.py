@@ -35,7 +35,7 @@ from simulator.transports.twilio import TwilioTransport  # noqa: E402
 def _serve(port_q: Any) -> None:
     from aiohttp import web
 
-    from simulator.voice_agent import VoiceAgentConfig, create_voice_app
+    from simulator.agent.voice import VoiceAgentConfig, create_voice_app
 
     async def main() -> None:
         runner = web.AppRunner(create_voice_app(VoiceAgentConfig(ttft_ms=300, greet=False,

@@ -811,9 +811,8 @@ def agent_serve(host: str, port: int, ttft_ms: float, token_ms: float, fabricate
     ws://HOST:PORT/v1/realtime. Binds 127.0.0.1 unless told otherwise.
     """
     from simulator.agent import AgentConfig
+    from simulator.agent.voice import VoiceAgentConfig, resolve_stt
     from simulator.personas import load_packs
-    from simulator.voice_agent import VoiceAgentConfig
-    from simulator.voice_agent.server import resolve_stt
 
     _warn_public_bind(host)
     if verbose:

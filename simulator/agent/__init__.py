@@ -1,5 +1,7 @@
-"""The reference agent: a deterministic, rule-based voice agent speaking the OpenAI Chat
-Completions API, so callsim has a real server to drive without an API key."""
+"""The reference agent: a deterministic, rule-based agent speaking the OpenAI Chat
+Completions API (:mod:`.server`) and answering phone calls over Twilio Media Streams and a
+Realtime-style WebSocket (:mod:`.voice`), so callsim has a real server to drive without an
+API key. :mod:`.serve` runs both on one port."""
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ from aiohttp import web
 
 from simulator.agent.policy import AgentConfig
 from simulator.agent.server import create_agent_app
+from simulator.agent.voice import VoiceAgentConfig, create_voice_routes
 from simulator.personas import Pack
-from simulator.voice_agent import VoiceAgentConfig, create_voice_routes
 
 
 async def serve_agent(cfg: AgentConfig, voice: VoiceAgentConfig, host: str, port: int,

@@ -18,14 +18,14 @@ from simulator.transports.realtime import (
     parse_server_event,
     session_update,
 )
-from tests.conftest import TIME_FACTOR
-from tests.voice_agent.harness import (
+from tests.agent.voice_harness import (
     PACKS,
     TTFT_MS,
     VAD_MS,
     call_reference,
     script_with_tool_and_barge_in,
 )
+from tests.conftest import TIME_FACTOR
 
 
 @pytest.mark.parametrize(("ga", "beta", "kind"), [

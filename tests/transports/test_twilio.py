@@ -27,14 +27,14 @@ from simulator.transports.twilio import (
     parse_agent_message,
     parse_twilio_message,
 )
-from tests.conftest import TIME_FACTOR, serve_app
-from tests.voice_agent.harness import (
+from tests.agent.voice_harness import (
     PACKS,
     TTFT_MS,
     VAD_MS,
     call_reference,
     script_with_tool_and_barge_in,
 )
+from tests.conftest import TIME_FACTOR, serve_app
 
 
 @given(st.binary(min_size=160, max_size=160))

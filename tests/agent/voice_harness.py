@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+from simulator.agent.voice import VoiceAgentConfig, create_voice_app
 from simulator.backend import ToolBackend
 from simulator.callscript import CallScript
 from simulator.driver.session import CallRun
@@ -19,7 +20,6 @@ from simulator.transports.audio_session import (
     run_audio_call,
 )
 from simulator.transports.base import Deadlines
-from simulator.voice_agent import VoiceAgentConfig, create_voice_app
 from tests.conftest import serve_app
 
 TTFT_MS = 120.0

@@ -9,6 +9,7 @@ import aiohttp
 import numpy as np
 import pytest
 
+from simulator.agent.voice import VoiceAgentConfig, create_voice_app
 from simulator.errors import InputError
 from simulator.personas import Caller, generate_calls
 from simulator.transports.audio_session import (
@@ -19,9 +20,8 @@ from simulator.transports.audio_session import (
 )
 from simulator.transports.base import Deadlines
 from simulator.transports.twilio import TwilioTransport
-from simulator.voice_agent import VoiceAgentConfig, create_voice_app
+from tests.agent.voice_harness import PACKS, voice_config
 from tests.conftest import serve_app
-from tests.voice_agent.harness import PACKS, voice_config
 
 
 def test_vad_ends_speech_at_the_hangover_th_silent_frame() -> None:
