@@ -427,7 +427,7 @@ def judge(run_ref: str, endpoint: str, model: str, api_key_env: str | None, conc
     Lists where the judge disagrees with the deterministic grader; the gate numbers are not
     changed by it.
     """
-    from simulator.metrics.judge import judge_run
+    from simulator.metrics.llm_judge import judge_run
     from simulator.storage.store import RunStore, resolve_run
     from simulator.transports.registry import api_key_from_env
 

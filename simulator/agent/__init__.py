@@ -5,13 +5,13 @@ API key. :mod:`.serve` runs both on one port."""
 
 from __future__ import annotations
 
-from simulator.agent.policy import AgentConfig, Reply, ToolCallOut, decide
+from simulator.agent.policy import AgentConfig, AgentToolCall, Reply, decide
 from simulator.agent.server import create_agent_app, serve_forever, start_agent, tokenize
 
 __all__ = [
     "AgentConfig",
     "Reply",
-    "ToolCallOut",
+    "AgentToolCall",
     "create_agent_app",
     "decide",
     "serve_forever",

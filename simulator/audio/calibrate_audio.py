@@ -26,7 +26,7 @@ from simulator.audio.chain import AudioParams, degrade_audio
 from simulator.audio.reference_voice import synthesize_reference
 from simulator.audio.render import call_voice
 from simulator.audio.tts import synthesize
-from simulator.degradation.asr import error_counts, normalise
+from simulator.degradation.asr_noise import error_counts, normalise
 from simulator.errors import InputError
 from simulator.seeding import np_rng
 from simulator.seeding import rng as seeded_rng
@@ -71,7 +71,7 @@ def _digit_run(run: str) -> str:
 
 def spoken_form(text: str, *, keep_apostrophes: bool = False) -> str:
     """``text`` with digits written as the words a caller (and espeak-ng) says, then
-    :func:`~simulator.degradation.asr.normalise`d: "2:30 PM" -> "two thirty pm",
+    :func:`~simulator.degradation.asr_noise.normalise`d: "2:30 PM" -> "two thirty pm",
     "7th" -> "seventh", "1963" -> "nineteen sixty three", "831 839 9377" -> digit words,
     "$225,000" -> "two hundred twenty five thousand dollars". Hyphens and slashes split
     words (so "L-30538" and "3/10/1963" keep their parts). A recogniser writes words, so

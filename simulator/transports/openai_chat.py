@@ -2,7 +2,7 @@
 
 POSTs ``/chat/completions`` with ``stream: true`` and ``stream_options.include_usage``,
 stamps bytes with ``perf_counter_ns()`` as the socket read delivers them (see
-:mod:`simulator.transports.arrival`; on resume of the reading coroutine as a fallback),
+:mod:`simulator.transports.stamps`; on resume of the reading coroutine as a fallback),
 and assembles text and ``tool_calls`` deltas. Connection set-up is measured with aiohttp
 trace hooks and kept out of first-token latency; connections are pooled and pre-warmed.
 """
@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 
 from simulator.errors import TransportError
-from simulator.transports import arrival
+from simulator.transports import stamps
 from simulator.transports.base import Deadlines, Exchange, ToolCallOut
 from simulator.transports.registry import TransportSpec, register
 from simulator.transports.sse import SSEParser
@@ -103,7 +103,7 @@ class OpenAIChatTransport:
             conn = aiohttp.TCPConnector(
                 limit=self._limit, keepalive_timeout=120, ttl_dns_cache=None
             )
-            self.stamps_at_arrival = arrival.install(conn)
+            self.stamps_at_arrival = stamps.install(conn)
             self._session = aiohttp.ClientSession(
                 connector=conn,
                 trace_configs=[self._trace()],
@@ -251,7 +251,7 @@ class OpenAIChatTransport:
             else:
                 timer = loop.call_later((d - now) / 1e9, fire)
 
-        rx = arrival.attach(resp)
+        rx = stamps.attach(resp)
         try:
             timer = loop.call_later(max(0, deadline() - _now()) / 1e9, fire)
             while not done:
