@@ -69,7 +69,7 @@ async def start_tool_relay(port: int = 0) -> RunningRelay:
     """Serve the tool relay on 127.0.0.1:``port`` (0: any free port)."""
     from aiohttp import web
 
-    from simulator.transports.audio_session import ToolRelay, create_tool_relay_app
+    from simulator.driver.audio_call import ToolRelay, create_tool_relay_app
 
     relay = ToolRelay()
     runner = web.AppRunner(create_tool_relay_app(relay), access_log=None)
@@ -126,7 +126,7 @@ async def replay_call(
     caller = caller if caller is not None else Caller(script, pack)
     schemas = tool_schemas if tool_schemas is not None else pack.tool_schemas()
     if spec.audio:
-        from simulator.transports.audio_session import run_audio_call
+        from simulator.driver.audio_call import run_audio_call
 
         return await run_audio_call(
             script, caller, transport, tools, deadlines=deadlines, run_t0_ns=run_t0_ns,

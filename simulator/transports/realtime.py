@@ -22,8 +22,8 @@ import numpy as np
 
 from simulator.audio import dsp
 from simulator.callscript import CallScript
+from simulator.driver.audio_call import LineEvent, is_voiced_mulaw, realtime_usage_to_openai
 from simulator.errors import TransportError
-from simulator.transports.audio_session import LineEvent, is_voiced_mulaw, realtime_usage_to_openai
 from simulator.transports.base import Deadlines, WebSocketClient, receive_data
 from simulator.transports.registry import TransportOptions, TransportSpec, register
 
@@ -215,7 +215,7 @@ def server_event(typ: str, **fields: Any) -> str:
 
 
 class RealtimeLine:
-    """One Realtime session (see :class:`~simulator.transports.audio_session.AudioLine`).
+    """One Realtime session (see :class:`~simulator.driver.audio_call.AudioLine`).
     Audio crosses this seam as 8 kHz mu-law; pcm16 24 kHz is converted at the edge."""
 
     agent_calls_tools = False

@@ -22,8 +22,8 @@ import numpy as np
 
 from simulator.audio import dsp
 from simulator.callscript import CallScript
+from simulator.driver.audio_call import FRAME_SAMPLES, LineEvent, is_voiced_mulaw
 from simulator.errors import TransportError
-from simulator.transports.audio_session import FRAME_SAMPLES, LineEvent, is_voiced_mulaw
 from simulator.transports.base import Deadlines, WebSocketClient, receive_data
 from simulator.transports.registry import TransportOptions, TransportSpec, register
 
@@ -225,7 +225,7 @@ def agent_text(stream_sid: str, text: str) -> str:
 
 
 class TwilioLine:
-    """One Media Streams call (see :class:`~simulator.transports.audio_session.AudioLine`)."""
+    """One Media Streams call (see :class:`~simulator.driver.audio_call.AudioLine`)."""
 
     chunk_ms = 20
     silence_chunk = SILENCE_FRAME

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from simulator.agent.voice import VoiceAgentConfig, create_voice_app
-from simulator.errors import InputError
-from simulator.personas import Caller, generate_calls
-from simulator.transports.audio_session import (
+from simulator.driver.audio_call import (
     EnergyVAD,
     SyntheticSpeech,
     run_audio_call,
     synthetic_speech,
 )
+from simulator.errors import InputError
+from simulator.personas import Caller, generate_calls
 from simulator.transports.base import Deadlines
 from simulator.transports.twilio import TwilioTransport
 from tests.agent.voice_harness import PACKS, voice_config

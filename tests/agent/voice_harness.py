@@ -10,15 +10,15 @@ from typing import Any
 from simulator.agent.voice import VoiceAgentConfig, create_voice_app
 from simulator.backend import ToolBackend
 from simulator.callscript import CallScript
-from simulator.driver.session import CallRun
-from simulator.personas import Caller, generate_calls, load_packs
-from simulator.transports.audio_session import (
+from simulator.driver.audio_call import (
     AudioTransport,
     SyntheticSpeech,
     ToolRelay,
     create_tool_relay_app,
     run_audio_call,
 )
+from simulator.driver.session import CallRun
+from simulator.personas import Caller, generate_calls, load_packs
 from simulator.transports.base import Deadlines
 from tests.conftest import serve_app
 

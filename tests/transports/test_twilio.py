@@ -15,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from simulator.callscript import CallScript
+from simulator.driver.audio_call import SyntheticSpeech, run_audio_call
 from simulator.errors import TransportError
 from simulator.personas import Caller
-from simulator.transports.audio_session import SyntheticSpeech, run_audio_call
 from simulator.transports.base import Deadlines
 from simulator.transports.twilio import (
     TwilioCodec,
