@@ -855,9 +855,9 @@ def tools_serve(calls_file: Path, host: str, port: int, db: str,
     """Serve the tool backend over HTTP (POST /tools/NAME, header X-Callsim-Call-Id)."""
     from aiohttp import web
 
-    from simulator.backend import ToolBackend, create_tools_app
     from simulator.callscript import load_calls
     from simulator.personas import load_packs
+    from simulator.tools.backend import ToolBackend, create_tools_app
 
     _warn_public_bind(host)
     backend = ToolBackend(load_packs(personas_dir), db)

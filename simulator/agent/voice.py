@@ -41,10 +41,10 @@ from simulator.agent.policy import AgentConfig, decide, identify_pack
 from simulator.audio import dsp
 from simulator.audio.asr import RecogniserConfig
 from simulator.audio.tts import Voice
-from simulator.backend import CALL_ID_HEADER
 from simulator.driver.audio_call import EnergyVAD, synthetic_speech
 from simulator.errors import InputError, TransportError
 from simulator.personas.pack import Pack, load_packs
+from simulator.tools.backend import CALL_ID_HEADER
 from simulator.transports import realtime as rt
 from simulator.transports import twilio as tw
 

@@ -293,7 +293,7 @@ class ToolRelay:
 
 def create_tool_relay_app(relay: ToolRelay) -> web.Application:
     """``POST /tools/{name}`` -> the running call's ``execute_tool`` (see :class:`ToolRelay`)."""
-    from simulator.backend import CALL_ID_HEADER
+    from simulator.tools.backend import CALL_ID_HEADER
 
     async def handle(request: web.Request) -> web.Response:
         call_id = request.headers.get(CALL_ID_HEADER, "")

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.backend import ToolBackend
 from simulator.callscript import CallScript
 from simulator.driver.session import CallRun, run_text_call, tool_result_text
 from simulator.personas import Caller, Pack
+from simulator.tools.backend import ToolBackend
 from simulator.transports.base import Deadlines
 from simulator.transports.registry import TransportSpec
 

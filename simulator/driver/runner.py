@@ -26,7 +26,6 @@ from asyncio_throttle import Throttler
 
 from simulator import __version__
 from simulator.agent_profile import AgentProfile
-from simulator.backend import ToolBackend
 from simulator.callscript import CallScript, write_calls
 from simulator.driver.arrivals import ArrivalSpec, build_schedule, warmup_count
 from simulator.driver.gctune import load_gc
@@ -44,6 +43,7 @@ from simulator.personas import Pack
 from simulator.results import CallOutcome, CallRecord
 from simulator.seeding import rng
 from simulator.storage.store import RunStore
+from simulator.tools.backend import ToolBackend
 from simulator.transports.base import Deadlines, TextTransport
 from simulator.transports.registry import (
     DEFAULT_TRANSPORT,

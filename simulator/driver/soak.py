@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulator.backend import ToolBackend
 from simulator.callscript import CallScript, Turn
 from simulator.driver.gctune import load_gc
 from simulator.driver.replay import ToolAnswers, replay_call, scheduled_faults
 from simulator.driver.runner import make_transport
 from simulator.personas import Caller, Pack
 from simulator.seeding import rng
+from simulator.tools.backend import ToolBackend
 from simulator.transports.base import Deadlines
 from simulator.transports.registry import DEFAULT_TRANSPORT, transport_spec
 

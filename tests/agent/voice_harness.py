@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 from simulator.agent.voice import VoiceAgentConfig, create_voice_app
-from simulator.backend import ToolBackend
 from simulator.callscript import CallScript
 from simulator.driver.audio_call import (
     AudioTransport,
@@ -19,6 +18,7 @@ from simulator.driver.audio_call import (
 )
 from simulator.driver.session import CallRun
 from simulator.personas import Caller, generate_calls, load_packs
+from simulator.tools.backend import ToolBackend
 from simulator.transports.base import Deadlines
 from tests.conftest import serve_app
 
