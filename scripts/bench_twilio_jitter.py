@@ -21,12 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from simulator.audio.line import SyntheticSpeech  # noqa: E402
 from simulator.callscript import CallScript, Persona, Turn  # noqa: E402
-from simulator.driver.audio_call import (  # noqa: E402
-    AudioStats,
-    SyntheticSpeech,
-    run_audio_call,
-)
+from simulator.driver.audio_call import AudioStats, run_audio_call  # noqa: E402
 from simulator.driver.gctune import load_gc  # noqa: E402
 from simulator.transports.base import Deadlines  # noqa: E402
 from simulator.transports.twilio import TwilioTransport  # noqa: E402

@@ -117,12 +117,13 @@ def replay_call(script: CallScript, target: str, *, model: str | None = None,
     """Replay one call script against ``target`` over ``transport`` and grade it. The
     script's scheduled tool faults are applied, as in ``callsim run``."""
     from simulator.agent_profile import AgentProfile
-    from simulator.driver.replay import ToolAnswers, scheduled_faults, start_tool_relay
     from simulator.driver.replay import replay_call as replay
     from simulator.metrics.grading import grade_call
     from simulator.personas import load_packs
     from simulator.seeding import rng
+    from simulator.tools.answers import ToolAnswers, scheduled_faults
     from simulator.tools.backend import ToolBackend
+    from simulator.tools.relay import start_tool_relay
     from simulator.transports.base import Deadlines
     from simulator.transports.registry import TransportOptions, transport_spec
 

@@ -40,8 +40,8 @@ from aiohttp import web
 from simulator.agent.policy import AgentConfig, decide, identify_pack
 from simulator.audio import dsp
 from simulator.audio.asr import RecogniserConfig
+from simulator.audio.line import EnergyVAD, synthetic_speech
 from simulator.audio.tts import Voice
-from simulator.driver.audio_call import EnergyVAD, synthetic_speech
 from simulator.errors import InputError, TransportError
 from simulator.personas.pack import Pack, load_packs
 from simulator.tools.backend import CALL_ID_HEADER

@@ -31,19 +31,16 @@ from simulator.driver.arrivals import ArrivalSpec, build_schedule, warmup_count
 from simulator.driver.gctune import load_gc
 from simulator.driver.looplag import LoopLagMonitor
 from simulator.driver.looplag import lag_verdict as looplag_verdict
-from simulator.driver.replay import (
-    ToolAnswers,
-    replay_call,
-    scheduled_faults,
-    start_tool_relay,
-)
+from simulator.driver.replay import replay_call
 from simulator.histogram import LatencyHistogram
 from simulator.metrics.grading import grade_call
 from simulator.personas import Pack
 from simulator.results import CallOutcome, CallRecord
 from simulator.seeding import rng
 from simulator.storage.store import RunStore
+from simulator.tools.answers import ToolAnswers, scheduled_faults
 from simulator.tools.backend import ToolBackend
+from simulator.tools.relay import start_tool_relay
 from simulator.transports.base import Deadlines, TextTransport
 from simulator.transports.registry import (
     DEFAULT_TRANSPORT,

@@ -9,7 +9,6 @@ what the profile scheduled and the transcript records it.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from collections.abc import Callable
@@ -216,7 +215,3 @@ def _exchange_record(
         completion_tokens=usage.get("completion_tokens"),
         interrupted=ex.interrupted_at_ns is not None, error=ex.error, text=ex.text,
     )
-
-
-def tool_result_text(result: Any) -> str:
-    return result if isinstance(result, str) else json.dumps(result, separators=(",", ":"))

@@ -20,10 +20,11 @@ from typing import Any
 
 from simulator.callscript import CallScript, Turn
 from simulator.driver.gctune import load_gc
-from simulator.driver.replay import ToolAnswers, replay_call, scheduled_faults
+from simulator.driver.replay import replay_call
 from simulator.driver.runner import make_transport
 from simulator.personas import Caller, Pack
 from simulator.seeding import rng
+from simulator.tools.answers import ToolAnswers, scheduled_faults
 from simulator.tools.backend import ToolBackend
 from simulator.transports.base import Deadlines
 from simulator.transports.registry import DEFAULT_TRANSPORT, transport_spec

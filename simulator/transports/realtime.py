@@ -21,10 +21,11 @@ import aiohttp
 import numpy as np
 
 from simulator.audio import dsp
+from simulator.audio.line import is_voiced_mulaw
 from simulator.callscript import CallScript
-from simulator.driver.audio_call import LineEvent, is_voiced_mulaw, realtime_usage_to_openai
 from simulator.errors import TransportError
 from simulator.transports.base import Deadlines, WebSocketClient, receive_data
+from simulator.transports.line import LineEvent
 from simulator.transports.registry import TransportOptions, TransportSpec, register
 
 _now = time.perf_counter_ns
@@ -110,6 +111,21 @@ def caller_text(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- server events
+
+
+def realtime_usage_to_openai(usage: dict[str, Any]) -> dict[str, Any]:
+    """Realtime ``response.done`` usage -> Chat-Completions field names used by the cost model."""
+    inp = usage.get("input_token_details") or {}
+    out = usage.get("output_token_details") or {}
+    return {
+        "prompt_tokens": int(usage.get("input_tokens") or 0),
+        "completion_tokens": int(usage.get("output_tokens") or 0),
+        "prompt_tokens_details": {
+            "cached_tokens": int(inp.get("cached_tokens") or 0),
+            "audio_tokens": int(inp.get("audio_tokens") or 0),
+        },
+        "completion_tokens_details": {"audio_tokens": int(out.get("audio_tokens") or 0)},
+    }
 
 
 @dataclass(frozen=True, slots=True)

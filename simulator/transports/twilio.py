@@ -21,10 +21,11 @@ import aiohttp
 import numpy as np
 
 from simulator.audio import dsp
+from simulator.audio.line import FRAME_SAMPLES, is_voiced_mulaw
 from simulator.callscript import CallScript
-from simulator.driver.audio_call import FRAME_SAMPLES, LineEvent, is_voiced_mulaw
 from simulator.errors import TransportError
 from simulator.transports.base import Deadlines, WebSocketClient, receive_data
+from simulator.transports.line import LineEvent
 from simulator.transports.registry import TransportOptions, TransportSpec, register
 
 _now = time.perf_counter_ns

@@ -18,8 +18,8 @@ import pytest
 from simulator.agent.voice import SPEECH_KEY, create_voice_app, resolve_stt
 from simulator.audio.caller_audio import CallerAudio, spoken_text
 from simulator.audio.chain import AudioParams
+from simulator.audio.line import SyntheticSpeech, samples_sha256
 from simulator.degradation import degrade_calls, get_profile
-from simulator.driver.audio_call import SyntheticSpeech, samples_sha256
 from simulator.personas import generate_calls
 from simulator.storage.store import RunStore
 from simulator.transports.twilio import TwilioTransport

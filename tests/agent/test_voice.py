@@ -10,12 +10,8 @@ import numpy as np
 import pytest
 
 from simulator.agent.voice import VoiceAgentConfig, create_voice_app
-from simulator.driver.audio_call import (
-    EnergyVAD,
-    SyntheticSpeech,
-    run_audio_call,
-    synthetic_speech,
-)
+from simulator.audio.line import EnergyVAD, SyntheticSpeech, synthetic_speech
+from simulator.driver.audio_call import run_audio_call
 from simulator.errors import InputError
 from simulator.personas import Caller, generate_calls
 from simulator.transports.base import Deadlines

@@ -14,8 +14,9 @@ from aiohttp import WSMsgType, web
 from hypothesis import given
 from hypothesis import strategies as st
 
+from simulator.audio.line import SyntheticSpeech
 from simulator.callscript import CallScript
-from simulator.driver.audio_call import SyntheticSpeech, run_audio_call
+from simulator.driver.audio_call import run_audio_call
 from simulator.errors import TransportError
 from simulator.personas import Caller
 from simulator.transports.base import Deadlines
