@@ -7,20 +7,17 @@ line on stderr, never a traceback.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
-import os
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from simulator import __version__
+from simulator.agent.process import agent_process, running_agent
 from simulator.errors import CallsimError, InputError
 from simulator.transports.registry import DEFAULT_TRANSPORT
 
@@ -343,8 +340,8 @@ def soak(target: str | None, lines: int, duration: str, turn_gap: float, profile
     if target:
         res = go(target, None)
     else:
-        with agent_process("--ttft-ms", "150", "--token-ms", "10") as url:
-            res = go(url, _AGENT_PIDS[-1] if _AGENT_PIDS else None)
+        with running_agent("--ttft-ms", "150", "--token-ms", "10") as agent:
+            res = go(agent.url, agent.pid)
     d = res.to_dict()
     if output:
         write_result(res, output)
@@ -866,39 +863,6 @@ def tools_serve(calls_file: Path, host: str, port: int, db: str,
 
 
 # ----------------------------------------------------------------------------- demo
-_AGENT_PIDS: list[int] = []
-
-
-@contextlib.contextmanager
-def agent_process(*args: str) -> Iterator[str]:
-    """Start ``callsim agent serve --port 0 ARGS`` in a child process; yield its base URL."""
-    cmd = [sys.executable, "-m", "simulator", "agent", "serve", "--port", "0", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    _AGENT_PIDS.append(proc.pid)
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 30
-        url = None
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            if "http://" in line:
-                url = line[line.index("http://"):].split()[0]
-                break
-        if url is None:
-            raise CallsimError("reference agent did not start (run `callsim agent serve "
-                               "--port 0` to see why)")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 @main.command()
 @click.option("--count", default=200, show_default=True, type=click.IntRange(min=1))
 @click.option("--concurrency", default=50, show_default=True, type=click.IntRange(min=1))

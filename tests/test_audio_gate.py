@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from simulator.cli import agent_process
+from simulator.agent.process import agent_process
 
 ROOT = Path(__file__).resolve().parents[1]
 RUBRIC = ROOT / "examples" / "rubric.yaml"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from simulator.cli import agent_process
+from simulator.agent.process import agent_process
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "regression"
 

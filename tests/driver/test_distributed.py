@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from simulator.cli import agent_process
+from simulator.agent.process import agent_process
 from simulator.driver.arrivals import ArrivalSpec, split_schedule
 from simulator.driver.distributed import (
     actor_name,

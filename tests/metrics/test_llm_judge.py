@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from simulator.cli import agent_process
+from simulator.agent.process import agent_process
 from simulator.driver.arrivals import ArrivalSpec
 from simulator.driver.runner import RunConfig, run_load
 from simulator.metrics.llm_judge import judge_run, stored_judgements

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.cli import agent_process
+from simulator.agent.process import agent_process
 from simulator.errors import InputError
 from simulator.transports.registry import ENTRY_POINT_GROUP, transport_names, transport_spec
 

@@ -7,7 +7,7 @@ import asyncio
 
 from callsim_json_webhook import SPEC, JsonWebhookTransport
 
-from simulator.cli import agent_process
+from simulator.agent.process import agent_process
 from simulator.transports.registry import TransportOptions
 
 
