@@ -144,7 +144,8 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
 @click.option("--text-hints", is_flag=True,
               help="Audio transports: also send the caller's words (reference agent only).")
 @click.option("--tools-port", default=0, show_default=True, type=int,
-              help="Twilio: port of the tool relay the agent calls (0: any free port).")
+              help="Transports whose agent calls tools over HTTP: port of the tool relay "
+                   "(0: any free port).")
 @click.option("--caller-audio", type=click.Choice(["tts", "tones"]),
               help="Audio transports: the caller's voice. 'tts': each turn spoken by "
                    "pyttsx3/espeak-ng in the persona's voice through the --profile's audio "

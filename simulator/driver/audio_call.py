@@ -1,4 +1,4 @@
-"""One simulated call over an audio transport (``twilio``, ``openai-realtime``).
+"""One simulated call over an audio transport (a registered spec that carries audio).
 
 The caller's audio leaves on absolute 20 ms deadlines (``next += 0.020``), with silence
 between turns as on a phone line. Agent audio is timed as it arrives; the agent's turn is
@@ -315,8 +315,8 @@ async def run_audio_call(
 
     ``caller`` has ``first() -> Turn`` and ``respond(agent_text) -> Turn | None``.
     ``execute_tool(name, parsed_args, raw_args, k)`` answers the agent's k-th tool call,
-    either in-band (Realtime function calls) or through ``relay`` (agents that call the HTTP
-    tool backend themselves, e.g. behind Twilio). ``speech(turn)`` gives the caller's 8 kHz
+    either in-band (function calls on the line) or through ``relay`` (agents that call the
+    HTTP tool backend themselves). ``speech(turn)`` gives the caller's 8 kHz
     float32 audio, or an awaitable of it (default: :class:`SyntheticSpeech`; TTS:
     :class:`simulator.audio.caller_audio.CallSpeech`). ``agent_silence_s``: agent
     silence (after its audio has played out) that ends its turn. ``greeting_wait_s``: how
@@ -451,7 +451,7 @@ class _Session:
                     await line.send_dtmf(d)
             self.run_.events.append(("dtmf", {"turn": turn.index, "digits": turn.dtmf}))
         sent_ns = call.last_voiced_sent_ns or _now()
-        await line.end_of_turn()  # explicit commit (Realtime without VAD); timed from sent_ns
+        await line.end_of_turn()  # explicit commit (a line without server VAD); timed from sent_ns
         barge = next((e for e in turn.events if e.get("type") == "barge_in"), None)
         phase = "caller"
         for _ in range(MAX_TOOL_ROUNDS + 1):
@@ -546,7 +546,7 @@ class _Session:
         return bturn, reaction
 
     async def _answer_tools(self, line: AudioLine, tr: _Turn) -> int:
-        """Realtime function calls: answer in-band; returns when the last answer was sent."""
+        """Function calls on the line: answer in-band; returns when the last answer was sent."""
         sent = _now()
         for ev in tr.pending_tools:
             try:

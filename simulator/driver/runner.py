@@ -76,7 +76,7 @@ class RunConfig:
     max_active: int | None = None
     # Audio transports: send the caller's words beside the audio (reference agent only).
     text_hints: bool = False
-    # Twilio: port of the tool relay the agent calls (0: any free port, printed at start).
+    # Transports with a tool relay: the port the agent calls (0: any free port, printed).
     tools_port: int = 0
     # Audio transports: the caller's voice. "tts": each turn rendered with pyttsx3/espeak-ng
     # in the persona's voice through the profile's line (``audio_params``, the profile's
@@ -227,7 +227,7 @@ class ShardRunner:
         self.tool_schemas = {p.name: p.tool_schemas() for p in packs.values()}
         self.lag = LoopLagMonitor()
         self.active = 0
-        self.relay: Any = None   # Twilio: routes the agent's HTTP tool calls to the call
+        self.relay: Any = None   # routes an agent's HTTP tool calls to its call (tool_relay)
         self.relay_url: str | None = None
         self.caller_audio: Any = None  # CallerAudio when the caller speaks with TTS
         self.spec = transport_spec(config.transport)
