@@ -199,9 +199,16 @@ def metric(outcomes: Sequence[CallOutcome], name: str) -> Metric:
     """The :class:`Ratio` / :class:`Quantile` behind a defined metric or an ``extra`` guard
     metric; an unknown name is a :class:`GateError` listing the known ones."""
     d = METRICS.get(name)
-    if d is not None:
-        return d.compute(outcomes)
-    return _extra_metric(outcomes, name)
+    if d is None:
+        return _extra_metric(outcomes, name)
+    m = d.compute(outcomes)
+    if isinstance(m, Quantile) and m.values.size == 0 and d.population == "timed_turns":
+        # A custom grader may record the same timing per call in ``extra`` (runs graded
+        # before the per-turn field existed did): use that when no turn carries it.
+        key = name.split("_", 1)[1]
+        if any(key in o.extra for o in outcomes):
+            return _extra_metric(outcomes, name)
+    return m
 
 
 def point(m: Metric) -> float | None:
