@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.cli import agent_process
+from simulator.agent.process import agent_process
 
 # Four 300-call runs at once on a shared machine take minutes: more than the default timeout.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]

@@ -33,20 +33,15 @@ import numpy as np
 
 from simulator.errors import GateError
 from simulator.gate.decide import NumberRow, decide_number, fmt_delta
-from simulator.gate.numbers import gate_numbers, metric, metric_calls, point
 from simulator.gate.rubric import GATE_NUMBERS, Rubric
 from simulator.gate.stats import Estimate, PairEstimate, interval_at, pair_samples
+from simulator.metrics.numbers import METRICS, gate_numbers, metric, metric_calls, point
 from simulator.results import CallOutcome
 
 DIMENSIONS: tuple[str, ...] = ("pack", "profile", "intent")
 
 #: Short names of the gate numbers for 80-column output.
-SHORT: dict[str, str] = {
-    "p95_ttft_ms": "p95 latency",
-    "tool_arg_accuracy": "arg accuracy",
-    "refusal_rate": "refusal",
-    "cost_per_session_usd": "cost",
-}
+SHORT: dict[str, str] = {n: METRICS[n].short or METRICS[n].label for n in GATE_NUMBERS}
 
 # Bootstrap resamples beyond the most extreme Holm level, at least: a percentile far in the
 # tail needs enough resamples past it to be an estimate rather than the sample minimum.
