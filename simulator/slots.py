@@ -1158,6 +1158,9 @@ def parse_amount(text: str, opts: Mapping[str, Any] | None = None) -> str | None
     return _fmt_amount(max(found)[1])
 
 
+_AMOUNT_WORDS = frozenset(set(_WORD_VALUE) - {"oh"} | {"hundred", "thousand", "million", "and"})
+
+
 def find_amounts(text: str) -> list[tuple[int, int, float]]:
     """Every amount in ``text`` as (start, end, value): digits with an optional "$", "k",
     "thousand" or "million" ("$450,000", "450k", "1.2 million"; bare numbers from 100 up)
@@ -1179,9 +1182,7 @@ def find_amounts(text: str) -> list[tuple[int, int, float]]:
         j = i
         while (
             j < len(toks)
-            and toks[j].group(0).lower()
-            in (set(_WORD_VALUE) | {"hundred", "thousand", "million", "and"})
-            and toks[j].group(0).lower() != "oh"
+            and toks[j].group(0).lower() in _AMOUNT_WORDS
         ):
             j += 1
         if j > i:

@@ -12,6 +12,7 @@ refusals, and a later "but I found it" withdraws one.
 
 from __future__ import annotations
 
+import functools
 import re
 
 # ---------------------------------------------------------------------------- vocabulary
@@ -252,6 +253,7 @@ def _clause_refuses(clause: str) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=8192)  # agents repeat themselves across calls
 def says_not_found(text: str) -> bool:
     """Does the agent say, in ``text``, that it cannot find the caller's record?
 
