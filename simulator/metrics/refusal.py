@@ -42,7 +42,8 @@ _CUE = re.compile(
     r"|\bfor (?:that|this|the) (?:name|number|address|phone|id|listing|date)"
     r"|\bfor (?:you|your)\b|\bfor (?:a |an )?(?-i:[A-Z][a-z])"
     r"|\blisted\b|\bregistered\b|\bscheduled\b|\bbooked\b|\btied to\b|\bassociated with\b"
-    r"|\blinked to\b|\bwith us\b|\bwith (?:the )?(?:information|details)\b",
+    r"|\blinked to\b|\bwith us\b|\bwith (?:the )?(?:information|details)\b"
+    r"|\bas (?:a|an) (?:patient|client|tenant|customer|member|resident)\b|\bin (?:here|there)\b",
     re.I,
 )
 # Objects that make a negated look-up about something other than the caller's record:
@@ -68,13 +69,21 @@ _SEARCH = (
 )
 _SEE = (
     r"see|seeing|show|shows|showing|list|lists|include|includes|return|returns|returning"
-    r"|returned|have|has|having|hold|holds"
+    r"|returned|have|has|having|hold|holds|contain|contains|containing|carry|carries"
+    r"|recogni[sz]e"
 )
-_MATCH = r"match|matches|matching|ring a bell"
+_MATCH = (
+    r"match|matches|matching|ring(?:ing)? (?:a|any) bells?|correspond(?:s|ing)? to"
+    r"|lines? up with|(?:associated|tied|linked|connected|attached) (?:with|to)"
+    r"|belong(?:s|ing)? to"
+)
 _BE_SOMEWHERE = (
-    rf"(?:appear|appearing|exist|exists|existing|show(?:ing)? up|come up|coming up|pop(?:ping)? up"
-    rf"|turn(?:ing)? up|register(?:ed)?|listed|on file|on record|a valid|valid"
-    rf"|one of (?:ours|our)|(?:in|on|within) (?:our|the|my)\s*(?:[\w-]+ ){{0,2}}(?:{_PLACE}))\b"
+    rf"(?:appear|appearing|exist|exists|existed|existing|show(?:ing)? up|come up|coming up"
+    rf"|pop(?:ping)? up|turn(?:ing)? up|register(?:ed)?|listed|on file|on record|a valid|valid"
+    rf"|one of (?:ours|our)|(?:in|on|within) (?:our|the|my)\s*(?:[\w-]+ ){{0,2}}(?:{_PLACE})"
+    rf"|(?:a|an) (?:registered|current|existing|active|valid) (?:{_RECORD})"
+    rf"|(?:a|an|one) (?:[\w-]+ )?(?:{_RECORD}|one) (?:that )?(?:we|i) (?:have|carry|list|handle"
+    rf"|represent|manage|know of|recogni[sz]e|see))\b"
 )
 _NEGATED = re.compile(
     rf"{_NEG}{_FILL}\s+(?:(?P<be>{_BE_SOMEWHERE})|(?P<search>{_SEARCH})|(?P<see>{_SEE})"
@@ -85,7 +94,8 @@ _NEGATED = re.compile(
 _EMPTY = re.compile(
     rf"\bno (?:[\w-]+ ){{0,2}}?(?:records?|match(?:es)?|results?|hits?|luck)\b"
     rf"|\bzero (?:match(?:es)?|results?|hits|records)\b"
-    rf"|\b(?:came|comes|coming|come) (?:back|up) (?:empty|with nothing|blank|dry)"
+    rf"|\bno such (?:{_RECORD})\b|\bno (?:trace|sign) of\b|\bno dice\b"
+    rf"|\b(?:came|comes|coming|come) (?:back|up) (?:empty|with nothing|blank|dry|short)"
     rf"|\b(?:turn(?:ed|s|ing)?|came|come|coming) up (?:empty|nothing|dry)\b"
     rf"|\bdr(?:aw|ew|aws|awing) a blank\b"
     rf"|\b(?:brings?|brought|bringing|pulls?|pulled|pulling|turns?|turned|returns?|returned"
@@ -95,7 +105,7 @@ _EMPTY = re.compile(
     rf"|showed|shows|turned up|turns up|matches|matched|match|under|on the books|in our"
     rf"|in the system|at that|for that|for this|for you|for the|for a|for your|booked"
     rf"|scheduled|listed|on file|on record|on my end|on our end|pops up|popped up|popping up"
-    rf"|there)\b"
+    rf"|there|by that|by the name|matching|with that|with those|registered)\b"
     rf"|\b(?:trouble|difficulty|a hard time|no luck|any luck) (?:finding|locating|pulling"
     rf"|tracking|bringing|getting)\b"
     rf"|\bno (?:[\w-]+ ){{0,3}}?(?:{_RECORD}|(?-i:[A-Z][a-z]+))\b(?P<nocue>.*)",
@@ -121,7 +131,7 @@ _CONDITIONAL = re.compile(r"\b(?:if|unless|in case|whether|until|once)\b[^,.;!?]
 _FIRST_TRY = re.compile(r"\b(?:at first|initially|the first time|a moment ago)\b", re.I)
 # "It doesn't look like we have X listed" -> "we have not X listed".
 _LOOKS_LIKE = re.compile(
-    r"\b(?:it )?(?:does|do|did) not (?:look|seem|appear) (?:like|as if|as though|that) "
+    r"\b(?:it )?(?:does|do|did) not (?:look|seem|appear|sound) (?:like|as if|as though|that) "
     r"(?P<subj>we|you|i|they|it|there|that|this|your [\w-]+|our [\w-]+) "
     r"(?P<verb>are|is|am|have|has|were|was)\b",
     re.I,
@@ -179,6 +189,20 @@ def _object_ok(obj: str, *, clause: str, subject: str, kind: str) -> bool:
     if not words:
         return kind == "search"  # "the record could not be found", "I'm not finding"
     first = re.sub(r"[^\w-]", "", words[0])
+    if kind == "search" and re.match(r"(?:your|the|those|these|that|any) (?:details|information"
+                                     r"|info|data)\b", low):
+        return True  # "I couldn't find your details"
+    if re.match(r"your (?:details|information|info)\b", low) and "in front of" not in low:
+        return True  # "we don't have your information (on file)"
+    det = re.match(r"(?:that|this|these|those) ([a-z].*)", low)
+    if det and not re.match(rf"(?:[a-z-]+ )?(?:{_RECORD})\b|(?:one|in|on|under|for|at|with"
+                            r"|anywhere|right|here|there|yet|either|now|listed|at all)\b",
+                            det.group(1)):
+        return False  # "I don't have that information in front of me"
+    if (kind == "see" and not has_cue
+            and not re.match(r"(?:a|an|any|the|your|that|this|those|these|such|no)\b", low)
+            and re.match(rf"(?:{_RECORD})\b", low) and low.split()[0].endswith("s")):
+        return False  # "we don't have appointments on Sundays": a rule, not a lookup
     if re.match(rf"(?:a |an |any |the |your |that |this |those |these |such |)"
                 rf"(?:[\w-]+ ){{0,2}}?(?:{_RECORD})\b", low):
         if re.match(r"(?:a |an |any |the |that |this |)?(?:anything|anyone|anybody|one"
@@ -200,7 +224,9 @@ def _object_ok(obj: str, *, clause: str, subject: str, kind: str) -> bool:
 
 
 def _clause_refuses(clause: str) -> bool:
-    c = _LOOKS_LIKE.sub(lambda m: f"{m['subj']} {m['verb']} not", clause)
+    c = _LOOKS_LIKE.sub(
+        lambda m: (f"{m['subj']} do not {m['verb']}" if m["verb"].lower().startswith("ha")
+                   else f"{m['subj']} {m['verb']} not"), clause)
     c = _CONDITIONAL.sub("", c)
     if _FIRST_TRY.search(c):
         return False
@@ -227,6 +253,8 @@ def _clause_refuses(clause: str) -> bool:
         if kind == "search" and verb.startswith(("get", "got")):
             if re.match(r"\s*(?:a |any )?(?:match|matches|hits?|results?|records?)\b", rest):
                 return True
+            if re.match(r"\s*(?:anything|anyone|anybody)\b", rest) and _CUE.search(rest):
+                return True  # "I haven't got anything for that address"
             continue
         if verb.startswith("show") and re.match(r"\s*(?:in|on|under|for)\b", rest) and (
             _CUE.search(rest)
@@ -248,7 +276,9 @@ def _clause_refuses(clause: str) -> bool:
     m2 = _NONE_THERE.search(c)
     if m2:
         rest = m2.group("rest") if m2.group("rest") is not None else m2.group("rest2")
-        if not _NOT_RECORD.search(" ".join(rest.split()[:2])) and _CUE.search(rest):
+        if not _NOT_RECORD.search(" ".join(rest.split()[:2])) and (
+            _CUE.search(rest) or re.search(rf"\b(?:{_MATCH}|comes? up|came up|shows? up)\b",
+                                           rest, re.I)):
             return True
     return False
 
