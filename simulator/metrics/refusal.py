@@ -129,7 +129,7 @@ _FOUND = re.compile(
 )
 _CONDITIONAL = re.compile(r"\b(?:if|unless|in case|whether|until|once)\b[^,.;!?]*", re.I)
 _FIRST_TRY = re.compile(r"\b(?:at first|initially|the first time|a moment ago)\b", re.I)
-# "It doesn't look like we have X listed" -> "we have not X listed".
+# "It does not look like we have X listed" -> "we do not have X listed".
 _LOOKS_LIKE = re.compile(
     r"\b(?:it )?(?:does|do|did) not (?:look|seem|appear|sound) (?:like|as if|as though|that) "
     r"(?P<subj>we|you|i|they|it|there|that|this|your [\w-]+|our [\w-]+) "
