@@ -25,7 +25,19 @@ from simulator.metrics.details import fabricated_details
 from simulator.metrics.grading import detail_sources
 from simulator.metrics.refusal import says_not_found
 
-DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "tests" / "data" / "grading_corpus.jsonl"
+
+def _default_corpus() -> Path:
+    """The corpus of the checkout this package runs from (the nearest parent folder
+    holding ``tests/data/grading_corpus.jsonl``; the path where it would be otherwise)."""
+    rel = Path("tests") / "data" / "grading_corpus.jsonl"
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / rel).is_file():
+            return parent / rel
+    return here.parents[2] / rel
+
+
+DEFAULT_CORPUS = _default_corpus()
 KINDS = ("date", "time", "amount", "id", "name")
 
 
