@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simulator.cli import agent_process  # noqa: E402
+from simulator.agent.process import agent_process  # noqa: E402
 from simulator.degradation import degrade_calls, get_profile  # noqa: E402
 from simulator.driver.arrivals import ArrivalSpec  # noqa: E402
 from simulator.driver.runner import RunConfig, run_load  # noqa: E402
@@ -31,7 +31,7 @@ from simulator.metrics.details import fabricated_details  # noqa: E402
 from simulator.metrics.grading import detail_sources  # noqa: E402
 from simulator.metrics.refusal import says_not_found  # noqa: E402
 from simulator.personas import generate_calls, load_packs  # noqa: E402
-from simulator.store import RunStore  # noqa: E402
+from simulator.storage.store import RunStore  # noqa: E402
 
 
 def main() -> None:

@@ -249,7 +249,7 @@ async def judge_corpus(records: list[CorpusRecord], endpoint: str, model: str, *
     the system prompt ``callsim judge`` uses on runs."""
     import aiohttp
 
-    from simulator.metrics.judge import JUDGE_SYSTEM, _parse_verdict
+    from simulator.metrics.llm_judge import JUDGE_SYSTEM, _parse_verdict
 
     headers = {"Content-Type": "application/json"}
     if api_key:

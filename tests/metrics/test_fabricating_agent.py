@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from simulator.cli import agent_process
+from simulator.agent.process import agent_process
 from simulator.driver.arrivals import ArrivalSpec
 from simulator.driver.runner import RunConfig, run_load
 from simulator.personas import generate_calls, load_packs
-from simulator.store import RunStore
+from simulator.storage.store import RunStore
 
 
 def test_an_agent_that_always_invents_never_counts_as_refusing(tmp_path: Path) -> None:
