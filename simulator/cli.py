@@ -480,6 +480,30 @@ def judge(run_ref: str, endpoint: str, model: str, api_key_env: str | None, conc
                    err=True)
 
 
+@main.command("grade-check")
+@click.option("--corpus", type=click.Path(dir_okay=False, path_type=Path),
+              help="Labelled JSONL corpus (default: the one shipped in tests/data/).")
+@click.option("--endpoint", help="OpenAI-compatible base URL of a judge model to compare.")
+@click.option("--model", help="Judge model name (with --endpoint).")
+@click.option("--api-key-env", help="Environment variable holding the judge's API key.")
+@click.option("--misses", metavar="SPLIT", help="Also list what the detectors got wrong in SPLIT.")
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def grade_check(corpus: Path | None, endpoint: str | None, model: str | None,
+                api_key_env: str | None, misses: str | None, as_json: bool) -> None:
+    """Precision and recall of the refusal and fabrication detectors on a labelled corpus
+    (per split), and an LLM judge's agreement with them when --endpoint is given."""
+    from simulator.metrics.gradecheck import render, run_check
+    from simulator.transports.registry import api_key_from_env
+
+    key = api_key_from_env(api_key_env) if endpoint else None
+    reports = run_check(corpus, endpoint=endpoint, model=model, api_key=key)
+    if as_json:
+        click.echo(json.dumps({s: r.to_dict() for s, r in reports.items()}, indent=2))
+        return
+    click.echo(render(reports, misses=misses))
+
+
 @main.command("runs")
 @click.option("--runs-dir", default="runs", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
