@@ -130,7 +130,9 @@ class RunStore:
                     "INSERT OR REPLACE INTO calls VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         idx, outcome.call_id, outcome.script_id, outcome.pack, outcome.intent,
-                        outcome.profile, int(outcome.ok), outcome.error, int(warmup),
+                        outcome.profile, int(outcome.ok),
+                        self._clean(outcome.error) if outcome.error is not None else None,
+                        int(warmup),
                         scheduled_s, started_s, finished_s, dispatch_delay_ms,
                         self._clean(json.dumps(asdict(outcome), separators=(",", ":"))),
                         self._clean(json.dumps(transcript, separators=(",", ":"),
