@@ -180,8 +180,8 @@ def test_compiled_values_draw_exactly_what_generate_value_draws(packs: dict[str,
 
     from simulator.personas.generator import (
         _compile_value,
-        _ReplayNames,
         _replay_tables,
+        _ReplayNames,
         generate_value,
     )
 
@@ -205,7 +205,7 @@ def test_generated_values_stay_in_their_ranges(packs: dict[str, Pack]) -> None:
     import datetime as dt
     import random
 
-    from simulator.personas.generator import _ReplayNames, _replay_tables, generate_value
+    from simulator.personas.generator import _replay_tables, _ReplayNames, generate_value
     from simulator.personas.pack import ValueSpec
     from simulator.slots import REFERENCE_DATE
 
