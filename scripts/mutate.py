@@ -81,6 +81,10 @@ def diff_of(name: str) -> str:
 def run_file(path: str, jobs: int) -> dict[str, object]:
     OUT.mkdir(parents=True, exist_ok=True)
     log = OUT / f"{module_of(path)}.log"
+    # The code measured: mutmut copies the source and the tests when it starts.
+    commit = git("rev-parse", "--short", "HEAD")
+    dirty = bool(git("status", "--porcelain", "--", path, "tests"))
+    src = (ROOT / path).read_bytes()
     t0 = time.monotonic()
     with log.open("w") as f:
         p = subprocess.run([*MUTMUT, "run", "--max-children", str(jobs), f"{module_of(path)}.*"],
@@ -90,12 +94,10 @@ def run_file(path: str, jobs: int) -> dict[str, object]:
     if p.returncode != 0 or not meta.exists():
         sys.exit(f"mutmut failed on {path} (exit {p.returncode}); see {log}")
     codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
-    src = (ROOT / path).read_bytes()
     survivors = {k: diff_of(k) for k, c in sorted(codes.items()) if c not in DETECTED}
     return {
         "file": path, "elapsed_s": round(elapsed, 1), "jobs": jobs,
-        "commit": git("rev-parse", "--short", "HEAD"),
-        "dirty": bool(git("status", "--porcelain", "--", path, "tests")),
+        "commit": commit, "dirty": dirty,
         "source_sha256": hashlib.sha256(src).hexdigest()[:12],
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "codes": codes, "survivors": survivors,
