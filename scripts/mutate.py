@@ -74,7 +74,7 @@ def diff_of(name: str) -> str:
     """The changed lines of one mutant, as ``mutmut show`` prints them."""
     p = subprocess.run([*MUTMUT, "show", name], cwd=ROOT, capture_output=True, text=True)
     lines = [ln for ln in p.stdout.splitlines()
-             if ln[:2] in ("- ", "+ ") and not ln.startswith(("---", "+++"))]
+             if ln[:1] in "-+" and not ln.startswith(("---", "+++"))]
     return "\n".join(lines) or "(no diff shown)"
 
 
