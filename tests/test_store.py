@@ -105,6 +105,23 @@ def test_calls_read_back_as_written(tmp_path: Path) -> None:
     again.close()
 
 
+def test_written_from_the_writer_thread_and_reopened_for_more(tmp_path: Path) -> None:
+    # The runner opens the store on the event loop's thread and commits on a writer thread;
+    # --resume opens the same directory with create=True again.
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = RunStore(tmp_path / "runs" / "run", create=True)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(_record, store, 0).result()
+        pool.submit(_record, store, 1).result()
+    assert store.completed_indices() == {0, 1}
+    store.close()
+    again = RunStore(tmp_path / "runs" / "run", create=True)
+    _record(again, 2)
+    assert again.completed_indices() == {0, 1, 2}
+    again.close()
+
+
 def test_a_call_recorded_again_replaces_its_turns_and_events(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "run", create=True)
     _record(store, 0, turns=3, text="first")
