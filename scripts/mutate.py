@@ -10,6 +10,7 @@ across invocations, so one file can be re-run without losing the others.
     python scripts/mutate.py                      # every configured file, 2 workers
     python scripts/mutate.py --jobs 1 simulator/store.py
     python scripts/mutate.py --report-only        # rewrite the report from stored results
+    python scripts/mutate.py --unfinished FILE    # finish an interrupted run of FILE
 
 Surviving mutants judged equivalent (no test can tell them apart from the original) are
 listed in scripts/mutation_equivalents.tsv: ``<mutant name><TAB><one-line reason>``.
@@ -78,7 +79,16 @@ def diff_of(name: str) -> str:
     return "\n".join(lines) or "(no diff shown)"
 
 
-def run_file(path: str, jobs: int) -> dict[str, object]:
+def unfinished(path: str) -> list[str]:
+    """Mutants of ``path`` without a result yet (an interrupted run), or [] if none known."""
+    meta = ROOT / "mutants" / f"{path}.meta"
+    if not meta.exists():
+        return []
+    codes = json.loads(meta.read_text())["exit_code_by_key"]
+    return sorted(k for k, c in codes.items() if c is None)
+
+
+def run_file(path: str, jobs: int, only_unfinished: bool = False) -> dict[str, object]:
     OUT.mkdir(parents=True, exist_ok=True)
     log = OUT / f"{module_of(path)}.log"
     # The code measured: mutmut copies the source and the tests when it starts.
@@ -86,8 +96,9 @@ def run_file(path: str, jobs: int) -> dict[str, object]:
     dirty = bool(git("status", "--porcelain", "--", path, "tests"))
     src = (ROOT / path).read_bytes()
     t0 = time.monotonic()
-    with log.open("w") as f:
-        p = subprocess.run([*MUTMUT, "run", "--max-children", str(jobs), f"{module_of(path)}.*"],
+    names = (unfinished(path) if only_unfinished else []) or [f"{module_of(path)}.*"]
+    with log.open("a" if only_unfinished else "w") as f:
+        p = subprocess.run([*MUTMUT, "run", "--max-children", str(jobs), *names],
                            cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
     elapsed = time.monotonic() - t0
     meta = ROOT / "mutants" / f"{path}.meta"
@@ -155,6 +166,8 @@ def main() -> None:
     ap.add_argument("files", nargs="*", help="source files (default: all of only_mutate)")
     ap.add_argument("--jobs", type=int, default=2, help="mutmut workers (default 2)")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--unfinished", action="store_true",
+                    help="run only the mutants an interrupted run left without a result")
     args = ap.parse_args()
     known = configured_files()
     files = args.files or known
@@ -168,7 +181,7 @@ def main() -> None:
     if not args.report_only:
         for path in files:
             print(f"== {path}", flush=True)
-            results[path] = run_file(path, args.jobs)
+            results[path] = run_file(path, args.jobs, args.unfinished)
             s = summarise(results[path], load_equivalents())
             print(f"   {s['detected']}/{s['total']} detected ({100 * s['rate']:.1f}%), "
                   f"{results[path]['elapsed_s']} s", flush=True)
