@@ -11,6 +11,7 @@ across invocations, so one file can be re-run without losing the others.
     python scripts/mutate.py --jobs 1 simulator/store.py
     python scripts/mutate.py --report-only        # rewrite the report from stored results
     python scripts/mutate.py --unfinished FILE    # finish an interrupted run of FILE
+    python scripts/mutate.py --sample 60          # an estimate from 60 random mutants a file
 
 Surviving mutants judged equivalent (no test can tell them apart from the original) are
 listed in scripts/mutation_equivalents.tsv: ``<mutant name><TAB><one-line reason>``.
@@ -21,6 +22,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
+import random
 import subprocess
 import sys
 import time
@@ -88,7 +91,13 @@ def unfinished(path: str) -> list[str]:
     return sorted(k for k, c in codes.items() if c is None)
 
 
-def run_file(path: str, jobs: int, only_unfinished: bool = False) -> dict[str, object]:
+def all_mutants(path: str) -> list[str]:
+    meta = ROOT / "mutants" / f"{path}.meta"
+    return sorted(json.loads(meta.read_text())["exit_code_by_key"]) if meta.exists() else []
+
+
+def run_file(path: str, jobs: int, only_unfinished: bool = False,
+             sample: int = 0) -> dict[str, object]:
     OUT.mkdir(parents=True, exist_ok=True)
     log = OUT / f"{module_of(path)}.log"
     # The code measured: mutmut copies the source and the tests when it starts.
@@ -97,6 +106,12 @@ def run_file(path: str, jobs: int, only_unfinished: bool = False) -> dict[str, o
     src = (ROOT / path).read_bytes()
     t0 = time.monotonic()
     names = (unfinished(path) if only_unfinished else []) or [f"{module_of(path)}.*"]
+    population = all_mutants(path)
+    if sample and not population:
+        sys.exit(f"{path}: no mutants generated yet; run it once in full (or any file) first")
+    if sample and sample < len(population):
+        # A seeded random sample: the kill rate over it estimates the file's (see the report).
+        names = random.Random(f"mutate:{path}").sample(population, sample)
     with log.open("a" if only_unfinished else "w") as f:
         p = subprocess.run([*MUTMUT, "run", "--max-children", str(jobs), *names],
                            cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
@@ -105,9 +120,12 @@ def run_file(path: str, jobs: int, only_unfinished: bool = False) -> dict[str, o
     if p.returncode != 0 or not meta.exists():
         sys.exit(f"mutmut failed on {path} (exit {p.returncode}); see {log}")
     codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+    if sample and sample < len(population):
+        codes = {k: codes[k] for k in names}
     survivors = {k: diff_of(k) for k, c in sorted(codes.items()) if c not in DETECTED}
     return {
         "file": path, "elapsed_s": round(elapsed, 1), "jobs": jobs,
+        "population": len(population) or len(codes),
         "commit": commit, "dirty": dirty,
         "source_sha256": hashlib.sha256(src).hexdigest()[:12],
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -122,7 +140,17 @@ def summarise(r: dict[str, object], equivalents: dict[str, str]) -> dict[str, ob
     unchecked = sum(c is None for c in codes.values())
     undetected = [k for k, c in codes.items() if c not in DETECTED]
     equiv = [k for k in undetected if k in equivalents]
-    return {"total": total, "detected": detected, "undetected": len(undetected),
+    # 95 % Wilson interval of the kill rate when only a sample of the mutants was run.
+    pop = int(r.get("population", total))  # type: ignore[call-overload]
+    lo = hi = None
+    if total and pop > total:
+        z, ph = 1.96, detected / total
+        mid = (ph + z * z / (2 * total)) / (1 + z * z / total)
+        half = z * math.sqrt(ph * (1 - ph) / total + z * z / (4 * total * total)) / (
+            1 + z * z / total)
+        lo, hi = mid - half, mid + half
+    return {"total": total, "population": pop, "ci": (lo, hi),
+            "detected": detected, "undetected": len(undetected),
             "unchecked": unchecked, "equivalent": len(equiv),
             "rate": detected / total if total else 1.0,
             "rate_net": detected / (total - len(equiv)) if total > len(equiv) else 1.0}
@@ -134,15 +162,21 @@ def write_report(results: dict[str, dict[str, object]]) -> Path:
              "Written by `make mutate` (scripts/mutate.py, mutmut). Kill rate = mutants detected "
              "(a test failed or timed out) / all mutants; *net* leaves out the survivors judged "
              "equivalent (scripts/mutation_equivalents.tsv).", "",
-             "| file | mutants | detected | survived | equivalent | kill rate | net | time | "
+             "A file run on a seeded random sample (`--sample N`) shows the sample size out of "
+             "all its mutants, and a 95% interval for its kill rate.", "",
+             "| file | mutants run | detected | survived | equivalent | kill rate | net | time | "
              "jobs | code measured |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for path, r in results.items():
         s = summarise(r, equivalents)
         where = f"{r['commit']}{'+edits' if r['dirty'] else ''} ({r['source_sha256']})"
+        run = f"{s['total']}" if s["population"] == s["total"] else (
+            f"{s['total']} of {s['population']} (sample)")
+        lo, hi = s["ci"]  # type: ignore[misc]
+        ci = f" (95%: {100 * lo:.0f}-{100 * hi:.0f}%)" if lo is not None else ""
         lines.append(
-            f"| {path} | {s['total']} | {s['detected']} | {s['undetected']} | {s['equivalent']} "
-            f"| {100 * s['rate']:.1f}% | {100 * s['rate_net']:.1f}% "
+            f"| {path} | {run} | {s['detected']} | {s['undetected']} | {s['equivalent']} "
+            f"| {100 * s['rate']:.1f}%{ci} | {100 * s['rate_net']:.1f}% "
             f"| {float(r['elapsed_s']) / 60:.1f} min | {r['jobs']} | {where} |")
     lines += ["", "## Surviving mutants", ""]
     for path, r in results.items():
@@ -166,6 +200,8 @@ def main() -> None:
     ap.add_argument("files", nargs="*", help="source files (default: all of only_mutate)")
     ap.add_argument("--jobs", type=int, default=2, help="mutmut workers (default 2)")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--sample", type=int, default=0, metavar="N",
+                    help="run a seeded random sample of N mutants per file (an estimate)")
     ap.add_argument("--unfinished", action="store_true",
                     help="run only the mutants an interrupted run left without a result")
     args = ap.parse_args()
@@ -181,7 +217,7 @@ def main() -> None:
     if not args.report_only:
         for path in files:
             print(f"== {path}", flush=True)
-            results[path] = run_file(path, args.jobs, args.unfinished)
+            results[path] = run_file(path, args.jobs, args.unfinished, args.sample)
             s = summarise(results[path], load_equivalents())
             print(f"   {s['detected']}/{s['total']} detected ({100 * s['rate']:.1f}%), "
                   f"{results[path]['elapsed_s']} s", flush=True)
