@@ -10,6 +10,7 @@ an off-by-one in a comparison or a lost sign flip changes a verdict here.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -93,6 +94,7 @@ def test_decision_at_each_edge(direction: str, kind: str, bounds: Any, decision:
     lo, hi = bounds(m, bad)
     row = _decide(lo, hi, direction, kind)
     assert row.decision == decision, row.reason
+    assert row.not_badly is (lo > -bad)
     assert row.win_margin == pytest.approx(m) and row.lose_badly == pytest.approx(bad)
     assert row.direction == direction
     assert row.name == NUMBERS[direction]
@@ -396,3 +398,20 @@ def test_negative_deltas_and_intervals() -> None:
     assert fmt_interval("tool_arg_accuracy", e, delta=True) == "[-1.0 pp, +2.0 pp]"
     assert fmt_interval("tool_arg_accuracy", Estimate(0.5, None, 0.2, N)) == "[n/a]"
     assert fmt_interval("tool_arg_accuracy", Estimate(0.5, 0.1, None, N)) == "[n/a]"
+
+
+def test_an_explicit_pairing_choice_is_kept() -> None:
+    base = synthetic_run(60, AgentModel(), seed=1, run="base")
+    cand = synthetic_run(60, AgentModel(), seed=2, run="cand")
+    rubric = make_rubric(bootstrap_resamples=200)
+    assert evaluate(base, cand, rubric).paired is True        # same scripts: paired
+    assert evaluate(base, cand, rubric, paired=False).paired is False
+
+
+def test_an_unknown_guard_metric_is_tolerated_when_a_run_has_no_ok_call() -> None:
+    # Nothing carries the metric, but a run without one ok call cannot show it is unknown.
+    base = synthetic_run(40, AgentModel(), seed=1, run="base")
+    dead = [replace(o, ok=False, extra={}) for o in synthetic_run(40, AgentModel(), seed=2)]
+    rubric = make_rubric(guards={"p95_stall_ms": {"max": 10}}, bootstrap_resamples=200)
+    (g,) = evaluate(base, dead, rubric).guards
+    assert g.breached is None and g.reason == "no data in the candidate run"
