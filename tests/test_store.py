@@ -255,3 +255,18 @@ def test_every_call_finished_before_sigkill_is_in_the_store(tmp_path: Path) -> N
     after = _stored(db)
     assert sorted(after) == [f"{i:06d}" for i in range(40)]
     assert all(after[c] == before[c] for c in before)   # kept as they were, not re-run
+
+
+def test_run_ids_are_stamped_in_utc_whatever_the_local_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Kathmandu")     # UTC+05:45: no hour or day lines up
+    time.tzset()
+    try:
+        before = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        stamp = new_run_id("r")[2:17]
+        after = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        assert stamp in (before, after)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
