@@ -35,7 +35,11 @@ def _record(store: RunStore, idx: int, *, warmup: bool = False, turns: int = 2,
         idx, o, warmup=warmup, scheduled_s=idx * 0.5, started_s=idx * 0.5 + 0.01,
         finished_s=idx * 0.5 + 2.0, dispatch_delay_ms=1.5,
         turns=[{"seq": s, "caller_turn": s, "phase": "caller", "ttft_ms": 100.0 + s,
-                "interrupted": s == 1, "prompt_tokens": 10 * s} for s in range(turns)],
+                "interrupted": s == 1, "prompt_tokens": 10 * s, "scheduled_s": 1.0 + s,
+                "sent_s": 1.5 + s, "conn_setup_ms": 3.0, "ttft_from_schedule_ms": 120.0 + s,
+                "last_byte_ms": 400.0 + s, "loop_lag_ms": 0.5, "stalls": s, "max_gap_ms": 80.0,
+                "completion_tokens": 7, "error": "stall" if s else None}
+               for s in range(turns)],
         events=[("perturbation", {"turn": 0, "text": text})],
         transcript={"agent": [text], "caller": [{"text": "hi"}]},
     )
@@ -90,6 +94,12 @@ def test_calls_read_back_as_written(tmp_path: Path) -> None:
     assert [t["warmup"] for t in turns[:2]] == [1, 1]
     assert turns[1]["interrupted"] == 1 and turns[0]["interrupted"] == 0
     assert turns[2]["ttft_ms"] == 100.0 and turns[4]["prompt_tokens"] == 20
+    assert turns[3] == {"call_idx": 1, "seq": 1, "caller_turn": 1, "phase": "caller",
+                        "scheduled_s": 2.0, "sent_s": 2.5, "conn_setup_ms": 3.0,
+                        "ttft_ms": 101.0, "ttft_from_schedule_ms": 121.0, "last_byte_ms": 401.0,
+                        "loop_lag_ms": 0.5, "stalls": 1, "max_gap_ms": 80.0,
+                        "prompt_tokens": 10, "completion_tokens": 7, "interrupted": 1,
+                        "error": "stall", "warmup": 0}
     assert list(store.events()) == [(i, "perturbation", {"turn": 0, "text": "hello"})
                                     for i in range(3)]
     store.set_meta(seed=5, target="http://x")
@@ -120,6 +130,15 @@ def test_written_from_the_writer_thread_and_reopened_for_more(tmp_path: Path) ->
     _record(again, 2)
     assert again.completed_indices() == {0, 1, 2}
     again.close()
+
+
+def test_text_is_stored_readable_not_escaped(tmp_path: Path) -> None:
+    # Anyone can read store.sqlite with sqlite3: non-ASCII text is kept as it is.
+    store = RunStore(tmp_path / "run", create=True)
+    _record(store, 0, text="café at 9 – ok")
+    store.close()
+    (raw,) = _other_reader(tmp_path / "run" / "store.sqlite", "SELECT transcript FROM calls")
+    assert "café at 9 – ok" in raw[0]
 
 
 def test_a_call_recorded_again_replaces_its_turns_and_events(tmp_path: Path) -> None:
