@@ -225,3 +225,30 @@ def test_grade_call_restating_sources_is_not_fabrication_and_failed_call_is_not_
     assert outcome.strict_pass is False            # every argument right, but the call failed
     assert (outcome.ok, outcome.error) == (False, "timeout")
     assert outcome.cost_usd == pytest.approx(0.0085) and outcome.cost_estimated is False
+
+
+def test_a_call_that_ended_before_anything_was_said_is_graded() -> None:
+    script: Any = _script(True)
+    outcome, detail = grade_call(script, {}, call_id="2", profile="clean", ok=False,
+                                 error="connect", ttft_ms=(), prices=Prices(), write_tools=set())
+    assert (outcome.refused, outcome.fabricated, outcome.arg_correct) == (False, False, 0)
+    assert outcome.arg_total > 0 and outcome.cost_usd == 0.0
+    assert detail["fabricated"] == [] and detail["mismatches"]
+
+
+def test_the_agents_own_tool_arguments_are_a_source() -> None:
+    # "quarter past eleven" heard, "11:15" in the agent's tool call: restating it is fine.
+    script: Any = _script(True)
+    transcript = {"agent": ["Booked for 11:15 on the 16th of June."],
+                  "caller": [{"text": "quarter past eleven on june sixteenth"}],
+                  "tool_calls": [{"name": "book_appointment",
+                                  "arguments": {"date": "2025-06-16", "time": "11:15"},
+                                  "result": "{}"}]}
+    _, detail = grade_call(script, transcript, call_id="3", profile="clean", ok=True,
+                           error=None, ttft_ms=(), prices=Prices(), write_tools=set())
+    assert detail["fabricated"] == []
+    transcript["tool_calls"][0]["arguments"] = {}    # type: ignore[index]
+    _, detail = grade_call(script, transcript, call_id="3", profile="clean", ok=True,
+                           error=None, ttft_ms=(), prices=Prices(), write_tools=set())
+    assert {(d["kind"], d["value"]) for d in detail["fabricated"]} == {("date", "06-16"),
+                                                                        ("time", "11:15")}
