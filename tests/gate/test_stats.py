@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -188,3 +190,11 @@ def test_resample_counts_and_empty_quantiles() -> None:
     got = _weighted_quantiles(m, m.call, np.array([[0, 0], [1, 0], [0, 1], [3, 1]],
                                                   dtype=np.int32))
     assert np.isnan(got[0]) and got[1] == 1.0 and got[2] == 2.0 and got[3] == 1.0
+
+
+def test_p95_interval_when_the_last_calls_have_no_timed_turn() -> None:
+    # Failed calls contribute no turn to the latency: units without items, here at the end.
+    calls = _cost_calls(np.full(60, 0.01), np.random.default_rng(5).lognormal(6, 0.3, (60, 3)))
+    calls[-3:] = [replace(o, ok=False) for o in calls[-3:]]
+    est = bootstrap_one(calls, ["p95_ttft_ms"], resamples=300)["p95_ttft_ms"]
+    assert est.n == 57 and est.lo is not None and est.lo <= est.value <= est.hi  # type: ignore[operator]
