@@ -414,4 +414,5 @@ def test_an_unknown_guard_metric_is_tolerated_when_a_run_has_no_ok_call() -> Non
     dead = [replace(o, ok=False, extra={}) for o in synthetic_run(40, AgentModel(), seed=2)]
     rubric = make_rubric(guards={"p95_stall_ms": {"max": 10}}, bootstrap_resamples=200)
     (g,) = evaluate(base, dead, rubric).guards
-    assert g.breached is None and g.reason == "no data in the candidate run"
+    assert g.breached is None and not g.applies
+    assert g.reason == "recorded by neither run: does not apply"

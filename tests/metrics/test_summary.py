@@ -11,25 +11,28 @@ import pytest
 from rich.console import Console
 
 from simulator.metrics.summary import render_summary, summarize
-from simulator.results import CallOutcome
-from simulator.store import RunStore
+from simulator.results import CallOutcome, CallRecord, TurnRecord
+from simulator.storage.store import RunStore
 
 BASE = CallOutcome("x", "s", "clinic", "clean", "book", True, None, (100.0,), 2, 2, True, True,
                    False, False, 0.01)
 
 
 def _call(store: RunStore, idx: int, outcome: CallOutcome, *, warmup: bool = False,
-          turns: list[dict[str, Any]] | None = None, dispatch: float | None = 2.0) -> None:
-    store.record_call(idx, replace(outcome, call_id=f"{idx:06d}"), warmup=warmup,
-                      scheduled_s=0.0, started_s=0.0, finished_s=1.0, dispatch_delay_ms=dispatch,
-                      turns=turns or [], events=[], transcript={})
+          turns: list[TurnRecord] | None = None, dispatch: float | None = 2.0) -> None:
+    store.record_call(CallRecord(idx=idx, outcome=replace(outcome, call_id=f"{idx:06d}"),
+                                 warmup=warmup, scheduled_s=0.0, started_s=0.0, finished_s=1.0,
+                                 dispatch_delay_ms=dispatch, turns=turns or [], events=[],
+                                 transcript={}))
 
 
 def _turn(seq: int, ttft: float | None, *, phase: str = "caller", sched: float | None = None,
           conn: float | None = None, lag: float | None = None, stalls: int | None = None
-          ) -> dict[str, Any]:
-    return {"seq": seq, "phase": phase, "ttft_ms": ttft, "ttft_from_schedule_ms": sched,
-            "conn_setup_ms": conn, "loop_lag_ms": lag, "stalls": stalls}
+          ) -> TurnRecord:
+    return TurnRecord(seq=seq, caller_turn=seq, phase=phase, scheduled_s=None, sent_s=None,
+                      conn_setup_ms=conn, ttft_ms=ttft, ttft_from_schedule_ms=sched,
+                      last_byte_ms=None, loop_lag_ms=lag, stalls=stalls or 0, max_gap_ms=0.0,
+                      prompt_tokens=None, completion_tokens=None, interrupted=False, error=None)
 
 
 @pytest.fixture

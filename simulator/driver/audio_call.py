@@ -1,0 +1,616 @@
+"""One simulated call over an audio transport (a registered spec that carries audio).
+
+The caller's audio leaves on absolute 20 ms deadlines (``next += 0.020``), with silence
+between turns as on a phone line. Agent audio is timed as it arrives; the agent's turn is
+over once its audio has played out and stayed silent for ``agent_silence_s``. The result is
+the same :class:`~simulator.driver.session.CallRun` as a text call, so the runner, store and
+grading work unchanged. See docs/transports.md for every timing's definition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from simulator.agent_profile import add_usage
+from simulator.audio.line import (
+    SR,
+    SyntheticSpeech,
+    fit_to_duration,
+    samples_sha256,
+    synthetic_speech,
+    voiced_chunks,
+)
+from simulator.callscript import CallScript, Turn
+from simulator.driver.session import CallRun
+from simulator.errors import TransportError
+from simulator.results import TurnRecord
+from simulator.tools.relay import ExecuteTool, ToolRelay
+from simulator.transports.base import Deadlines
+from simulator.transports.line import AudioLine, AudioTransport, LineEvent
+
+_now = time.perf_counter_ns
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+MAX_TOOL_ROUNDS = 8
+
+# A turn's caller audio (8 kHz float32), or an awaitable of it (TTS rendered off the loop).
+SpeechFn = Callable[[Turn], "np.ndarray | Awaitable[np.ndarray]"]
+
+
+# --------------------------------------------------------------------------- the call
+
+
+@dataclass
+class AudioStats:
+    """Send-time jitter samples (actual send - deadline, ms) of every caller chunk."""
+
+    jitter_ms: list[float] = field(default_factory=list)
+    frames: int = 0
+
+
+@dataclass
+class _Turn:
+    """Timing state of one agent turn (what followed one caller utterance)."""
+
+    sent_ns: int
+    first_audio_ns: int | None = None
+    first_voiced_ns: int | None = None
+    first_text_ns: int | None = None
+    first_tool_ns: int | None = None
+    voiced_s: float = 0.0
+    last_voiced_end_ns: int | None = None
+    last_arrival_ns: int | None = None
+    text: list[str] = field(default_factory=list)
+    max_gap_ms: float = 0.0
+    stalls: int = 0
+    cleared_ns: int | None = None
+    pending_tools: list[LineEvent] = field(default_factory=list)
+    usage: dict[str, Any] | None = None
+    done_ns: int | None = None
+
+    @property
+    def first_content_ns(self) -> int | None:
+        got = [t for t in (self.first_audio_ns, self.first_text_ns, self.first_tool_ns) if t]
+        return min(got) if got else None
+
+
+class _AudioCall:
+    def __init__(self, line: AudioLine, deadlines: Deadlines, agent_silence_s: float,
+                 stats: AudioStats | None) -> None:
+        self.line = line
+        self.dl = deadlines
+        self.agent_silence_s = agent_silence_s
+        self.stats = stats or AudioStats()
+        self.queue: list[bytes] = []       # caller chunks waiting for their deadline
+        self.queue_voiced: list[bool] = []
+        self.last_voiced_sent_ns = 0
+        self.first_sent_ns = 0             # send time of the first chunk of the current utterance
+        self.drained = asyncio.Event()
+        self.drained.set()
+        self.changed = asyncio.Event()
+        self.turn: _Turn | None = None
+        self.playout_end_ns = 0
+        self.closed = False
+        self.error: TransportError | None = None
+        self.sender_stop = False
+        self.sender_error: BaseException | None = None
+        self.barge_armed = False
+        self.barge_onset_ns: int | None = None
+        self.barge_stop_ns: int | None = None
+        self.last_voiced_arrival_ns = 0
+
+    # -- sending on absolute deadlines
+    async def sender(self) -> None:
+        chunk_s = self.line.chunk_ms / 1000.0
+        step = int(chunk_s * 1e9)
+        nxt = _now()
+        silence = self.line.silence_chunk
+        try:
+            while not self.sender_stop and not self.closed:
+                delay = (nxt - _now()) / 1e9
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if self.queue:
+                    payload = self.queue.pop(0)
+                    voiced = self.queue_voiced.pop(0)
+                else:
+                    payload, voiced = silence, False
+                first = not self.drained.is_set() and self.first_sent_ns == 0
+                await self.line.send_audio(payload)
+                t = _now()
+                self.stats.jitter_ms.append((t - nxt) / 1e6)
+                self.stats.frames += 1
+                if first:
+                    self.first_sent_ns = t
+                    if self.barge_armed:
+                        self.barge_armed = False
+                        self.barge_onset_ns = t
+                    self.changed.set()
+                if voiced:
+                    self.last_voiced_sent_ns = t
+                if not self.queue and not self.drained.is_set():
+                    self.drained.set()
+                nxt += step  # absolute deadlines: lateness never accumulates
+                if nxt < _now() - 5 * step:
+                    nxt = _now()  # the loop stalled badly: do not burst to catch up
+        except (ConnectionError, TransportError, OSError) as exc:
+            self.sender_error = exc
+            self.changed.set()
+
+    async def say(self, pcm8k: np.ndarray) -> None:
+        """Queue one utterance and wait until its last chunk has been sent."""
+        chunks = self.line.encode(pcm8k)
+        voiced = voiced_chunks(pcm8k, int(self.line.chunk_ms * SR / 1000))[: len(chunks)]
+        if not chunks:
+            return
+        self.first_sent_ns = 0
+        self.drained.clear()
+        self.queue.extend(chunks)
+        self.queue_voiced.extend(voiced)
+        # Not a bare drained.wait(): a line the agent closed mid-utterance never drains.
+        if not await self.wait_for(lambda now: self.drained.is_set(), 24 * 3600):
+            _raise_line(self, "reset", "the line closed while the caller was speaking")
+        if self.sender_error is not None:
+            raise TransportError("reset",
+                                 f"sending audio failed: {type(self.sender_error).__name__}")
+
+    # -- receiving
+    async def receiver(self) -> None:
+        try:
+            while True:
+                ev = await self.line.receive()
+                if ev is None:
+                    break
+                self.on_event(ev)
+        except TransportError as exc:
+            self.error = exc
+        except (ConnectionError, OSError) as exc:
+            self.error = TransportError("reset", f"connection lost: {type(exc).__name__}")
+        finally:
+            self.closed = True
+            self.changed.set()
+
+    def on_event(self, ev: LineEvent) -> None:
+        tr = self.turn
+        if ev.kind == "audio":
+            start = max(ev.t_ns, self.playout_end_ns)
+            self.playout_end_ns = start + int(ev.duration_s * 1e9)
+            if ev.voiced:
+                if (self.barge_onset_ns is not None and self.barge_stop_ns is None
+                        and self.last_voiced_arrival_ns
+                        and ev.t_ns - self.last_voiced_arrival_ns > 200_000_000):
+                    self.barge_stop_ns = self.last_voiced_arrival_ns
+                self.last_voiced_arrival_ns = ev.t_ns
+            if tr is not None:
+                if tr.first_audio_ns is None:
+                    tr.first_audio_ns = ev.t_ns
+                if tr.last_arrival_ns is not None:
+                    gap = (ev.t_ns - tr.last_arrival_ns) / 1e6
+                    tr.max_gap_ms = max(tr.max_gap_ms, gap)
+                    if gap >= self.dl.stall_warn_s * 1e3:
+                        tr.stalls += 1
+                tr.last_arrival_ns = ev.t_ns
+                if ev.voiced:
+                    if tr.first_voiced_ns is None:
+                        tr.first_voiced_ns = ev.t_ns
+                    tr.voiced_s += ev.duration_s
+                    tr.last_voiced_end_ns = self.playout_end_ns
+        elif ev.kind == "clear":
+            self.playout_end_ns = ev.t_ns
+            if self.barge_onset_ns is not None and self.barge_stop_ns is None:
+                self.barge_stop_ns = ev.t_ns
+            if tr is not None:
+                tr.cleared_ns = ev.t_ns
+                if tr.last_voiced_end_ns is not None:
+                    tr.last_voiced_end_ns = min(tr.last_voiced_end_ns, ev.t_ns)
+        elif ev.kind == "text" and tr is not None:
+            if tr.first_text_ns is None and ev.text:
+                tr.first_text_ns = ev.t_ns
+            tr.text.append(ev.text)
+        elif ev.kind == "tool_call" and tr is not None:
+            if tr.first_tool_ns is None:
+                tr.first_tool_ns = ev.t_ns
+            tr.pending_tools.append(ev)
+        elif ev.kind == "done" and tr is not None:
+            tr.done_ns = ev.t_ns
+            if ev.usage:
+                tr.usage = ev.usage
+        elif ev.kind == "error":
+            self.error = TransportError("agent_error", ev.text[:200])
+        self.changed.set()
+
+    def agent_done(self, now: int) -> bool:
+        tr = self.turn
+        if tr is None:
+            return False
+        if tr.pending_tools:
+            return tr.done_ns is not None
+        if tr.last_voiced_end_ns is None:
+            return False
+        return now >= tr.last_voiced_end_ns + int(self.agent_silence_s * 1e9)
+
+    async def wait_for(self, pred: Callable[[int], bool], timeout_s: float) -> bool:
+        """Wait until ``pred(now)`` holds (re-checked on every event and every 20 ms)."""
+        end = _now() + int(timeout_s * 1e9)
+        while True:
+            now = _now()
+            if pred(now):
+                return True
+            if self.closed or self.error is not None or self.sender_error is not None or now >= end:
+                return pred(now)
+            self.changed.clear()
+            # A timer instead of asyncio.wait_for: no task per wake-up (this runs for every
+            # call every 20 ms and must stay cheap).
+            timer = asyncio.get_running_loop().call_later(min(0.02, (end - now) / 1e9),
+                                                          self.changed.set)
+            try:
+                await self.changed.wait()
+            finally:
+                timer.cancel()
+
+
+def _estimate_tokens(text: str) -> int:
+    return len(_TOKEN.findall(text))
+
+
+def _record(seq: int, caller_turn: int, phase: str, tr: _Turn, conn_ns: int, t0: int,
+            scheduled_ns: int | None, lag: float, interrupted: bool, error: str | None,
+            barge_ms: float | None) -> TurnRecord:
+    def ms(ns: int | None) -> float | None:
+        return None if ns is None else (ns - tr.sent_ns) / 1e6
+
+    fc = tr.first_content_ns
+    usage = tr.usage or {}
+    return TurnRecord(
+        seq=seq, caller_turn=caller_turn, phase=phase,
+        scheduled_s=None if scheduled_ns is None else (scheduled_ns - t0) / 1e9,
+        sent_s=(tr.sent_ns - t0) / 1e9,
+        conn_setup_ms=conn_ns / 1e6,
+        ttft_ms=ms(fc),
+        ttft_from_schedule_ms=(None if fc is None or scheduled_ns is None
+                               else (fc - scheduled_ns - conn_ns) / 1e6),
+        last_byte_ms=ms(tr.last_arrival_ns),
+        loop_lag_ms=lag, stalls=tr.stalls, max_gap_ms=tr.max_gap_ms,
+        prompt_tokens=usage.get("prompt_tokens"),
+        completion_tokens=usage.get("completion_tokens"),
+        interrupted=interrupted, error=error, text="".join(tr.text),
+        ttfa_ms=ms(tr.first_audio_ns),
+        first_voiced_ms=ms(tr.first_voiced_ns),
+        first_text_ms=ms(tr.first_text_ns),
+        agent_speech_s=round(tr.voiced_s, 4),
+        barge_in_reaction_ms=barge_ms,
+    )
+
+
+async def run_audio_call(
+    script: CallScript,
+    caller: Any,
+    transport: AudioTransport,
+    execute_tool: ExecuteTool,
+    *,
+    deadlines: Deadlines,
+    run_t0_ns: int,
+    scheduled_ns: int | None = None,
+    call_id: str | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    system_prompt: str = "",
+    speech: SpeechFn | None = None,
+    relay: ToolRelay | None = None,
+    lag_ms: Callable[[], float] = lambda: 0.0,
+    honour_pauses: bool = True,
+    agent_silence_s: float = 0.7,
+    greeting_wait_s: float = 2.0,
+    stats: AudioStats | None = None,
+) -> CallRun:
+    """Replay ``script`` as a phone call over an audio ``transport``.
+
+    ``caller`` has ``first() -> Turn`` and ``respond(agent_text) -> Turn | None``.
+    ``execute_tool(name, parsed_args, raw_args, k)`` answers the agent's k-th tool call,
+    either in-band (function calls on the line) or through ``relay`` (agents that call the
+    HTTP tool backend themselves). ``speech(turn)`` gives the caller's 8 kHz
+    float32 audio, or an awaitable of it (default: :class:`SyntheticSpeech`; TTS:
+    :class:`simulator.audio.caller_audio.CallSpeech`). ``agent_silence_s``: agent
+    silence (after its audio has played out) that ends its turn. ``greeting_wait_s``: how
+    long to listen for a greeting before the caller speaks (0: none). Returns a
+    ``CallRun`` with one exchange record per agent turn (phase ``caller`` or ``tool``) plus
+    audio fields (``ttfa_ms``, ``first_voiced_ms``, ``agent_speech_s``,
+    ``barge_in_reaction_ms``); transport failures end up in ``run.error``, never raised."""
+    session = _Session(script, caller, transport, execute_tool, deadlines, run_t0_ns,
+                       scheduled_ns, call_id or script.call_id, tools or [], system_prompt,
+                       speech or SyntheticSpeech(), relay, lag_ms, honour_pauses,
+                       agent_silence_s, greeting_wait_s, stats)
+    return await session.run()
+
+
+class _Session:
+    def __init__(self, script: CallScript, caller: Any, transport: AudioTransport,
+                 execute_tool: ExecuteTool, deadlines: Deadlines, run_t0_ns: int,
+                 scheduled_ns: int | None, call_id: str, tools: list[dict[str, Any]],
+                 system_prompt: str, speech: SpeechFn, relay: ToolRelay | None,
+                 lag_ms: Callable[[], float], honour_pauses: bool, agent_silence_s: float,
+                 greeting_wait_s: float, stats: AudioStats | None) -> None:
+        self.script = script
+        self.caller = caller
+        self.transport = transport
+        self.execute_tool = execute_tool
+        self.dl = deadlines
+        self.t0 = run_t0_ns
+        self.scheduled_ns = scheduled_ns
+        self.call_id = call_id
+        self.tools = tools
+        self.system_prompt = system_prompt
+        self.speech = speech
+        self.relay = relay
+        self.lag_ms = lag_ms
+        self.honour_pauses = honour_pauses
+        self.agent_silence_s = agent_silence_s
+        self.greeting_wait_s = greeting_wait_s
+        self.stats = stats
+        self.run_ = CallRun(started_ns=_now())
+        self.deadline_ns = self.run_.started_ns + int(deadlines.call_s * 1e9)
+        self.caller_log: list[dict[str, Any]] = []
+        self.agent_log: list[str] = []
+        self.tool_log: list[dict[str, Any]] = relay.register(call_id, execute_tool) if relay else []
+        self.usage: dict[str, Any] = {}
+        self.estimated = False
+        self.audio_in_s = 0.0
+        self.seq = 0
+        self.tool_k = 0
+        self.first_turn = True
+        self.call: _AudioCall | None = None
+
+    def remaining(self) -> float:
+        return max(0.0, (self.deadline_ns - _now()) / 1e9)
+
+    async def run(self) -> CallRun:
+        run = self.run_
+        line: AudioLine | None = None
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            line = await self.transport.open_line(self.call_id, self.script, self.tools,
+                                                  self.system_prompt)
+            self.call = call = _AudioCall(line, self.dl, self.agent_silence_s, self.stats)
+            tasks = [asyncio.create_task(call.sender()), asyncio.create_task(call.receiver())]
+            # The whole call is bounded by its deadline, whatever the agent does.
+            async with asyncio.timeout(self.remaining()):
+                if self.greeting_wait_s > 0:
+                    await self._greeting(call)
+                turn: Turn | None = self.caller.first()
+                while turn is not None:
+                    turn = await self._caller_turn(call, line, turn)
+                    self.first_turn = False
+        except TransportError as exc:
+            run.error, run.error_detail = exc.category, str(exc)
+        except TimeoutError:
+            run.error, run.error_detail = "call_timeout", "call exceeded its deadline"
+        finally:
+            if self.call is not None:
+                self.call.sender_stop = True
+            if line is not None:
+                with contextlib.suppress(Exception):
+                    await line.aclose()
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            if self.relay is not None:
+                self.relay.unregister(self.call_id)
+        return self._finish()
+
+    async def _greeting(self, call: _AudioCall) -> None:
+        """A phone agent usually greets first: listen for it before speaking."""
+        tr = call.turn = _Turn(sent_ns=_now())
+        started = await call.wait_for(lambda now: tr.first_voiced_ns is not None,
+                                      min(self.greeting_wait_s, self.remaining()))
+        if started:
+            await call.wait_for(call.agent_done, self.remaining())
+            greet = "".join(tr.text)
+            self.run_.events.append(("greeting", {"text": greet, "speech_s": tr.voiced_s}))
+            if greet:
+                self.agent_log.append(greet)
+        call.turn = None
+
+    async def _say(self, call: _AudioCall, line: AudioLine, turn: Turn) -> None:
+        entry: dict[str, Any] = {"index": turn.index, "kind": turn.kind, "text": turn.text,
+                                 "clean_text": turn.clean_text}
+        self.caller_log.append(entry)
+        pcm = await self._speech(turn)
+        entry["audio_s"] = round(len(pcm) / SR, 4)
+        entry["audio_sha256"] = samples_sha256(pcm)
+        await line.send_caller_text(turn.text)
+        self.audio_in_s += len(pcm) / SR
+        await call.say(pcm)
+
+    async def _speech(self, turn: Turn) -> np.ndarray:
+        got = self.speech(turn)
+        if inspect.isawaitable(got):
+            return await got
+        return got
+
+    async def _caller_turn(self, call: _AudioCall, line: AudioLine, turn: Turn) -> Turn | None:
+        """Speak ``turn``, time the agent's answer(s); returns the caller's next turn."""
+        if _now() > self.deadline_ns:
+            raise TransportError("call_timeout", "call exceeded its deadline")
+        if self.honour_pauses and turn.pause_before_s > 0 and not self.first_turn:
+            await asyncio.sleep(turn.pause_before_s)  # the line keeps sending silence
+            self.run_.events.append(("pause", {"turn": turn.index, "seconds": turn.pause_before_s}))
+        await self._say(call, line, turn)
+        if turn.dtmf:
+            for d in turn.dtmf:
+                if d not in " -":
+                    await line.send_dtmf(d)
+            self.run_.events.append(("dtmf", {"turn": turn.index, "digits": turn.dtmf}))
+        sent_ns = call.last_voiced_sent_ns or _now()
+        await line.end_of_turn()  # explicit commit (a line without server VAD); timed from sent_ns
+        barge = next((e for e in turn.events if e.get("type") == "barge_in"), None)
+        phase = "caller"
+        for _ in range(MAX_TOOL_ROUNDS + 1):
+            tr = call.turn = _Turn(sent_ns=sent_ns)
+            await self._wait_first(call, tr)
+            barge_turn: Turn | None = None
+            barge_ms: float | None = None
+            if barge is not None and phase == "caller":
+                barge_turn, barge_ms = await self._barge_in(call, line, tr, turn, barge)
+            if barge_turn is None:
+                if not await call.wait_for(call.agent_done, self.remaining()):
+                    _raise_line(call, "stall", "agent turn did not end")
+            self._record(call, tr, turn.index, phase, barge_turn is not None, barge_ms)
+            if barge_turn is not None:
+                # The barge-in utterance is the caller's next turn: time the answer to it.
+                self.caller_log.append({"index": barge_turn.index, "kind": "barge_in",
+                                        "text": barge_turn.text, "clean_text": None})
+                await line.end_of_turn()
+                tr = call.turn = _Turn(sent_ns=call.last_voiced_sent_ns)
+                await self._wait_first(call, tr)
+                await call.wait_for(call.agent_done, self.remaining())
+                self._record(call, tr, turn.index, "caller", False, None)
+                if tr.pending_tools:
+                    sent_ns = await self._answer_tools(line, tr)
+                    phase = "tool"
+                    barge = None
+                    continue
+                return self.caller.respond("".join(tr.text))
+            if tr.pending_tools:
+                sent_ns = await self._answer_tools(line, tr)
+                phase = "tool"
+                continue
+            return self.caller.respond("".join(tr.text))
+        raise TransportError("tool_loop", "agent kept calling tools")
+
+    async def _wait_first(self, call: _AudioCall, tr: _Turn) -> None:
+        ok = await call.wait_for(lambda now: tr.first_content_ns is not None,
+                                 min(self.dl.first_byte_s, self.remaining()))
+        if not ok:
+            _raise_line(call, "first_byte_timeout", "no agent audio in time")
+
+    async def _barge_in(self, call: _AudioCall, line: AudioLine, tr: _Turn, turn: Turn,
+                        barge: dict[str, Any]) -> tuple[Turn | None, float | None]:
+        """Start talking ``onset_s`` into the agent's reply; returns the barge-in turn (None
+        when the agent finished first) and the agent's reaction time in ms."""
+        onset_s = float(barge.get("onset_s", 1.0))
+        at = (tr.first_voiced_ns or tr.first_content_ns or _now()) + int(onset_s * 1e9)
+        await call.wait_for(lambda now: now >= at or call.agent_done(now), self.remaining())
+        if call.agent_done(_now()):
+            self.run_.events.append(("barge_in_skipped", {"turn": turn.index, "onset_s": onset_s}))
+            return None, None
+        text = str(barge.get("text") or "Sorry, wait.")
+        bturn = Turn(index=turn.index, kind="barge_in", text=text)
+        dur = float(barge.get("duration_s") or 0)
+        if dur > 0 and isinstance(self.speech, SyntheticSpeech):
+            words = max(1, len(text.split()))
+            pcm = synthetic_speech(words, seconds_per_word=dur / words)
+        else:
+            # Rendered speech: the scripted line, repeated while the barge-in lasts.
+            pcm = await self._speech(bturn)
+            if dur > 0:
+                pcm = fit_to_duration(pcm, dur)
+        call.barge_stop_ns = None
+        call.barge_onset_ns = None
+        call.last_voiced_arrival_ns = 0
+        call.barge_armed = True
+        await line.interrupt()
+        self.caller_log.append({"index": turn.index, "kind": "barge_in_audio", "text": text,
+                                "clean_text": None})
+        await line.send_caller_text(text)
+        self.audio_in_s += len(pcm) / SR
+        await call.say(pcm)
+        self.caller_log.pop()
+        onset = call.barge_onset_ns or _now()
+
+        def stopped(now: int) -> bool:
+            if call.barge_stop_ns is not None:
+                return True
+            last = max(call.last_voiced_arrival_ns, onset)
+            if now - last > 300_000_000:
+                call.barge_stop_ns = last
+                return True
+            return False
+
+        await call.wait_for(stopped, min(5.0, self.remaining()))
+        reaction = None if call.barge_stop_ns is None else (call.barge_stop_ns - onset) / 1e6
+        call.barge_onset_ns = None
+        self.run_.events.append(("barge_in", {
+            "turn": turn.index, "onset_s": onset_s, "text": text, "reaction_ms": reaction,
+            "cleared": tr.cleared_ns is not None, "agent_said": "".join(tr.text),
+        }))
+        return bturn, reaction
+
+    async def _answer_tools(self, line: AudioLine, tr: _Turn) -> int:
+        """Function calls on the line: answer in-band; returns when the last answer was sent."""
+        sent = _now()
+        for ev in tr.pending_tools:
+            try:
+                parsed = json.loads(ev.arguments) if ev.arguments else {}
+            except json.JSONDecodeError:
+                parsed = None
+            parsed = parsed if isinstance(parsed, dict) else None
+            result, fault = await self.execute_tool(ev.name, parsed, ev.arguments, self.tool_k)
+            self.tool_log.append({"name": ev.name, "arguments": parsed, "raw": ev.arguments,
+                                  "result": result, "fault": fault, "k": self.tool_k})
+            if fault:
+                self.run_.events.append(("tool_fault", {"k": self.tool_k, "tool": ev.name,
+                                                        **fault}))
+            self.tool_k += 1
+            sent = await line.send_tool_result(ev.call_id, result)
+        return sent
+
+    def _record(self, call: _AudioCall, tr: _Turn, caller_turn: int, phase: str,
+                interrupted: bool, barge_ms: float | None) -> None:
+        first = self.seq == 0
+        sched = self.scheduled_ns if (self.first_turn and phase == "caller" and first) else None
+        rec = _record(self.seq, caller_turn, phase, tr, call.line.conn_setup_ns if first else 0,
+                      self.t0, sched, self.lag_ms(), interrupted, None, barge_ms)
+        self.run_.exchanges.append(rec)
+        self.seq += 1
+        said = rec.text
+        if said:
+            self.agent_log.append(said)
+        if tr.usage:
+            add_usage(self.usage, tr.usage)
+        else:
+            self.estimated = True
+            last = self.caller_log[-1]["text"] if self.caller_log else ""
+            add_usage(self.usage, {"prompt_tokens": _estimate_tokens(last),
+                                   "completion_tokens": _estimate_tokens(said)})
+
+    def _finish(self) -> CallRun:
+        run = self.run_
+        run.finished_ns = _now()
+        call = self.call
+        jit = np.asarray(call.stats.jitter_ms if call else [], dtype=np.float64)
+        run.transcript = {
+            "caller": self.caller_log,
+            "agent": self.agent_log,
+            "tool_calls": self.tool_log,
+            "usage": self.usage,
+            "usage_estimated": self.estimated,
+            "duration_s": (run.finished_ns - run.started_ns) / 1e9,
+            "audio": {
+                "caller_audio": getattr(self.speech, "mode", "custom"),
+                "caller_speech_s": round(self.audio_in_s, 3),
+                "frames_sent": int(call.stats.frames) if call else 0,
+                "send_jitter_p99_ms": float(np.percentile(jit, 99)) if len(jit) else None,
+                "send_jitter_max_ms": float(jit.max()) if len(jit) else None,
+            },
+        }
+        return run
+
+
+def _raise_line(call: _AudioCall, category: str, message: str) -> None:
+    if call.error is not None:
+        raise call.error
+    if call.sender_error is not None:
+        raise TransportError("reset", f"sending audio failed: {type(call.sender_error).__name__}")
+    if call.closed:
+        raise TransportError("reset", "agent closed the connection")
+    raise TransportError(category, message)

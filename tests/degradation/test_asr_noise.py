@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import random
+
+import jiwer
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator.degradation.asr_noise import (
+    calibrated_p_word,
+    degrade_text,
+    entity_words,
+    normalise,
+    normalised_words,
+    split_word,
+    word_error_rate,
+)
+from simulator.degradation.corpus import sample_calls
+from simulator.degradation.phonetics import get_index, phone_edit_distance
+from simulator.degradation.profile import get_profile
+
+
+def test_normalise_lowercases_strips_punctuation_and_spaces() -> None:
+    assert normalise("  Hi,  I'd like   2:30 PM! ") == "hi id like 230 pm"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["Hi,", "I'd", "(Maria", "Lopez)", "...", ",", '"', "2:30",
+                                 "P-1234", "snake_case", "\u00c9cole", "ΟΔΟΣ", " ", "\t", ""]),
+                max_size=12))
+def test_normalised_words_are_the_words_of_normalise(parts: list[str]) -> None:
+    # WER counts words per token through a cache; it must be the same words
+    text = " ".join(parts)
+    assert normalised_words(text) == normalise(text).split()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["the", "Cat", "sat,", "on", "2:30", "mat.", "um"]),
+                min_size=1, max_size=12),
+       st.lists(st.sampled_from(["the", "cat", "sad", "on", "to", "thirty", "mat"]),
+                max_size=12))
+def test_wer_matches_jiwer_on_normalised_text(ref: list[str], hyp: list[str]) -> None:
+    r, h = " ".join(ref), " ".join(hyp)
+    assert word_error_rate(r, h) == pytest.approx(jiwer.wer(normalise(r), normalise(h)))
+
+
+def test_substitutions_are_one_phone_edit_from_the_original() -> None:
+    ix = get_index()
+    asr = get_profile("hostile").asr
+    r = random.Random(5)
+    subs = 0
+    for call in sample_calls(60, 3):
+        ents = entity_words(call.slots.values())
+        for t in call.turns:
+            for e in degrade_text(t.text, r, 0.4, asr, ents).edits:
+                if e["op"] == "sub":
+                    a, b = ix.phones(str(e["from"])), ix.phones(str(e["to"]))
+                    assert a is not None and b is not None
+                    assert phone_edit_distance(a, b) == 1, e
+                    subs += 1
+    assert subs > 50
+
+
+def test_number_and_name_mangling() -> None:
+    asr = get_profile("hostile").asr
+    seen: dict[str, set[str]] = {"2:30": set(), "15th": set(), "fifteen": set()}
+    r = random.Random(1)
+    for _ in range(400):
+        res = degrade_text("at 2:30 on the 15th or fifteen", r, 0.9, asr)
+        for e in res.edits:
+            if e["from"] in seen and e["op"] == "number":
+                seen[str(e["from"])].add(str(e["to"]))
+    assert "to thirty" in seen["2:30"]
+    assert "50th" in seen["15th"]
+    assert seen["fifteen"] == {"fifty"}
+    assert split_word("shankaran") is not None
+    assert "".join(split_word("shankaran") or ()) == "shankaran"
+
+
+def test_entities_are_about_twice_as_error_prone() -> None:
+    asr = get_profile("typical_call").asr
+    r = random.Random(2)
+    ents = entity_words(["Jane Shankaran"])
+    hits = {True: 0, False: 0}
+    n = 3000
+    for _ in range(n):
+        res = degrade_text("please call Shankaran today", r, 0.1, asr, ents)
+        touched = {int(str(e["pos"])) for e in res.edits if e["op"] != "ins"}
+        hits[True] += 2 in touched
+        hits[False] += 0 in touched or 3 in touched
+    ratio = (hits[True] / n) / (hits[False] / (2 * n))
+    assert 1.6 < ratio < 2.4
+
+
+def test_profiles_calibrate_in_strict_order() -> None:
+    names = ["clean", "quiet_phone", "typical_call", "noisy", "hostile"]
+    ps = [calibrated_p_word(get_profile(n).asr) for n in names]
+    assert ps == sorted(ps) and len(set(ps)) == len(ps)
