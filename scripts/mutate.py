@@ -223,7 +223,9 @@ def main() -> None:
                   f"{results[path]['elapsed_s']} s", flush=True)
             OUT.mkdir(parents=True, exist_ok=True)
             store.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-    results = {k: results[k] for k in known if k in results}
+    # Configured files first; results of files since moved or dropped are kept, last.
+    results = {k: results[k] for k in [*known, *sorted(set(results) - set(known))]
+               if k in results}
     print(f"report: {write_report(results)}")
 
 
