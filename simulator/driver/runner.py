@@ -83,6 +83,8 @@ class RunConfig:
     # ``audio`` section; None: a clean telephone line); "tones": synthetic voiced tones.
     caller_audio: str = "tones"
     audio_params: dict[str, Any] | None = None
+    # What this run is, in a few words (``--label``); tables name the run by it.
+    label: str | None = None
 
     def transport_options(self, api_key: str | None) -> TransportOptions:
         """What the run's transport is built from."""
@@ -534,5 +536,5 @@ def begin_run(store: RunStore, calls: list[CallScript], config: RunConfig,
         versions={"callsim": __version__, "python": sys.version.split()[0]},
         rubric_sha256=config.rubric_sha256, total_calls=total, status="running",
         started_at=time.time(), agent_profile=agent.model_dump(),
-        scenario_set=scenario_set_id(c.call_id for c in calls), **extra,
+        scenario_set=scenario_set_id(c.call_id for c in calls), label=config.label, **extra,
     )
