@@ -32,7 +32,9 @@ from simulator.driver.arrivals import ArrivalSpec, build_schedule, warmup_count
 from simulator.driver.gctune import load_gc
 from simulator.driver.looplag import LoopLagMonitor
 from simulator.driver.looplag import lag_verdict as looplag_verdict
+from simulator.driver.pacing import PACING_MODES
 from simulator.driver.session import run_text_call, tool_result_text
+from simulator.errors import InputError
 from simulator.histogram import LatencyHistogram
 from simulator.metrics.grading import grade_call
 from simulator.personas import Caller, Pack
@@ -62,6 +64,9 @@ class RunConfig:
     max_requests_per_s: float | None = None
     deadlines: Deadlines = field(default_factory=Deadlines)
     honour_pauses: bool = True
+    # Text transports: "speech" sends a caller turn when the persona has said it (its words
+    # at its speaking rate, plus pauses); "none" sends turns back to back (stress).
+    pacing: str = "speech"
     grace_s: float = 30.0
     rubric_sha256: str | None = None
     # Open loop: cap on calls in flight; queueing behind it shows as dispatch delay.
@@ -75,6 +80,11 @@ class RunConfig:
     # ``audio`` section; None: a clean telephone line); "tones": synthetic voiced tones.
     caller_audio: str = "tones"
     audio_params: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.pacing not in PACING_MODES:
+            raise InputError(f"--pacing: unknown mode {self.pacing!r} "
+                             f"(known: {', '.join(PACING_MODES)})")
 
     def to_meta(self) -> dict[str, Any]:
         d = asdict(self)
@@ -288,7 +298,7 @@ class ShardRunner:
                 transport, execute,
                 deadlines=config.deadlines, run_t0_ns=t0, scheduled_ns=sched_ns,
                 lag_ms=lambda: self.lag.current_ms, honour_pauses=config.honour_pauses,
-                call_id=call_id,
+                call_id=call_id, pacing=config.pacing,
             )
         outcome, detail = grade_call(
             script, run.transcript, call_id=call_id, profile=config.profile,
