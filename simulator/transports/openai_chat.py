@@ -229,33 +229,20 @@ class OpenAIChatTransport:
         self, resp: aiohttp.ClientResponse, ex: Exchange, interrupt_after_s: float | None
     ) -> None:
         dl = self.deadlines
-        parser = SSEParser(max_event_bytes=dl.max_reply_bytes)
-        text_parts: list[str] = []
-        calls: dict[int, ToolCallOut] = {}
-        total = 0
-        last = ex.first_byte_ns or _now()
-        interrupt_at: int | None = None
-        done = False
+        check_content_type(resp.headers.get("Content-Type", ""))
+        dec = ChatStreamDecoder(ex, dl, interrupt_after_s)
         # One watchdog timer per exchange instead of an ``asyncio.timeout`` per read (that
         # re-armed a loop timer for every chunk, the transport's largest cost after parsing).
         # It fires at the earliest deadline, re-arms itself if bytes came meanwhile, and
         # wakes the blocked read with ``_Wake`` when a deadline has really passed.
         loop = asyncio.get_running_loop()
         content = resp.content
-        first_deadline = ex.sent_ns + int(dl.first_byte_s * 1e9)
-        stall_ns = int(dl.stall_s * 1e9)
         timer: asyncio.TimerHandle | None = None
-
-        def deadline() -> int:
-            # Absolute before first content: a server trickling bytes (slowloris) cannot
-            # hold the call open; after it, the gap since the last read.
-            d = first_deadline if ex.first_content_ns is None else last + stall_ns
-            return d if interrupt_at is None else min(d, interrupt_at)
 
         def fire() -> None:
             nonlocal timer
             now = _now()
-            d = deadline()
+            d = dec.deadline()
             if now >= d:
                 timer = None
                 content.set_exception(_Wake())
@@ -263,80 +250,34 @@ class OpenAIChatTransport:
                 timer = loop.call_later((d - now) / 1e9, fire)
 
         rx = arrival.attach(resp)
+        eof = False
         try:
-            timer = loop.call_later(max(0, deadline() - _now()) / 1e9, fire)
-            while not done:
+            timer = loop.call_later(max(0, dec.deadline() - _now()) / 1e9, fire)
+            while not dec.done:
                 try:
                     chunk = await content.readany()
                 except _Wake:
-                    if interrupt_at is not None and _now() >= interrupt_at:
+                    if dec.interrupt_at is not None and _now() >= dec.interrupt_at:
                         ex.interrupted_at_ns = _now()
                         break
-                    if ex.first_content_ns is not None:
-                        raise TransportError("stall", f"no bytes for {dl.stall_s:.1f} s") from None
-                    wait = (first_deadline - ex.sent_ns) / 1e9
-                    raise TransportError("first_byte_timeout",
-                                         f"no bytes for {wait:.1f} s") from None
+                    dec.raise_deadline()
                 if not chunk:
-                    break  # EOF
+                    eof = True
+                    break
                 resumed = _now()
-                total += len(chunk)
-                if total > dl.max_reply_bytes:
-                    raise TransportError("oversized",
-                                         f"reply larger than {dl.max_reply_bytes} bytes")
                 rearm = False
                 t = resumed
                 for t, piece in ([(resumed, chunk)] if rx is None
                                  else rx.split(chunk, resumed)):
-                    gap_ms = (t - last) / 1e6
-                    if ex.first_content_ns is not None:
-                        ex.max_gap_ms = max(ex.max_gap_ms, gap_ms)
-                        if gap_ms >= dl.stall_warn_s * 1e3:
-                            ex.stalls += 1
-                    last = t
-                    for ev in parser.feed(piece):
-                        if ev.data == "[DONE]":
-                            done = True
-                            break
-                        try:
-                            obj = _loads(ev.data)
-                        except ValueError:
-                            raise TransportError("protocol_error",
-                                                 "SSE data is not JSON") from None
-                        if not isinstance(obj, dict):
-                            raise TransportError("protocol_error",
-                                                 "SSE data is not a JSON object")
-                        if "error" in obj and not obj.get("choices"):
-                            raise TransportError("agent_error", str(obj["error"])[:200])
-                        if isinstance(obj.get("usage"), dict):
-                            ex.usage = obj["usage"]
-                        for choice in obj.get("choices") or ():
-                            if not isinstance(choice, dict):
-                                raise TransportError("protocol_error",
-                                                     "choice is not an object")
-                            delta = choice.get("delta") or {}
-                            if not isinstance(delta, dict):
-                                raise TransportError("protocol_error",
-                                                     "delta is not an object")
-                            if ex.first_content_ns is None and _has_content(delta):
-                                ex.first_content_ns = t
-                                if interrupt_after_s is not None:
-                                    interrupt_at = t + int(interrupt_after_s * 1e9)
-                                rearm = True
-                            if isinstance(delta.get("content"), str):
-                                text_parts.append(delta["content"])
-                            for tc in delta.get("tool_calls") or ():
-                                _merge_tool_delta(calls, tc)
-                            if choice.get("finish_reason"):
-                                ex.finish_reason = choice["finish_reason"]
-                    if done:
+                    rearm |= dec.feed(piece, t)
+                    if dec.done:
                         break
                 if rearm:
                     # First content moves the deadline (to last + stall, or the interrupt).
                     if timer is not None:
                         timer.cancel()
-                    timer = loop.call_later(max(0, deadline() - _now()) / 1e9, fire)
-                if interrupt_at is not None and t >= interrupt_at and not done:
+                    timer = loop.call_later(max(0, dec.deadline() - _now()) / 1e9, fire)
+                if dec.interrupt_at is not None and t >= dec.interrupt_at and not dec.done:
                     ex.interrupted_at_ns = t
                     break
         finally:
@@ -344,9 +285,124 @@ class OpenAIChatTransport:
                 timer.cancel()
             if rx is not None:
                 rx.detach()
-        ex.last_byte_ns = last
-        ex.text = "".join(text_parts)
-        ex.tool_calls = [calls[i] for i in sorted(calls)]
+        dec.finish(eof=eof, content_type=resp.headers.get("Content-Type", ""))
+
+
+def check_content_type(content_type: str) -> None:
+    """A 200 reply that announces an HTML page (a proxy's or gateway's error page) is not
+    the agent's stream: ``protocol_error`` at once rather than waiting for its end."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media in ("text/html", "application/xhtml+xml"):
+        raise TransportError("protocol_error",
+                             f"HTTP 200 with a {media} body instead of an SSE stream "
+                             "(an error page from a proxy or gateway?)")
+
+
+class ChatStreamDecoder:
+    """Sans-I/O: the bytes of one streamed Chat Completions reply, fed with their arrival
+    stamps, into the :class:`Exchange` (first content, text, tool calls, usage, finish
+    reason, gaps and stalls). The socket code around it only reads and enforces deadlines
+    (:meth:`deadline` says when the next one is)."""
+
+    __slots__ = ("calls", "done", "events", "ex", "first_deadline", "head", "interrupt_after_s",
+                 "interrupt_at", "last", "max_bytes", "parser", "stall_ns", "stall_warn_ms",
+                 "stall_s", "text_parts", "total")
+
+    def __init__(self, ex: Exchange, dl: Deadlines, interrupt_after_s: float | None) -> None:
+        self.ex = ex
+        self.parser = SSEParser(max_event_bytes=dl.max_reply_bytes)
+        self.text_parts: list[str] = []
+        self.calls: dict[int, ToolCallOut] = {}
+        self.total = 0
+        self.events = 0
+        self.done = False
+        self.head = b""  # the body's first bytes, quoted when it turns out not to be SSE
+        self.last = ex.first_byte_ns or ex.sent_ns
+        self.max_bytes = dl.max_reply_bytes
+        self.first_deadline = ex.sent_ns + int(dl.first_byte_s * 1e9)
+        self.stall_ns = int(dl.stall_s * 1e9)
+        self.stall_s = dl.stall_s
+        self.stall_warn_ms = dl.stall_warn_s * 1e3
+        self.interrupt_after_s = interrupt_after_s
+        self.interrupt_at: int | None = None
+
+    def deadline(self) -> int:
+        """Absolute before first content (a server trickling bytes, slowloris, cannot hold
+        the call open); after it, the gap since the last read; the interrupt if sooner."""
+        d = (self.first_deadline if self.ex.first_content_ns is None
+             else self.last + self.stall_ns)
+        return d if self.interrupt_at is None else min(d, self.interrupt_at)
+
+    def raise_deadline(self) -> None:
+        """The deadline passed without bytes: ``stall`` after first content, else
+        ``first_byte_timeout``."""
+        if self.ex.first_content_ns is not None:
+            raise TransportError("stall", f"no bytes for {self.stall_s:.1f} s") from None
+        wait = (self.first_deadline - self.ex.sent_ns) / 1e9
+        raise TransportError("first_byte_timeout", f"no bytes for {wait:.1f} s") from None
+
+    def feed(self, piece: bytes, t: int) -> bool:
+        """Consume ``piece`` that arrived at ``t``; True when it held the first content
+        (the deadline moves). Sets ``done`` at ``[DONE]``."""
+        ex = self.ex
+        self.total += len(piece)
+        if self.total > self.max_bytes:
+            raise TransportError("oversized", f"reply larger than {self.max_bytes} bytes")
+        if len(self.head) < 160:
+            self.head += piece[: 160 - len(self.head)]
+        first = False
+        gap_ms = (t - self.last) / 1e6
+        if ex.first_content_ns is not None:
+            if gap_ms > ex.max_gap_ms:
+                ex.max_gap_ms = gap_ms
+            if gap_ms >= self.stall_warn_ms:
+                ex.stalls += 1
+        self.last = t
+        for ev in self.parser.feed(piece):
+            self.events += 1
+            if ev.data == "[DONE]":
+                self.done = True
+                break
+            try:
+                obj = _loads(ev.data)
+            except ValueError:
+                raise TransportError("protocol_error", "SSE data is not JSON") from None
+            if not isinstance(obj, dict):
+                raise TransportError("protocol_error", "SSE data is not a JSON object")
+            if "error" in obj and not obj.get("choices"):
+                raise TransportError("agent_error", str(obj["error"])[:200])
+            if isinstance(obj.get("usage"), dict):
+                ex.usage = obj["usage"]
+            for choice in obj.get("choices") or ():
+                if not isinstance(choice, dict):
+                    raise TransportError("protocol_error", "choice is not an object")
+                delta = choice.get("delta") or {}
+                if not isinstance(delta, dict):
+                    raise TransportError("protocol_error", "delta is not an object")
+                if ex.first_content_ns is None and _has_content(delta):
+                    ex.first_content_ns = t
+                    if self.interrupt_after_s is not None:
+                        self.interrupt_at = t + int(self.interrupt_after_s * 1e9)
+                    first = True
+                content = delta.get("content")
+                if isinstance(content, str):
+                    self.text_parts.append(content)
+                for tc in delta.get("tool_calls") or ():
+                    _merge_tool_delta(self.calls, tc)
+                if choice.get("finish_reason"):
+                    ex.finish_reason = choice["finish_reason"]
+        return first
+
+    def finish(self, *, eof: bool, content_type: str = "") -> None:
+        """Assemble text and tool calls. At ``eof`` without ``[DONE]`` or a finish reason
+        (and not interrupted): ``protocol_error`` when the body held no SSE event at all
+        (not a stream: a JSON reply, a plain-text page), else ``incomplete_stream`` (the
+        agent ended its stream cleanly but part-way). A broken connection is ``reset`` and
+        is raised by the socket code, not here."""
+        ex = self.ex
+        ex.last_byte_ns = self.last
+        ex.text = "".join(self.text_parts)
+        ex.tool_calls = [self.calls[i] for i in sorted(self.calls)]
         for c in ex.tool_calls:
             c.arguments = "".join(c.parts)
             c.parts.clear()
@@ -355,8 +411,16 @@ class OpenAIChatTransport:
                 c.parsed = parsed if isinstance(parsed, dict) else None
             except json.JSONDecodeError:
                 c.parsed = None
-        if ex.interrupted_at_ns is None and not done and ex.finish_reason is None:
-            raise TransportError("reset", "stream ended before [DONE]")
+        if (not eof or self.done or ex.finish_reason is not None
+                or ex.interrupted_at_ns is not None):
+            return
+        if self.events == 0 and self.total > 0:
+            media = content_type.split(";", 1)[0].strip() or "no Content-Type"
+            head = " ".join(self.head.decode("utf-8", "replace").split())[:80]
+            raise TransportError("protocol_error",
+                                 f"HTTP 200 body is not an SSE stream ({media}): {head!r}")
+        raise TransportError("incomplete_stream",
+                             "stream ended cleanly without [DONE] or a finish reason")
 
 
 class _Wake(Exception):
