@@ -1,10 +1,13 @@
 """Transport ``openai-chat``: OpenAI Chat Completions with SSE streaming.
 
 POSTs ``/chat/completions`` with ``stream: true`` and ``stream_options.include_usage``,
-stamps bytes with ``perf_counter_ns()`` as the socket read delivers them (see
-:mod:`simulator.transports.arrival`; on resume of the reading coroutine as a fallback),
-and assembles text and ``tool_calls`` deltas. Connection set-up is measured with aiohttp
-trace hooks and kept out of first-token latency; connections are pooled and pre-warmed.
+stamps bytes with ``perf_counter_ns()`` as the socket read delivers them, and assembles
+text and ``tool_calls`` deltas (:class:`ChatStreamDecoder`, sans-I/O). The hot path is the
+protocol-level HTTP/1.1 client of :mod:`simulator.transports.http11` (h11 over an asyncio
+Protocol: stamps in ``data_received``, the stream decoded in the same callback). aiohttp
+stays as the fallback (``client="aiohttp"`` or ``CALLSIM_HTTP_CLIENT=aiohttp``; its stamps
+come from :mod:`simulator.transports.arrival`). Connection set-up is kept out of
+first-token latency; connections are pooled and pre-warmed.
 """
 
 from __future__ import annotations
@@ -12,16 +15,19 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
 import time
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+import h11
 
 from simulator.errors import InputError, TransportError
 from simulator.transports import arrival
 from simulator.transports.base import Deadlines, Exchange, ToolCallOut, transports
+from simulator.transports.http11 import H11Pool
 from simulator.transports.sse import SSEParser
 
 _now = time.perf_counter_ns
@@ -71,6 +77,8 @@ class OpenAIChatTransport:
         deadlines: Deadlines | None = None,
         max_connections: int = 0,
         extra_body: dict[str, Any] | None = None,
+        client: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -81,8 +89,26 @@ class OpenAIChatTransport:
         self._extra = extra_body or {}
         self._limit = max_connections
         self._session: aiohttp.ClientSession | None = None
+        client = client or os.environ.get("CALLSIM_HTTP_CLIENT") or "h11"
+        if client not in ("h11", "aiohttp"):
+            raise InputError(f"CALLSIM_HTTP_CLIENT: unknown client {client!r} (h11, aiohttp)")
+        self.client = client
+        self._pool: H11Pool | None = None
+        self._ssl = ssl_context
+        if client == "h11":
+            # Fails here, once, on a target that is not an http(s) URL.
+            self._pool = H11Pool(self.base_url, connect_s=self.deadlines.connect_s,
+                                 ssl_context=ssl_context)
+            path = (self._pool.path + "/chat/completions").encode()
+            self._target = path
+            self._h11_headers = [(b"host", self._pool.authority),
+                                 (b"user-agent", b"callsim"),
+                                 (b"content-type", b"application/json"),
+                                 (b"accept", b"text/event-stream")]
+            if api_key:
+                self._h11_headers.append((b"authorization", f"Bearer {api_key}".encode()))
         #: True when bytes are stamped at the socket read (not on coroutine resume).
-        self.stamps_at_arrival = False
+        self.stamps_at_arrival = client == "h11"
 
     def _trace(self) -> aiohttp.TraceConfig:
         tc = aiohttp.TraceConfig()
@@ -125,6 +151,9 @@ class OpenAIChatTransport:
 
     async def warmup(self, connections: int) -> None:
         """Open up to ``connections`` keep-alive connections before the clock starts."""
+        if self._pool is not None:
+            await self._pool.warm(max(1, min(connections, 512)))
+            return
         session = self._get_session()
 
         async def one() -> None:
@@ -138,6 +167,8 @@ class OpenAIChatTransport:
         await asyncio.gather(*(one() for _ in range(n)))
 
     async def aclose(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -160,6 +191,8 @@ class OpenAIChatTransport:
             body["tools"] = tools
         body.update(self._extra)
         payload = _dumps(body)
+        if self._pool is not None:
+            return await self._exchange_h11(self._pool, payload, interrupt_after_s, call_id)
         ex = Exchange()
         trace_ctx: dict[str, int] = {}
         session = self._get_session()
@@ -209,6 +242,51 @@ class OpenAIChatTransport:
                 else:
                     resp.close()  # a broken or cancelled stream cannot be reused
         return ex
+
+    async def _exchange_h11(self, pool: H11Pool, payload: bytes,
+                            interrupt_after_s: float | None, call_id: str | None) -> Exchange:
+        """One exchange over a pooled h11 connection; the reply is decoded as it arrives,
+        in the connection's ``data_received``, and this coroutine wakes once, at its end."""
+        headers = [*self._h11_headers, (b"content-length", b"%d" % len(payload))]
+        if call_id is not None:
+            headers.append((b"x-callsim-call-id", call_id.encode()))
+        request = h11.Request(method=b"POST", target=self._target, headers=headers)
+        loop = asyncio.get_running_loop()
+        for attempt in (0, 1):
+            ex = Exchange()
+            try:
+                conn, setup_ns = await pool.acquire()
+            except TransportError as exc:
+                ex.error, ex.error_detail = exc.category, str(exc)
+                return ex
+            handler = _StreamHandler(ex, self.deadlines, interrupt_after_s, loop)
+            conn.handler = handler
+            clean = False
+            try:
+                wire = _now()
+                # Connection set-up happened before the wire stamp; the send stamp moves back
+                # by it so that ``ttft_ms`` (which subtracts it) stays wire -> content.
+                ex.sent_ns, ex.conn_setup_ns = wire - setup_ns, setup_ns
+                conn.send(request, payload)
+                handler.start()
+                await handler.fut
+                clean = ex.interrupted_at_ns is None
+            except _StaleConnection:
+                # A pooled connection the agent had closed while idle: nothing was sent to a
+                # live server, so the request goes once more on a fresh connection.
+                if attempt == 0 and setup_ns == 0:
+                    continue
+                ex.error, ex.error_detail = "reset", "reset: the agent closed the connection"
+            except TransportError as exc:
+                ex.error, ex.error_detail = exc.category, str(exc)
+            finally:
+                handler.stop()
+                if clean:
+                    pool.release(conn)
+                else:
+                    pool.discard(conn)  # broken, cancelled or cut part-way: not reusable
+            return ex
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _raise_status(self, resp: aiohttp.ClientResponse) -> None:
         retry = resp.headers.get("Retry-After")
@@ -296,6 +374,152 @@ def check_content_type(content_type: str) -> None:
         raise TransportError("protocol_error",
                              f"HTTP 200 with a {media} body instead of an SSE stream "
                              "(an error page from a proxy or gateway?)")
+
+
+def status_error(status: int, retry_after: str | None, body: bytes) -> TransportError:
+    """The category of a non-200 reply, with the start of its body for the user."""
+    snippet = " ".join(body[:300].decode("utf-8", "replace").split())[:120]
+    if status == 429:
+        extra = f" (Retry-After: {retry_after})" if retry_after else ""
+        return TransportError("rate_limited", f"HTTP 429{extra} {snippet}".strip())
+    if status >= 500:
+        return TransportError("http_5xx", f"HTTP {status} {snippet}".strip())
+    return TransportError("http_4xx", f"HTTP {status} {snippet}".strip())
+
+
+class _StaleConnection(Exception):
+    """A pooled connection was closed by the agent before any byte of the reply came."""
+
+
+class _StreamHandler:
+    """Receives one reply on an :class:`H11Connection` (in its ``data_received``, with the
+    read's stamp) and completes ``fut`` when the exchange is over: at ``[DONE]``, at the end
+    of the body, at the barge-in onset, or with the error that ended it. One loop timer
+    enforces the deadlines (re-armed only when first content moves them)."""
+
+    __slots__ = ("content_type", "dec", "dl", "ex", "fut", "interrupt_after_s", "loop",
+                 "retry_after", "snippet", "status", "timer")
+
+    def __init__(self, ex: Exchange, dl: Deadlines, interrupt_after_s: float | None,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.ex, self.dl, self.loop = ex, dl, loop
+        self.interrupt_after_s = interrupt_after_s
+        self.fut: asyncio.Future[None] = loop.create_future()
+        self.dec: ChatStreamDecoder | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.status = 0
+        self.content_type = ""
+        self.retry_after: str | None = None
+        self.snippet = b""
+
+    def start(self) -> None:
+        self.dec = ChatStreamDecoder(self.ex, self.dl, self.interrupt_after_s)
+        self._arm()
+
+    def stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _arm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        assert self.dec is not None
+        d = (self.dec.deadline() if self.status in (0, 200)
+             else (self.ex.first_byte_ns or 0) + 2_000_000_000)  # an error body's snippet
+        self.timer = self.loop.call_at(self.loop.time() + max(0, d - _now()) / 1e9, self._fire)
+
+    def _fire(self) -> None:
+        self.timer = None
+        if self.fut.done() or self.dec is None:
+            return
+        now = _now()
+        if self.status not in (0, 200):
+            self._fail(status_error(self.status, self.retry_after, self.snippet))
+            return
+        d = self.dec.deadline()
+        if now < d:
+            self._arm()
+            return
+        if self.dec.interrupt_at is not None and now >= self.dec.interrupt_at:
+            self.ex.interrupted_at_ns = now
+            self._finish(eof=False)
+            return
+        try:
+            self.dec.raise_deadline()
+        except TransportError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self.fut.done():
+            self.fut.set_exception(exc)
+
+    def _finish(self, *, eof: bool) -> None:
+        if self.fut.done() or self.dec is None:
+            return
+        try:
+            self.dec.finish(eof=eof, content_type=self.content_type)
+        except TransportError as exc:
+            self.fut.set_exception(exc)
+            return
+        self.fut.set_result(None)
+
+    # -- ResponseHandler -----------------------------------------------------------------
+    def on_headers(self, status: int, headers: list[tuple[bytes, bytes]], t: int) -> None:
+        if self.fut.done():
+            return
+        ex = self.ex
+        ex.first_byte_ns = t
+        ex.status = self.status = status
+        for k, v in headers:
+            if k == b"content-type":
+                self.content_type = v.decode("latin-1")
+            elif k == b"retry-after":
+                self.retry_after = v.decode("latin-1")
+        if status != 200:
+            self._arm()  # the body's first bytes are quoted in the error, within 2 s
+            return
+        try:
+            check_content_type(self.content_type)
+        except TransportError as exc:
+            self._fail(exc)
+
+    def on_data(self, data: bytes, t: int) -> None:
+        if self.fut.done():
+            return
+        if self.status != 200:
+            self.snippet += data[: 300 - len(self.snippet)]
+            if len(self.snippet) >= 300:
+                self._fail(status_error(self.status, self.retry_after, self.snippet))
+            return
+        dec = self.dec
+        assert dec is not None
+        try:
+            first = dec.feed(data, t)
+        except TransportError as exc:
+            self._fail(exc)
+            return
+        if dec.done:
+            self._finish(eof=False)
+        elif dec.interrupt_at is not None and t >= dec.interrupt_at:
+            self.ex.interrupted_at_ns = t
+            self._finish(eof=False)
+        elif first:
+            self._arm()  # first content moves the deadline (to last + stall, or the onset)
+
+    def on_end(self, t: int) -> None:
+        if self.status not in (0, 200):
+            self._fail(status_error(self.status, self.retry_after, self.snippet))
+            return
+        self._finish(eof=True)
+
+    def on_lost(self, category: str, detail: str) -> None:
+        if self.fut.done():
+            return
+        if self.status == 0 and category == "reset" and self.ex.first_byte_ns is None:
+            self._fail(_StaleConnection())
+            return
+        self._fail(TransportError(category, detail))
 
 
 class ChatStreamDecoder:

@@ -25,6 +25,13 @@ def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
     return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
 
+@pytest.fixture(autouse=True, params=["h11", "aiohttp"])
+def client(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both HTTP clients of the transport (the h11 hot path and the aiohttp fallback)."""
+    monkeypatch.setenv("CALLSIM_HTTP_CLIENT", request.param)
+    return str(request.param)
+
+
 async def _exchange(app: web.Application, **kw: Any) -> Exchange:
     dl = Deadlines(first_byte_s=2.0 * TIME_FACTOR, stall_s=2.0 * TIME_FACTOR)
     async with serve_app(app) as url:
