@@ -173,10 +173,26 @@ class RunControls:
             loop.remove_signal_handler(sig)
 
 
+# Where each built-in transport registers itself. Only the run's own module is imported:
+# the audio transports pull in the audio stack (numpy DSP, scipy.signal, scipy.stats), which
+# cost a text run ~2.7 s of CPU at start-up for nothing (measured in docs/benchmarks.md).
+_TRANSPORT_MODULES = {
+    "openai-chat": "simulator.transports.openai_chat",
+    "openai-realtime": "simulator.transports.realtime",
+    "twilio": "simulator.transports.twilio",
+}
+
+
 def make_transport(config: RunConfig, api_key: str | None) -> Any:
     """The run's transport (one instance shared by all calls), by registered name."""
-    from simulator.transports import openai_chat, realtime, twilio  # noqa: F401 (register)
+    import importlib
+
     from simulator.transports.base import transports
+
+    # An unknown name imports them all, so that the error lists every known one.
+    for module in ([_TRANSPORT_MODULES[config.transport]]
+                   if config.transport in _TRANSPORT_MODULES else _TRANSPORT_MODULES.values()):
+        importlib.import_module(module)
 
     cls = transports.get(config.transport)
     if config.transport == "twilio":
