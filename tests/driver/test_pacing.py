@@ -225,3 +225,12 @@ def test_callsim_run_paces_callers_by_default_and_states_the_turn_rate(tmp_path:
         assert cur["sent_s"] >= cur["scheduled_s"]
         checked += 1
     assert checked >= 4
+
+
+def test_a_run_stored_before_pacing_existed_resumes_unpaced() -> None:
+    from simulator.cli import _config_from_meta
+
+    meta = RunConfig(target="http://x").to_meta()
+    assert meta["pacing"] == "speech"  # new runs record their pacing
+    del meta["pacing"]
+    assert _config_from_meta(meta).pacing == "none"
