@@ -125,7 +125,7 @@ def join(run_dir: Path, truth: dict[tuple[str, int], float], stall_ms: float
             continue
         errors.append(t["ttft_ms"] - true)
     lag = LatencyHistogram.decode(hist) if hist else LatencyHistogram()
-    stalls = sorted((v for v in per_second.values() if v > stall_ms), reverse=True)
+    stalls = sorted(((v, sec) for sec, v in per_second.items() if v > stall_ms), reverse=True)
     return {
         "joined": len(errors), "unjoined": missing,
         "error_ms": {"p50": _pct(errors, 50), "p99": _pct(errors, 99),
@@ -135,7 +135,8 @@ def join(run_dir: Path, truth: dict[tuple[str, int], float], stall_ms: float
                         "p99": lag.percentile_ms(99) if lag.count else float("nan"),
                         "max": lag.percentile_ms(100) if lag.count else float("nan")},
         "stall_seconds": len(stalls), "seconds": len(per_second),
-        "worst_stalls_ms": [round(v, 1) for v in stalls[:5]],
+        # The worst seconds: (second of the run, largest turn lag in it, ms).
+        "worst_stalls": [(sec, round(v, 1)) for v, sec in stalls[:5]],
     }
 
 
@@ -272,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
               f"min {e['min']:.2f} ms")
         print(f"  loop lag p50 {lag['p50']:.2f} ms, p99 {lag['p99']:.2f} ms, max "
               f"{lag['max']:.1f} ms; {r['stall_seconds']} of {r['seconds']} s with a turn "
-              f"lag > {a.stall_ms:g} ms {r['worst_stalls_ms']}")
+              f"lag > {a.stall_ms:g} ms; worst (second, ms): {r['worst_stalls']}")
         print(f"  CPU {r['cpu_ms_per_turn']:.2f} ms per turn ({r['cpu_s']:.1f} s in all)")
         if "minimal" in r:
             m = r["minimal"]
