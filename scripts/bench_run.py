@@ -46,7 +46,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from simulator.histogram import LatencyHistogram  # noqa: E402
-from simulator.store import RunStore  # noqa: E402
+from simulator.storage.store import RunStore  # noqa: E402
 
 
 def _pct(values: list[float], q: float) -> float:

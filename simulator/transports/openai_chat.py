@@ -6,8 +6,9 @@ text and ``tool_calls`` deltas (:class:`ChatStreamDecoder`, sans-I/O). The hot p
 protocol-level HTTP/1.1 client of :mod:`simulator.transports.http11` (h11 over an asyncio
 Protocol: stamps in ``data_received``, the stream decoded in the same callback). aiohttp
 stays as the fallback (``client="aiohttp"`` or ``CALLSIM_HTTP_CLIENT=aiohttp``; its stamps
-come from :mod:`simulator.transports.arrival`). Connection set-up is kept out of
-first-token latency; connections are pooled and pre-warmed.
+come from :mod:`simulator.transports.stamps`, on resume of the reading coroutine when its
+protocol cannot be swapped). Connection set-up is kept out of first-token latency;
+connections are pooled and pre-warmed.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ import aiohttp
 import h11
 
 from simulator.errors import InputError, TransportError
-from simulator.transports import arrival
-from simulator.transports.base import Deadlines, Exchange, ToolCallOut, transports
+from simulator.transports import stamps
+from simulator.transports.base import Deadlines, Exchange, ToolCallOut
 from simulator.transports.http11 import H11Pool
+from simulator.transports.registry import TransportSpec, register
 from simulator.transports.sse import SSEParser
 
 _now = time.perf_counter_ns
@@ -46,16 +48,6 @@ except ImportError:  # pragma: no cover - exercised where orjson is not installe
         return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def api_key_from_env(name: str | None) -> str | None:
-    """The API key held in environment variable ``name`` (never logged or stored)."""
-    if not name:
-        return None
-    key = os.environ.get(name)
-    if not key:
-        raise InputError(f"--api-key-env: environment variable {name} is not set or empty")
-    return key
-
-
 def _has_content(delta: dict[str, Any]) -> bool:
     """First content: a non-empty text or any tool-call delta (role-only chunks don't count)."""
     content = delta.get("content")
@@ -64,7 +56,6 @@ def _has_content(delta: dict[str, Any]) -> bool:
     return bool(delta.get("tool_calls"))
 
 
-@transports.register("openai-chat")
 class OpenAIChatTransport:
     """Streaming Chat Completions client. One instance per run, shared by all calls."""
 
@@ -140,7 +131,7 @@ class OpenAIChatTransport:
             conn = aiohttp.TCPConnector(
                 limit=self._limit, keepalive_timeout=120, ttl_dns_cache=None
             )
-            self.stamps_at_arrival = arrival.install(conn)
+            self.stamps_at_arrival = stamps.install(conn)
             self._session = aiohttp.ClientSession(
                 connector=conn,
                 trace_configs=[self._trace()],
@@ -327,7 +318,7 @@ class OpenAIChatTransport:
             else:
                 timer = loop.call_later((d - now) / 1e9, fire)
 
-        rx = arrival.attach(resp)
+        rx = stamps.attach(resp)
         eof = False
         try:
             timer = loop.call_later(max(0, dec.deadline() - _now()) / 1e9, fire)
@@ -665,3 +656,11 @@ def _merge_tool_delta(calls: dict[int, ToolCallOut], tc: Any) -> None:
         cur.name += str(fn["name"]) if not cur.name else ""
     if isinstance(fn.get("arguments"), str):
         cur.parts.append(fn["arguments"])  # joined once at the end: no quadratic concatenation
+
+
+register(TransportSpec(
+    name="openai-chat", carries="text",
+    build=lambda o: OpenAIChatTransport(o.target, o.model, api_key=o.api_key,
+                                        deadlines=o.deadlines),
+    summary="OpenAI Chat Completions, streamed (SSE)",
+))

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from simulator.agent.process import agent_process
 from simulator.callscript import CallScript, Persona, Turn, write_calls
-from simulator.cli import agent_process
 from simulator.driver.pacing import (
     DEFAULT_WPM,
     pauses_s,
@@ -26,7 +26,7 @@ from simulator.driver.runner import RunConfig
 from simulator.driver.session import run_text_call
 from simulator.errors import InputError
 from simulator.personas import generate_calls, load_packs
-from simulator.store import RunStore
+from simulator.storage.store import RunStore
 from simulator.transports.base import Deadlines, Exchange
 from tests.conftest import TIME_FACTOR
 
@@ -126,8 +126,8 @@ async def test_a_20_word_turn_at_150_wpm_is_due_8_s_after_the_agents_reply() -> 
     # The turn's clock starts there: its scheduled time is the end of the speech, and its
     # first-token latency from schedule is the agent's 0.3 s.
     second = run.exchanges[1]
-    assert second["scheduled_s"] == pytest.approx((reply_end + 8 * S - T0) / S)
-    assert second["ttft_from_schedule_ms"] == pytest.approx(300.0)
+    assert second.scheduled_s == pytest.approx((reply_end + 8 * S - T0) / S)
+    assert second.ttft_from_schedule_ms == pytest.approx(300.0)
 
 
 async def test_the_opening_is_due_when_said_counted_from_the_calls_arrival() -> None:
@@ -135,7 +135,7 @@ async def test_the_opening_is_due_when_said_counted_from_the_calls_arrival() -> 
     arrival = T0 + 2 * S
     agent, run, _ = await _run(turns, wpm=120, scheduled_ns=arrival)
     assert agent.sent[0] == arrival + 5 * S
-    assert run.exchanges[0]["scheduled_s"] == pytest.approx(7.0)
+    assert run.exchanges[0].scheduled_s == pytest.approx(7.0)
 
 
 async def test_scripted_pauses_add_to_the_speech_once() -> None:
@@ -165,7 +165,7 @@ async def test_pacing_none_sends_back_to_back_with_only_the_pauses() -> None:
     assert agent.sent[2] == agent.replies[1].last_byte_ns + 2 * S
     assert clock.sleeps == [agent.sent[2]]
     # Unpaced turns of a closed-loop call have no schedule to measure from.
-    assert [e["scheduled_s"] for e in run.exchanges] == [None, None, None]
+    assert [e.scheduled_s for e in run.exchanges] == [None, None, None]
 
 
 def test_speaking_rate_comes_from_the_persona_voice() -> None:
