@@ -19,7 +19,8 @@ def main() -> None:
     packs = load_packs()
     calls = generate_calls(packs, "all", count=100, seed=7)
     with agent_process("--ttft-ms", "120") as url, tempfile.TemporaryDirectory() as tmp:
-        config = RunConfig(target=url, arrival=ArrivalSpec(kind="closed", concurrency=25), seed=7)
+        config = RunConfig(target=url, arrival=ArrivalSpec(kind="closed", concurrency=25), seed=7,
+                           pacing="none")
         summary = asyncio.run(run_load(calls, packs, config, Path(tmp) / "run"))
     for name, value in summary["gate"].items():
         print(f"{name:24s} {value}")

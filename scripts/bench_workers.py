@@ -110,7 +110,8 @@ def run_level(url: str, workers: int, rate: float, seconds: float, pauses: bool,
     n = max(1, int(rate * seconds))
     calls = generate_calls(packs, "all", min(n, 500), seed)
     cfg = RunConfig(target=url, arrival=ArrivalSpec(kind="poisson", rate=rate), count=n,
-                    duration_s=seconds, seed=seed, honour_pauses=pauses, grace_s=5.0)
+                    duration_s=seconds, seed=seed, honour_pauses=pauses, pacing="none",
+                    grace_s=5.0)
     run_dir = tmp / f"w{workers}-r{rate:g}-{time.monotonic_ns()}"
     cpu0, t0 = time.process_time(), time.monotonic()
     if workers == 0:  # in process, no Ray: the baseline for Ray's overhead
@@ -187,7 +188,7 @@ def transfer_cost(url: str, seed: int, n: int = 40) -> dict[str, float]:
     packs = load_packs()
     calls = generate_calls(packs, "all", n, seed)
     cfg = RunConfig(target=url, arrival=ArrivalSpec(kind="closed", concurrency=n), seed=seed,
-                    honour_pauses=False)
+                    honour_pauses=False, pacing="none")
     got: list[CallResult] = []
 
     async def go() -> None:
@@ -233,7 +234,7 @@ def hold_level(url: str, workers: int, target: int, call_s: float, a: argparse.N
     n = max(1, int(rate * a.level_seconds))
     calls = long_calls(min(n, 2000), a.seed, a.pause_s)
     cfg = RunConfig(target=url, arrival=ArrivalSpec(kind="constant", rate=rate), count=n,
-                    seed=a.seed, honour_pauses=True, grace_s=call_s * 3)
+                    seed=a.seed, honour_pauses=True, pacing="none", grace_s=call_s * 3)
     run_dir = tmp / f"hold-w{workers}-{target}-{time.monotonic_ns()}"
     t0 = time.monotonic()
     if workers == 0:

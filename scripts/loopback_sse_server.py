@@ -17,7 +17,12 @@ CLOCK_MONOTONIC, system-wide, so a client on the same machine compares stamps di
     .venv/bin/python scripts/loopback_sse_server.py --ttft-ms 250 --token-ms 20 --cpu 1
 
 prints ``http://127.0.0.1:PORT/v1`` on its first stdout line and serves until killed.
-This is a helper of ``scripts/bench_driver.py``, not a benchmark (hence not ``bench_*``).
+With ``--log FILE`` it also writes one JSON line per chat request when its first content is
+written: the ``X-Callsim-Call-Id`` header (``call``), the request's order among that call's
+requests (``n``, from 0), the kernel receive stamp ``r``, the first content write ``w``, and
+``ttft_ns = w - r`` (the server's true time to first token); flushed on SIGTERM/SIGINT.
+This is a helper of ``scripts/bench_driver.py`` and ``scripts/bench_run.py``, not a
+benchmark (hence not ``bench_*``).
 """
 
 from __future__ import annotations
@@ -27,15 +32,18 @@ import asyncio
 import json
 import os
 import re
+import signal
 import socket
 import struct
 import sys
 import time
+from typing import Any
 
 _now = time.perf_counter_ns
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _CMSG = socket.CMSG_SPACE(16)
 _CL = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
+_CALL_ID = re.compile(rb"\r\nx-callsim-call-id:[ \t]*([^\r]*)", re.IGNORECASE)
 
 _SSE_HEAD = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
@@ -59,7 +67,9 @@ def _chunk(data: bytes) -> bytes:
 
 
 class Config:
-    def __init__(self, ttft_ms: float, token_ms: float, tokens: int) -> None:
+    def __init__(self, ttft_ms: float, token_ms: float, tokens: int, log: Any = None) -> None:
+        self.log = log  # a text file, or None
+        self.order: dict[str, int] = {}  # call id -> requests seen
         self.ttft_ns = int(ttft_ms * 1e6)
         self.token_ns = int(token_ms * 1e6)
         self.tokens = tokens
@@ -179,6 +189,8 @@ class Conn:
         if len(buf) < need:
             return
         line = bytes(buf[: buf.find(b"\r\n")])
+        cid = _CALL_ID.search(buf, 0, end + 2)
+        call_id = cid.group(1).strip().decode("latin-1") if cid else None
         del buf[:need]
         recv, recv_user = self.recv_ns, self.recv_user_ns
         if buf:
@@ -187,14 +199,19 @@ class Conn:
         if line.startswith(b"POST ") and b"/chat/completions" in line:
             self.streaming = True
             self.write(_SSE_HEAD + _chunk(_ROLE))
-            self._stream(recv, recv_user)
+            self._stream(recv, recv_user, call_id)
         elif line.startswith(b"GET ") and b"/models" in line:
             self.write(_MODELS_RESP)
         else:
             self.write(_NOT_FOUND)
 
-    def _stream(self, recv_ns: int, recv_user_ns: int) -> None:
+    def _stream(self, recv_ns: int, recv_user_ns: int, call_id: str | None) -> None:
         cfg = self.cfg
+        n = -1
+        if cfg.log is not None:
+            key = call_id or ""
+            n = cfg.order.get(key, 0)
+            cfg.order[key] = n + 1
         loop = self.loop
         # Absolute grid on perf_counter_ns; loop.call_at uses loop.time() (monotonic too).
         base_loop = loop.time() - _now() / 1e9
@@ -207,6 +224,10 @@ class Conn:
             w = _now()
             if k == 0:
                 text = b"r%d w%d u%d " % (recv_ns, w, recv_user_ns)
+                if cfg.log is not None:
+                    cfg.log.write(json.dumps({"call": call_id, "n": n, "r": recv_ns, "w": w,
+                                              "u": recv_user_ns, "ttft_ns": w - recv_ns})
+                                  + "\n")
             else:
                 text = b"w%d " % w
             self.write(_chunk(_PRE + b'"delta":{"content":"' + text
@@ -246,8 +267,13 @@ async def serve(cfg: Config, host: str, port: int) -> None:
                     conns.discard(c)
 
     loop.add_reader(lsock.fileno(), accept)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     print(f"http://{host}:{lsock.getsockname()[1]}/v1", flush=True)
-    await asyncio.Event().wait()
+    await stop.wait()
+    if cfg.log is not None:
+        cfg.log.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,10 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tokens", type=int, default=20, help="content chunks per reply")
     ap.add_argument("--cpu", type=int, default=None, help="pin to this CPU")
     ap.add_argument("--no-uvloop", action="store_true")
+    ap.add_argument("--log", help="write each chat request's true timings here (JSON lines)")
     a = ap.parse_args(argv)
     if a.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {a.cpu})
-    cfg = Config(a.ttft_ms, a.token_ms, max(1, a.tokens))
+    log = open(a.log, "w", encoding="utf-8") if a.log else None  # noqa: SIM115 (closed below)
+    cfg = Config(a.ttft_ms, a.token_ms, max(1, a.tokens), log)
     runner = asyncio.run
     if not a.no_uvloop:
         try:
@@ -275,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         runner(serve(cfg, a.host, a.port))
     except KeyboardInterrupt:
         pass
+    finally:
+        if log is not None:
+            log.close()
     return 0
 
 

@@ -166,6 +166,11 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
 @click.option("--rubric", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Record this rubric's sha256 with the run (for the gate).")
 @click.option("--no-pauses", is_flag=True, help="Ignore scripted hesitations and silences.")
+@click.option("--pacing", type=click.Choice(["speech", "none"]), default="speech",
+              show_default=True,
+              help="Text transports: 'speech' sends each caller turn once the persona has "
+                   "said it (its words at its speaking rate, plus its pauses), timed from "
+                   "there as ASR would deliver it; 'none' sends turns back to back (stress).")
 @click.option("--connect-timeout", default=5.0, show_default=True, type=float)
 @click.option("--first-byte-timeout", default=30.0, show_default=True, type=float)
 @click.option("--stall-timeout", default=10.0, show_default=True, type=float)
@@ -247,8 +252,8 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
                             stall_s=kw["stall_timeout"], call_s=kw["call_timeout"],
                             tool_s=kw["tool_timeout"],
                             max_reply_bytes=int(kw.get("max_reply_mb", 8.0) * 1024 * 1024)),
-        honour_pauses=not kw.get("no_pauses"), rubric_sha256=rubric_sha,
-        label=_label(kw.get("label")),
+        honour_pauses=not kw.get("no_pauses"), pacing=kw.get("pacing") or "speech",
+        rubric_sha256=rubric_sha, label=_label(kw.get("label")),
     )
     run_dir = Path(kw["runs_dir"]) / new_run_id()
     click.echo(f"run {run_dir.name}: {len(calls)} call scripts, {spec.describe()}, "
@@ -302,6 +307,7 @@ def _config_from_meta(d: dict[str, Any]) -> Any:
     a = dict(d.pop("arrival"))
     a["stages"] = tuple(Stage(**s) for s in a.get("stages") or ())
     d["deadlines"] = Deadlines(**d["deadlines"])
+    d.setdefault("pacing", "none")  # runs stored before pacing existed sent back to back
     return RunConfig(arrival=ArrivalSpec(**a), **d)
 
 
@@ -989,6 +995,7 @@ def demo(count: int, concurrency: int, seed: int, profile: str, ttft_ms: float, 
             arrival=None, burstiness=None, stages=None, trace=None, max_starts=None, seed=seed,
             max_rps=None, max_active=None,
             runs_dir=runs_dir, resume_run=None, agent_profile=None, rubric=None, no_pauses=True,
+            pacing="none",  # a quick look at the numbers: turns back to back
             connect_timeout=5.0, first_byte_timeout=30.0, stall_timeout=10.0,
             call_timeout=600.0, tool_timeout=10.0, max_reply_mb=8.0,
         )

@@ -23,11 +23,13 @@ class TurnRecord:
     seq: int                                  # order within the call
     caller_turn: int | None                   # the caller turn this answers
     phase: str                                # "caller" or "tool" (answer to tool results)
-    scheduled_s: float | None                 # the call's scheduled start (first turn only)
+    # When the caller's input was due: a paced caller turn's end of speech, else the call's
+    # scheduled start (its first turn, open loop only); None for tool follow-ups.
+    scheduled_s: float | None
     sent_s: float | None
     conn_setup_ms: float | None               # connection set-up (kept out of ttft)
     ttft_ms: float | None                     # first content: text, tool call or audio
-    ttft_from_schedule_ms: float | None       # the same from the scheduled start
+    ttft_from_schedule_ms: float | None       # the same from ``scheduled_s``
     last_byte_ms: float | None
     loop_lag_ms: float | None                 # the driver's loop lag when the turn ended
     stalls: int

@@ -28,7 +28,7 @@ def _run(url: str, tmp_path: Path, count: int, seed: int, concurrency: int = 20)
     packs = load_packs()
     calls = generate_calls(packs, "all", count, seed)
     cfg = RunConfig(target=url, arrival=ArrivalSpec(kind="closed", concurrency=concurrency),
-                    seed=seed)
+                    seed=seed, pacing="none")
     return asyncio.run(run_load(calls, packs, cfg, tmp_path / "run"))
 
 
@@ -86,7 +86,7 @@ def test_sigkill_midway_keeps_completed_calls_and_resume_finishes_the_rest(
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
             [*CALLSIM, "run", "--target", url, "--count", "80", "--concurrency", "4",
-             "--seed", "5", "--runs-dir", str(runs)],
+             "--seed", "5", "--runs-dir", str(runs), "--pacing", "none"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
         )
         deadline = time.monotonic() + 60 * TIME_FACTOR

@@ -58,7 +58,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                 [*CALLSIM, "run", "--target", url, "--calls", str(tmp / "calls.jsonl"),
                  "--concurrency", "20", "--seed", "21", "--runs-dir", str(runs_dir),
                  "--rubric", str(tmp / "rubric.yaml"), "--agent-profile", str(tmp / prices),
-                 "--json"], capture_output=True, text=True, timeout=600)
+                 "--pacing", "none", "--json"], capture_output=True, text=True, timeout=600)
         assert p.returncode == 0, p.stderr
         out[name] = Path(json.loads(p.stdout)["run_dir"])
     out["rubric"] = tmp / "rubric.yaml"

@@ -36,7 +36,7 @@ def test_signal_stops_cleanly_and_resume_completes(sig: signal.Signals, tmp_path
     with agent_process("--ttft-ms", "40", "--token-ms", "4") as url:
         proc = subprocess.Popen(
             [*CALLSIM, "run", "--target", url, "--count", "80", "--concurrency", "4",
-             "--seed", "9", "--runs-dir", str(runs)],
+             "--seed", "9", "--runs-dir", str(runs), "--pacing", "none"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60 * TIME_FACTOR
         db = None

@@ -30,7 +30,7 @@ def test_accuracy_falls_as_injected_wer_rises(tmp_path: Path) -> None:
             degraded = degrade_calls(calls, get_profile(name), SEED)
             cfg = RunConfig(
                 target=url, arrival=ArrivalSpec(kind="closed", concurrency=30), seed=SEED,
-                profile=name, honour_pauses=False, deadlines=Deadlines(tool_s=0.5),
+                profile=name, honour_pauses=False, pacing="none", deadlines=Deadlines(tool_s=0.5),
             )
             s = asyncio.run(run_load(degraded, packs, cfg, tmp_path / name))
             assert s["calls"]["failed"] == 0, (name, s["errors"])

@@ -36,6 +36,7 @@ async def replay_call(
     relay: Any = None,
     speech: Any = None,
     tool_schemas: list[dict[str, Any]] | None = None,
+    pacing: str = "none",
 ) -> CallRun:
     """Replay ``script`` over ``transport`` (built from ``spec``); return what the driver saw.
 
@@ -43,6 +44,9 @@ async def replay_call(
     routes the agent's HTTP tool calls (transports whose spec has ``tool_relay``);
     ``speech`` gives the caller's audio on audio transports (default: synthetic tones);
     ``tool_schemas`` the pack's tool schemas when the caller has them at hand already.
+    ``pacing`` applies to text transports (:mod:`simulator.driver.pacing`): ``"speech"`` sends
+    each caller turn once the persona has said it, ``"none"`` back to back; an audio line
+    paces itself (a turn takes as long as it is spoken).
     """
     caller = caller if caller is not None else Caller(script, pack)
     schemas = tool_schemas if tool_schemas is not None else pack.tool_schemas()
@@ -58,5 +62,5 @@ async def replay_call(
     return await run_text_call(
         script, caller, pack.system_prompt, schemas, transport, tools,
         deadlines=deadlines, run_t0_ns=run_t0_ns, scheduled_ns=scheduled_ns, lag_ms=lag_ms,
-        honour_pauses=honour_pauses, call_id=call_id,
+        honour_pauses=honour_pauses, call_id=call_id, pacing=pacing,
     )

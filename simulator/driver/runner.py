@@ -31,7 +31,9 @@ from simulator.driver.arrivals import ArrivalSpec, build_schedule, warmup_count
 from simulator.driver.gctune import load_gc
 from simulator.driver.looplag import LoopLagMonitor
 from simulator.driver.looplag import lag_verdict as looplag_verdict
+from simulator.driver.pacing import PACING_MODES
 from simulator.driver.replay import replay_call
+from simulator.errors import InputError
 from simulator.histogram import LatencyHistogram
 from simulator.metrics.grading import grade_call
 from simulator.personas import Pack
@@ -70,6 +72,9 @@ class RunConfig:
     max_requests_per_s: float | None = None
     deadlines: Deadlines = field(default_factory=Deadlines)
     honour_pauses: bool = True
+    # Text transports: "speech" sends a caller turn when the persona has said it (its words
+    # at its speaking rate, plus pauses); "none" sends turns back to back (stress).
+    pacing: str = "speech"
     grace_s: float = 30.0
     rubric_sha256: str | None = None
     # Open loop: cap on calls in flight; queueing behind it shows as dispatch delay.
@@ -85,6 +90,11 @@ class RunConfig:
     audio_params: dict[str, Any] | None = None
     # What this run is, in a few words (``--label``); tables name the run by it.
     label: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.pacing not in PACING_MODES:
+            raise InputError(f"--pacing: unknown mode {self.pacing!r} "
+                             f"(known: {', '.join(PACING_MODES)})")
 
     def transport_options(self, api_key: str | None) -> TransportOptions:
         """What the run's transport is built from."""
@@ -255,6 +265,7 @@ class ShardRunner:
             relay=self.relay, tool_schemas=self.tool_schemas[pack.name],
             speech=(self.caller_audio.speech_for(script)
                     if self.caller_audio is not None else None),
+            pacing=config.pacing,
         )
         outcome, detail = grade_call(
             script, run.transcript, call_id=call_id, profile=config.profile,
@@ -532,7 +543,8 @@ def begin_run(store: RunStore, calls: list[CallScript], config: RunConfig,
     write_calls(calls, run_dir / "calls.jsonl")
     store.set_meta(
         config=config.to_meta(), seed=config.seed, profile=config.profile,
-        target=config.target, transport=config.transport, model=config.model,
+        target=config.target, transport=config.transport,
+        carries=transport_spec(config.transport).carries, model=config.model,
         versions={"callsim": __version__, "python": sys.version.split()[0]},
         rubric_sha256=config.rubric_sha256, total_calls=total, status="running",
         started_at=time.time(), agent_profile=agent.model_dump(),

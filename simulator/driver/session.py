@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.agent_profile import add_usage
 from simulator.callscript import CallScript, Turn
+from simulator.driver.pacing import REAL_CLOCK, Clock, pauses_s, speaking_rate_wpm, turn_delay_s
 from simulator.results import TURN_TIMINGS, TurnRecord
 from simulator.transports.base import Deadlines, Exchange, TextTransport
 
-_now = time.perf_counter_ns
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 MAX_TOOL_ROUNDS = 8
 
@@ -79,14 +78,23 @@ async def run_text_call(
     lag_ms: Callable[[], float] = lambda: 0.0,
     honour_pauses: bool = True,
     call_id: str | None = None,
+    pacing: str = "none",
+    clock: Clock = REAL_CLOCK,
 ) -> CallRun:
     """Replay ``script`` against ``transport``.
 
     ``caller`` has ``first() -> Turn`` and ``respond(agent_text) -> Turn | None``.
     ``execute_tool(name, parsed_args, raw_args, k)`` is awaited for the k-th tool call of the
-    call and returns ``(result_text, fault_record | None)``.
+    call and returns ``(result_text, fault_record | None)``. With ``pacing="speech"`` each
+    caller turn is sent when the persona has finished saying it (see
+    :mod:`simulator.driver.pacing`) and that moment is the turn's scheduled time; ``"none"``
+    sends turns back to back. ``clock`` is the time seam (tests pass a controllable one).
     """
+    _now = clock.now_ns
     run = CallRun(started_ns=_now())
+    wpm = speaking_rate_wpm(script.persona.voice)
+    # When the caller starts speaking the next turn: the call's arrival for the opening.
+    speech_from = scheduled_ns if scheduled_ns is not None else run.started_ns
     messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt}]
     usage: dict[str, Any] = {}
     estimated = False
@@ -99,9 +107,17 @@ async def run_text_call(
     turn: Turn | None = caller.first()
     first_turn = True
     while turn is not None:
-        if honour_pauses and turn.pause_before_s > 0 and not first_turn:
-            await asyncio.sleep(turn.pause_before_s)
-            run.events.append(("pause", {"turn": turn.index, "seconds": turn.pause_before_s}))
+        # No pause before the opening (there is no greeting to pause after on text).
+        delay = turn_delay_s(turn, wpm, pacing=pacing,
+                             honour_pauses=honour_pauses and not first_turn)
+        due_ns = speech_from + int(delay * 1e9)
+        if delay > 0:
+            await clock.sleep_until(min(due_ns, deadline))
+            if honour_pauses and not first_turn and pauses_s(turn) > 0:
+                run.events.append(("pause", {"turn": turn.index, "seconds": pauses_s(turn)}))
+        # The turn's clock starts when its text is due (end of speech, as ASR delivers it);
+        # unpaced, only an open-loop call's opening has a schedule (its arrival).
+        turn_sched = due_ns if pacing == "speech" else (scheduled_ns if first_turn else None)
         messages.append({"role": "user", "content": turn.text})
         caller_log.append({"index": turn.index, "kind": turn.kind, "text": turn.text,
                            "clean_text": turn.clean_text})
@@ -121,7 +137,7 @@ async def run_text_call(
             except TimeoutError:
                 run.error, run.error_detail = "call_timeout", "call exceeded its deadline"
                 break
-            sched = scheduled_ns if (first_turn and phase == "caller") else None
+            sched = turn_sched if phase == "caller" else None
             run.exchanges.append(_exchange_record(seq, turn.index, phase, ex, run_t0_ns,
                                                   sched, lag_ms()))
             seq += 1
@@ -179,7 +195,9 @@ async def run_text_call(
             }))
             text = str(barge.get("text") or "Sorry, wait.")
             turn = Turn(index=turn.index, kind="barge_in", text=text, pause_before_s=0.0)
+            speech_from = ex.interrupted_at_ns  # the caller starts talking over the agent
             continue
+        speech_from = ex.last_byte_ns if ex.last_byte_ns is not None else _now()
         turn = caller.respond(ex.text)
     run.finished_ns = _now()
     run.transcript = {

@@ -29,6 +29,24 @@ def _pcts(values: list[float]) -> dict[str, float | None]:
             "n": int(a.size)}
 
 
+def _load(caller_turns: int, spans: list[tuple[float, float]], meta: dict[str, Any]
+          ) -> dict[str, Any]:
+    """What load the run put on the agent: caller turns per second over the measured calls'
+    span, and the calls in flight on average over it (total call time / span), with the
+    pacing that set the turn rate (``speech``: callers paced like people; ``none``: back to
+    back, several times the turn rate of as many real calls)."""
+    pacing = (meta.get("config") or {}).get("pacing")
+    if meta.get("carries") == "audio":
+        pacing = "audio"  # the line itself paces: turns take as long as they are spoken
+    span = (max(f for _, f in spans) - min(s for s, _ in spans)) if spans else 0.0
+    if span <= 0:
+        return {"turns_per_s": None, "concurrent_calls_mean": None, "pacing": pacing,
+                "caller_turns": caller_turns, "span_s": span}
+    busy = sum(f - s for s, f in spans)
+    return {"turns_per_s": caller_turns / span, "concurrent_calls_mean": busy / span,
+            "pacing": pacing, "caller_turns": caller_turns, "span_s": span}
+
+
 def summarize(store: RunStore) -> dict[str, Any]:
     """Everything ``callsim run`` prints and ``summary.json`` holds."""
     meta = store.meta()
@@ -37,11 +55,13 @@ def summarize(store: RunStore) -> dict[str, Any]:
     ttft, sched, conn, lags, dispatch = [], [], [], [], []
     audio: dict[str, list[float]] = {k: [] for k in AUDIO_TIMINGS}
     stalls = 0
+    caller_turns = 0
     for t in store.turns():
         if t["warmup"]:
             continue
         stalls += t["stalls"] or 0
         if t["phase"] == "caller":
+            caller_turns += 1
             for k in AUDIO_TIMINGS:
                 if t[k] is not None:
                     audio[k].append(t[k])
@@ -53,9 +73,12 @@ def summarize(store: RunStore) -> dict[str, Any]:
         if t["conn_setup_ms"]:
             conn.append(t["conn_setup_ms"])
     errors: Counter[str] = Counter()
+    spans: list[tuple[float, float]] = []
     for c in store.calls():
         if not c["warmup"] and c["dispatch_delay_ms"] is not None:
             dispatch.append(max(0.0, c["dispatch_delay_ms"]))
+        if not c["warmup"] and c["started_s"] is not None and c["finished_s"] is not None:
+            spans.append((c["started_s"], c["finished_s"]))
         if not c["ok"]:
             errors[c["error"] or "error"] += 1
     wers = [o.injected_wer for o in outcomes if o.injected_wer is not None]
@@ -77,6 +100,7 @@ def summarize(store: RunStore) -> dict[str, Any]:
         "dispatch_delay_ms": _pcts(dispatch),
         "connection_setup_ms": _pcts(conn),
         "stalls": stalls,
+        "load": _load(caller_turns, spans, meta),
         "errors": dict(errors),
         "injected_wer": float(np.mean(wers)) if wers else None,
         "loop_lag": {"p99_ms": meta.get("loop_lag_p99_ms"),
@@ -121,6 +145,11 @@ def render_summary(summary: dict[str, Any]) -> Any:
                       f"{f(p['p50'], '.1f')} / {f(p['p95'], '.1f')}{unit}", style="dim")
     if summary.get("injected_wer") is not None:
         t.add_row("injected WER (mean)", f(summary["injected_wer"], ".3f"), style="dim")
+    ld = summary.get("load") or {}
+    if ld.get("turns_per_s") is not None:
+        t.add_row("caller turns/s at calls in flight (mean)",
+                  f"{ld['turns_per_s']:.1f} at {ld['concurrent_calls_mean']:.1f}"
+                  + (f" (pacing {ld['pacing']})" if ld.get("pacing") else ""), style="dim")
     c = summary["calls"]
     t.add_row("calls ok / failed", f"{c['ok']} / {c['failed']}", style="dim")
     lines: list[Any] = [t]

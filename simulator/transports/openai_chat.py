@@ -1,26 +1,34 @@
 """Transport ``openai-chat``: OpenAI Chat Completions with SSE streaming.
 
 POSTs ``/chat/completions`` with ``stream: true`` and ``stream_options.include_usage``,
-stamps bytes with ``perf_counter_ns()`` as the socket read delivers them (see
-:mod:`simulator.transports.stamps`; on resume of the reading coroutine as a fallback),
-and assembles text and ``tool_calls`` deltas. Connection set-up is measured with aiohttp
-trace hooks and kept out of first-token latency; connections are pooled and pre-warmed.
+stamps bytes with ``perf_counter_ns()`` as the socket read delivers them, and assembles
+text and ``tool_calls`` deltas (:class:`ChatStreamDecoder`, sans-I/O). The hot path is the
+protocol-level HTTP/1.1 client of :mod:`simulator.transports.http11` (h11 over an asyncio
+Protocol: stamps in ``data_received``, the stream decoded in the same callback). aiohttp
+stays as the fallback (``client="aiohttp"`` or ``CALLSIM_HTTP_CLIENT=aiohttp``; its stamps
+come from :mod:`simulator.transports.stamps`, on resume of the reading coroutine when its
+protocol cannot be swapped). Connection set-up is kept out of first-token latency;
+connections are pooled and pre-warmed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import ssl
 import time
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+import h11
 
-from simulator.errors import TransportError
+from simulator.errors import InputError, TransportError
 from simulator.transports import stamps
 from simulator.transports.base import Deadlines, Exchange, ToolCallOut
+from simulator.transports.http11 import H11Pool
 from simulator.transports.registry import TransportSpec, register
 from simulator.transports.sse import SSEParser
 
@@ -60,6 +68,8 @@ class OpenAIChatTransport:
         deadlines: Deadlines | None = None,
         max_connections: int = 0,
         extra_body: dict[str, Any] | None = None,
+        client: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -70,8 +80,26 @@ class OpenAIChatTransport:
         self._extra = extra_body or {}
         self._limit = max_connections
         self._session: aiohttp.ClientSession | None = None
+        client = client or os.environ.get("CALLSIM_HTTP_CLIENT") or "h11"
+        if client not in ("h11", "aiohttp"):
+            raise InputError(f"CALLSIM_HTTP_CLIENT: unknown client {client!r} (h11, aiohttp)")
+        self.client = client
+        self._pool: H11Pool | None = None
+        self._ssl = ssl_context
+        if client == "h11":
+            # Fails here, once, on a target that is not an http(s) URL.
+            self._pool = H11Pool(self.base_url, connect_s=self.deadlines.connect_s,
+                                 ssl_context=ssl_context)
+            path = (self._pool.path + "/chat/completions").encode()
+            self._target = path
+            self._h11_headers = [(b"host", self._pool.authority),
+                                 (b"user-agent", b"callsim"),
+                                 (b"content-type", b"application/json"),
+                                 (b"accept", b"text/event-stream")]
+            if api_key:
+                self._h11_headers.append((b"authorization", f"Bearer {api_key}".encode()))
         #: True when bytes are stamped at the socket read (not on coroutine resume).
-        self.stamps_at_arrival = False
+        self.stamps_at_arrival = client == "h11"
 
     def _trace(self) -> aiohttp.TraceConfig:
         tc = aiohttp.TraceConfig()
@@ -114,6 +142,9 @@ class OpenAIChatTransport:
 
     async def warmup(self, connections: int) -> None:
         """Open up to ``connections`` keep-alive connections before the clock starts."""
+        if self._pool is not None:
+            await self._pool.warm(max(1, min(connections, 512)))
+            return
         session = self._get_session()
 
         async def one() -> None:
@@ -127,6 +158,8 @@ class OpenAIChatTransport:
         await asyncio.gather(*(one() for _ in range(n)))
 
     async def aclose(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -149,6 +182,8 @@ class OpenAIChatTransport:
             body["tools"] = tools
         body.update(self._extra)
         payload = _dumps(body)
+        if self._pool is not None:
+            return await self._exchange_h11(self._pool, payload, interrupt_after_s, call_id)
         ex = Exchange()
         trace_ctx: dict[str, int] = {}
         session = self._get_session()
@@ -199,6 +234,51 @@ class OpenAIChatTransport:
                     resp.close()  # a broken or cancelled stream cannot be reused
         return ex
 
+    async def _exchange_h11(self, pool: H11Pool, payload: bytes,
+                            interrupt_after_s: float | None, call_id: str | None) -> Exchange:
+        """One exchange over a pooled h11 connection; the reply is decoded as it arrives,
+        in the connection's ``data_received``, and this coroutine wakes once, at its end."""
+        headers = [*self._h11_headers, (b"content-length", b"%d" % len(payload))]
+        if call_id is not None:
+            headers.append((b"x-callsim-call-id", call_id.encode()))
+        request = h11.Request(method=b"POST", target=self._target, headers=headers)
+        loop = asyncio.get_running_loop()
+        for attempt in (0, 1):
+            ex = Exchange()
+            try:
+                conn, setup_ns = await pool.acquire()
+            except TransportError as exc:
+                ex.error, ex.error_detail = exc.category, str(exc)
+                return ex
+            handler = _StreamHandler(ex, self.deadlines, interrupt_after_s, loop)
+            conn.handler = handler
+            clean = False
+            try:
+                wire = _now()
+                # Connection set-up happened before the wire stamp; the send stamp moves back
+                # by it so that ``ttft_ms`` (which subtracts it) stays wire -> content.
+                ex.sent_ns, ex.conn_setup_ns = wire - setup_ns, setup_ns
+                conn.send(request, payload)
+                handler.start()
+                await handler.fut
+                clean = ex.interrupted_at_ns is None
+            except _StaleConnection:
+                # A pooled connection the agent had closed while idle: nothing was sent to a
+                # live server, so the request goes once more on a fresh connection.
+                if attempt == 0 and setup_ns == 0:
+                    continue
+                ex.error, ex.error_detail = "reset", "reset: the agent closed the connection"
+            except TransportError as exc:
+                ex.error, ex.error_detail = exc.category, str(exc)
+            finally:
+                handler.stop()
+                if clean:
+                    pool.release(conn)
+                else:
+                    pool.discard(conn)  # broken, cancelled or cut part-way: not reusable
+            return ex
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def _raise_status(self, resp: aiohttp.ClientResponse) -> None:
         retry = resp.headers.get("Retry-After")
         try:
@@ -218,33 +298,20 @@ class OpenAIChatTransport:
         self, resp: aiohttp.ClientResponse, ex: Exchange, interrupt_after_s: float | None
     ) -> None:
         dl = self.deadlines
-        parser = SSEParser(max_event_bytes=dl.max_reply_bytes)
-        text_parts: list[str] = []
-        calls: dict[int, ToolCallOut] = {}
-        total = 0
-        last = ex.first_byte_ns or _now()
-        interrupt_at: int | None = None
-        done = False
+        check_content_type(resp.headers.get("Content-Type", ""))
+        dec = ChatStreamDecoder(ex, dl, interrupt_after_s)
         # One watchdog timer per exchange instead of an ``asyncio.timeout`` per read (that
         # re-armed a loop timer for every chunk, the transport's largest cost after parsing).
         # It fires at the earliest deadline, re-arms itself if bytes came meanwhile, and
         # wakes the blocked read with ``_Wake`` when a deadline has really passed.
         loop = asyncio.get_running_loop()
         content = resp.content
-        first_deadline = ex.sent_ns + int(dl.first_byte_s * 1e9)
-        stall_ns = int(dl.stall_s * 1e9)
         timer: asyncio.TimerHandle | None = None
-
-        def deadline() -> int:
-            # Absolute before first content: a server trickling bytes (slowloris) cannot
-            # hold the call open; after it, the gap since the last read.
-            d = first_deadline if ex.first_content_ns is None else last + stall_ns
-            return d if interrupt_at is None else min(d, interrupt_at)
 
         def fire() -> None:
             nonlocal timer
             now = _now()
-            d = deadline()
+            d = dec.deadline()
             if now >= d:
                 timer = None
                 content.set_exception(_Wake())
@@ -252,80 +319,34 @@ class OpenAIChatTransport:
                 timer = loop.call_later((d - now) / 1e9, fire)
 
         rx = stamps.attach(resp)
+        eof = False
         try:
-            timer = loop.call_later(max(0, deadline() - _now()) / 1e9, fire)
-            while not done:
+            timer = loop.call_later(max(0, dec.deadline() - _now()) / 1e9, fire)
+            while not dec.done:
                 try:
                     chunk = await content.readany()
                 except _Wake:
-                    if interrupt_at is not None and _now() >= interrupt_at:
+                    if dec.interrupt_at is not None and _now() >= dec.interrupt_at:
                         ex.interrupted_at_ns = _now()
                         break
-                    if ex.first_content_ns is not None:
-                        raise TransportError("stall", f"no bytes for {dl.stall_s:.1f} s") from None
-                    wait = (first_deadline - ex.sent_ns) / 1e9
-                    raise TransportError("first_byte_timeout",
-                                         f"no bytes for {wait:.1f} s") from None
+                    dec.raise_deadline()
                 if not chunk:
-                    break  # EOF
+                    eof = True
+                    break
                 resumed = _now()
-                total += len(chunk)
-                if total > dl.max_reply_bytes:
-                    raise TransportError("oversized",
-                                         f"reply larger than {dl.max_reply_bytes} bytes")
                 rearm = False
                 t = resumed
                 for t, piece in ([(resumed, chunk)] if rx is None
                                  else rx.split(chunk, resumed)):
-                    gap_ms = (t - last) / 1e6
-                    if ex.first_content_ns is not None:
-                        ex.max_gap_ms = max(ex.max_gap_ms, gap_ms)
-                        if gap_ms >= dl.stall_warn_s * 1e3:
-                            ex.stalls += 1
-                    last = t
-                    for ev in parser.feed(piece):
-                        if ev.data == "[DONE]":
-                            done = True
-                            break
-                        try:
-                            obj = _loads(ev.data)
-                        except ValueError:
-                            raise TransportError("protocol_error",
-                                                 "SSE data is not JSON") from None
-                        if not isinstance(obj, dict):
-                            raise TransportError("protocol_error",
-                                                 "SSE data is not a JSON object")
-                        if "error" in obj and not obj.get("choices"):
-                            raise TransportError("agent_error", str(obj["error"])[:200])
-                        if isinstance(obj.get("usage"), dict):
-                            ex.usage = obj["usage"]
-                        for choice in obj.get("choices") or ():
-                            if not isinstance(choice, dict):
-                                raise TransportError("protocol_error",
-                                                     "choice is not an object")
-                            delta = choice.get("delta") or {}
-                            if not isinstance(delta, dict):
-                                raise TransportError("protocol_error",
-                                                     "delta is not an object")
-                            if ex.first_content_ns is None and _has_content(delta):
-                                ex.first_content_ns = t
-                                if interrupt_after_s is not None:
-                                    interrupt_at = t + int(interrupt_after_s * 1e9)
-                                rearm = True
-                            if isinstance(delta.get("content"), str):
-                                text_parts.append(delta["content"])
-                            for tc in delta.get("tool_calls") or ():
-                                _merge_tool_delta(calls, tc)
-                            if choice.get("finish_reason"):
-                                ex.finish_reason = choice["finish_reason"]
-                    if done:
+                    rearm |= dec.feed(piece, t)
+                    if dec.done:
                         break
                 if rearm:
                     # First content moves the deadline (to last + stall, or the interrupt).
                     if timer is not None:
                         timer.cancel()
-                    timer = loop.call_later(max(0, deadline() - _now()) / 1e9, fire)
-                if interrupt_at is not None and t >= interrupt_at and not done:
+                    timer = loop.call_later(max(0, dec.deadline() - _now()) / 1e9, fire)
+                if dec.interrupt_at is not None and t >= dec.interrupt_at and not dec.done:
                     ex.interrupted_at_ns = t
                     break
         finally:
@@ -333,9 +354,270 @@ class OpenAIChatTransport:
                 timer.cancel()
             if rx is not None:
                 rx.detach()
-        ex.last_byte_ns = last
-        ex.text = "".join(text_parts)
-        ex.tool_calls = [calls[i] for i in sorted(calls)]
+        dec.finish(eof=eof, content_type=resp.headers.get("Content-Type", ""))
+
+
+def check_content_type(content_type: str) -> None:
+    """A 200 reply that announces an HTML page (a proxy's or gateway's error page) is not
+    the agent's stream: ``protocol_error`` at once rather than waiting for its end."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media in ("text/html", "application/xhtml+xml"):
+        raise TransportError("protocol_error",
+                             f"HTTP 200 with a {media} body instead of an SSE stream "
+                             "(an error page from a proxy or gateway?)")
+
+
+def status_error(status: int, retry_after: str | None, body: bytes) -> TransportError:
+    """The category of a non-200 reply, with the start of its body for the user."""
+    snippet = " ".join(body[:300].decode("utf-8", "replace").split())[:120]
+    if status == 429:
+        extra = f" (Retry-After: {retry_after})" if retry_after else ""
+        return TransportError("rate_limited", f"HTTP 429{extra} {snippet}".strip())
+    if status >= 500:
+        return TransportError("http_5xx", f"HTTP {status} {snippet}".strip())
+    return TransportError("http_4xx", f"HTTP {status} {snippet}".strip())
+
+
+class _StaleConnection(Exception):
+    """A pooled connection was closed by the agent before any byte of the reply came."""
+
+
+class _StreamHandler:
+    """Receives one reply on an :class:`H11Connection` (in its ``data_received``, with the
+    read's stamp) and completes ``fut`` when the exchange is over: at ``[DONE]``, at the end
+    of the body, at the barge-in onset, or with the error that ended it. One loop timer
+    enforces the deadlines (re-armed only when first content moves them)."""
+
+    __slots__ = ("content_type", "dec", "dl", "ex", "fut", "interrupt_after_s", "loop",
+                 "retry_after", "snippet", "status", "timer")
+
+    def __init__(self, ex: Exchange, dl: Deadlines, interrupt_after_s: float | None,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.ex, self.dl, self.loop = ex, dl, loop
+        self.interrupt_after_s = interrupt_after_s
+        self.fut: asyncio.Future[None] = loop.create_future()
+        self.dec: ChatStreamDecoder | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.status = 0
+        self.content_type = ""
+        self.retry_after: str | None = None
+        self.snippet = b""
+
+    def start(self) -> None:
+        self.dec = ChatStreamDecoder(self.ex, self.dl, self.interrupt_after_s)
+        self._arm()
+
+    def stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _arm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        assert self.dec is not None
+        d = (self.dec.deadline() if self.status in (0, 200)
+             else (self.ex.first_byte_ns or 0) + 2_000_000_000)  # an error body's snippet
+        self.timer = self.loop.call_at(self.loop.time() + max(0, d - _now()) / 1e9, self._fire)
+
+    def _fire(self) -> None:
+        self.timer = None
+        if self.fut.done() or self.dec is None:
+            return
+        now = _now()
+        if self.status not in (0, 200):
+            self._fail(status_error(self.status, self.retry_after, self.snippet))
+            return
+        d = self.dec.deadline()
+        if now < d:
+            self._arm()
+            return
+        if self.dec.interrupt_at is not None and now >= self.dec.interrupt_at:
+            self.ex.interrupted_at_ns = now
+            self._finish(eof=False)
+            return
+        try:
+            self.dec.raise_deadline()
+        except TransportError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self.fut.done():
+            self.fut.set_exception(exc)
+
+    def _finish(self, *, eof: bool) -> None:
+        if self.fut.done() or self.dec is None:
+            return
+        try:
+            self.dec.finish(eof=eof, content_type=self.content_type)
+        except TransportError as exc:
+            self.fut.set_exception(exc)
+            return
+        self.fut.set_result(None)
+
+    # -- ResponseHandler -----------------------------------------------------------------
+    def on_headers(self, status: int, headers: list[tuple[bytes, bytes]], t: int) -> None:
+        if self.fut.done():
+            return
+        ex = self.ex
+        ex.first_byte_ns = t
+        ex.status = self.status = status
+        for k, v in headers:
+            if k == b"content-type":
+                self.content_type = v.decode("latin-1")
+            elif k == b"retry-after":
+                self.retry_after = v.decode("latin-1")
+        if status != 200:
+            self._arm()  # the body's first bytes are quoted in the error, within 2 s
+            return
+        try:
+            check_content_type(self.content_type)
+        except TransportError as exc:
+            self._fail(exc)
+
+    def on_data(self, data: bytes, t: int) -> None:
+        if self.fut.done():
+            return
+        if self.status != 200:
+            self.snippet += data[: 300 - len(self.snippet)]
+            if len(self.snippet) >= 300:
+                self._fail(status_error(self.status, self.retry_after, self.snippet))
+            return
+        dec = self.dec
+        assert dec is not None
+        try:
+            first = dec.feed(data, t)
+        except TransportError as exc:
+            self._fail(exc)
+            return
+        if dec.done:
+            self._finish(eof=False)
+        elif dec.interrupt_at is not None and t >= dec.interrupt_at:
+            self.ex.interrupted_at_ns = t
+            self._finish(eof=False)
+        elif first:
+            self._arm()  # first content moves the deadline (to last + stall, or the onset)
+
+    def on_end(self, t: int) -> None:
+        if self.status not in (0, 200):
+            self._fail(status_error(self.status, self.retry_after, self.snippet))
+            return
+        self._finish(eof=True)
+
+    def on_lost(self, category: str, detail: str) -> None:
+        if self.fut.done():
+            return
+        if self.status == 0 and category == "reset" and self.ex.first_byte_ns is None:
+            self._fail(_StaleConnection())
+            return
+        self._fail(TransportError(category, detail))
+
+
+class ChatStreamDecoder:
+    """Sans-I/O: the bytes of one streamed Chat Completions reply, fed with their arrival
+    stamps, into the :class:`Exchange` (first content, text, tool calls, usage, finish
+    reason, gaps and stalls). The socket code around it only reads and enforces deadlines
+    (:meth:`deadline` says when the next one is)."""
+
+    __slots__ = ("calls", "done", "events", "ex", "first_deadline", "head", "interrupt_after_s",
+                 "interrupt_at", "last", "max_bytes", "parser", "stall_ns", "stall_warn_ms",
+                 "stall_s", "text_parts", "total")
+
+    def __init__(self, ex: Exchange, dl: Deadlines, interrupt_after_s: float | None) -> None:
+        self.ex = ex
+        self.parser = SSEParser(max_event_bytes=dl.max_reply_bytes)
+        self.text_parts: list[str] = []
+        self.calls: dict[int, ToolCallOut] = {}
+        self.total = 0
+        self.events = 0
+        self.done = False
+        self.head = b""  # the body's first bytes, quoted when it turns out not to be SSE
+        self.last = ex.first_byte_ns or ex.sent_ns
+        self.max_bytes = dl.max_reply_bytes
+        self.first_deadline = ex.sent_ns + int(dl.first_byte_s * 1e9)
+        self.stall_ns = int(dl.stall_s * 1e9)
+        self.stall_s = dl.stall_s
+        self.stall_warn_ms = dl.stall_warn_s * 1e3
+        self.interrupt_after_s = interrupt_after_s
+        self.interrupt_at: int | None = None
+
+    def deadline(self) -> int:
+        """Absolute before first content (a server trickling bytes, slowloris, cannot hold
+        the call open); after it, the gap since the last read; the interrupt if sooner."""
+        d = (self.first_deadline if self.ex.first_content_ns is None
+             else self.last + self.stall_ns)
+        return d if self.interrupt_at is None else min(d, self.interrupt_at)
+
+    def raise_deadline(self) -> None:
+        """The deadline passed without bytes: ``stall`` after first content, else
+        ``first_byte_timeout``."""
+        if self.ex.first_content_ns is not None:
+            raise TransportError("stall", f"no bytes for {self.stall_s:.1f} s") from None
+        wait = (self.first_deadline - self.ex.sent_ns) / 1e9
+        raise TransportError("first_byte_timeout", f"no bytes for {wait:.1f} s") from None
+
+    def feed(self, piece: bytes, t: int) -> bool:
+        """Consume ``piece`` that arrived at ``t``; True when it held the first content
+        (the deadline moves). Sets ``done`` at ``[DONE]``."""
+        ex = self.ex
+        self.total += len(piece)
+        if self.total > self.max_bytes:
+            raise TransportError("oversized", f"reply larger than {self.max_bytes} bytes")
+        if len(self.head) < 160:
+            self.head += piece[: 160 - len(self.head)]
+        first = False
+        gap_ms = (t - self.last) / 1e6
+        if ex.first_content_ns is not None:
+            if gap_ms > ex.max_gap_ms:
+                ex.max_gap_ms = gap_ms
+            if gap_ms >= self.stall_warn_ms:
+                ex.stalls += 1
+        self.last = t
+        for ev in self.parser.feed(piece):
+            self.events += 1
+            if ev.data == "[DONE]":
+                self.done = True
+                break
+            try:
+                obj = _loads(ev.data)
+            except ValueError:
+                raise TransportError("protocol_error", "SSE data is not JSON") from None
+            if not isinstance(obj, dict):
+                raise TransportError("protocol_error", "SSE data is not a JSON object")
+            if "error" in obj and not obj.get("choices"):
+                raise TransportError("agent_error", str(obj["error"])[:200])
+            if isinstance(obj.get("usage"), dict):
+                ex.usage = obj["usage"]
+            for choice in obj.get("choices") or ():
+                if not isinstance(choice, dict):
+                    raise TransportError("protocol_error", "choice is not an object")
+                delta = choice.get("delta") or {}
+                if not isinstance(delta, dict):
+                    raise TransportError("protocol_error", "delta is not an object")
+                if ex.first_content_ns is None and _has_content(delta):
+                    ex.first_content_ns = t
+                    if self.interrupt_after_s is not None:
+                        self.interrupt_at = t + int(self.interrupt_after_s * 1e9)
+                    first = True
+                content = delta.get("content")
+                if isinstance(content, str):
+                    self.text_parts.append(content)
+                for tc in delta.get("tool_calls") or ():
+                    _merge_tool_delta(self.calls, tc)
+                if choice.get("finish_reason"):
+                    ex.finish_reason = choice["finish_reason"]
+        return first
+
+    def finish(self, *, eof: bool, content_type: str = "") -> None:
+        """Assemble text and tool calls. At ``eof`` without ``[DONE]`` or a finish reason
+        (and not interrupted): ``protocol_error`` when the body held no SSE event at all
+        (not a stream: a JSON reply, a plain-text page), else ``incomplete_stream`` (the
+        agent ended its stream cleanly but part-way). A broken connection is ``reset`` and
+        is raised by the socket code, not here."""
+        ex = self.ex
+        ex.last_byte_ns = self.last
+        ex.text = "".join(self.text_parts)
+        ex.tool_calls = [self.calls[i] for i in sorted(self.calls)]
         for c in ex.tool_calls:
             c.arguments = "".join(c.parts)
             c.parts.clear()
@@ -344,8 +626,16 @@ class OpenAIChatTransport:
                 c.parsed = parsed if isinstance(parsed, dict) else None
             except json.JSONDecodeError:
                 c.parsed = None
-        if ex.interrupted_at_ns is None and not done and ex.finish_reason is None:
-            raise TransportError("reset", "stream ended before [DONE]")
+        if (not eof or self.done or ex.finish_reason is not None
+                or ex.interrupted_at_ns is not None):
+            return
+        if self.events == 0 and self.total > 0:
+            media = content_type.split(";", 1)[0].strip() or "no Content-Type"
+            head = " ".join(self.head.decode("utf-8", "replace").split())[:80]
+            raise TransportError("protocol_error",
+                                 f"HTTP 200 body is not an SSE stream ({media}): {head!r}")
+        raise TransportError("incomplete_stream",
+                             "stream ended cleanly without [DONE] or a finish reason")
 
 
 class _Wake(Exception):

@@ -27,12 +27,15 @@ ENTRY_POINT_GROUP = "callsim.transports"
 #: The transport of a run that names none.
 DEFAULT_TRANSPORT = "openai-chat"
 
-#: Modules of the transports that ship with callsim (each calls :func:`register`).
-_BUILTIN_MODULES = (
-    "simulator.transports.openai_chat",
-    "simulator.transports.realtime",
-    "simulator.transports.twilio",
-)
+#: The transports that ship with callsim: name -> the module that registers it (each calls
+#: :func:`register`). A run imports only its own transport's module: the audio ones pull in
+#: the audio stack (numpy DSP, scipy.signal, scipy.stats), seconds of CPU a text run need
+#: not pay at start-up.
+_BUILTIN_MODULES = {
+    "openai-chat": "simulator.transports.openai_chat",
+    "openai-realtime": "simulator.transports.realtime",
+    "twilio": "simulator.transports.twilio",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,32 +83,53 @@ def register(spec: TransportSpec) -> TransportSpec:
     return spec
 
 
+def _load_entry_point(ep: importlib.metadata.EntryPoint) -> None:
+    try:
+        obj = ep.load()
+        spec = obj if isinstance(obj, TransportSpec) else obj()
+    except Exception as exc:  # a broken plugin must not break the other transports
+        _broken[ep.name] = f"{ep.value}: {type(exc).__name__}: {exc}"
+        return
+    if not isinstance(spec, TransportSpec):
+        _broken[ep.name] = f"{ep.value} is not a TransportSpec"
+        return
+    register(spec)
+
+
 def _load() -> None:
+    """Every transport: the built-in ones, then the installed plugins (a plugin cannot take a
+    built-in name)."""
     global _loaded
     if _loaded:
         return
     _loaded = True
-    for mod in _BUILTIN_MODULES:
+    for mod in _BUILTIN_MODULES.values():
         importlib.import_module(mod)
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in _specs:
+        if ep.name in _specs or ep.name in _broken:
             continue
-        try:
-            obj = ep.load()
-            spec = obj if isinstance(obj, TransportSpec) else obj()
-        except Exception as exc:  # a broken plugin must not break the other transports
-            _broken[ep.name] = f"{ep.value}: {type(exc).__name__}: {exc}"
-            continue
-        if not isinstance(spec, TransportSpec):
-            _broken[ep.name] = f"{ep.value} is not a TransportSpec"
-            continue
-        register(spec)
+        _load_entry_point(ep)
+
+
+def _load_one(name: str) -> None:
+    """Only what registers ``name``: its built-in module, else the entry points of that
+    name (nothing else is imported)."""
+    if name in _BUILTIN_MODULES:
+        importlib.import_module(_BUILTIN_MODULES[name])
+        return
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=name):
+        if name not in _specs and name not in _broken:
+            _load_entry_point(ep)
 
 
 def transport_spec(name: str) -> TransportSpec:
     """The spec registered as ``name``; an unknown name is an :class:`InputError` that lists
-    the known ones (a plugin that failed to load says why)."""
-    _load()
+    the known ones (a plugin that failed to load says why). Only the module that registers
+    ``name`` is imported, unless the name is not found that way."""
+    if name not in _specs:
+        _load_one(name)
+    if name not in _specs and name not in _broken:
+        _load()  # a plugin registering under another name than its entry point's, or none
     spec = _specs.get(name)
     if spec is not None:
         return spec

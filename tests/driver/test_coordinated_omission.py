@@ -18,7 +18,7 @@ def test_slow_agent_shows_dispatch_delay_and_latency_from_schedule(tmp_path: Pat
     packs = load_packs()
     calls = generate_calls(packs, "all", 40, 17)
     cfg = RunConfig(target="", arrival=ArrivalSpec(kind="constant", rate=20.0), count=40,
-                    seed=17, max_active=4, honour_pauses=False)
+                    seed=17, max_active=4, honour_pauses=False, pacing="none")
     with agent_process("--ttft-ms", "150") as url:
         cfg = RunConfig(**{**cfg.__dict__, "target": url})
         s = asyncio.run(run_load(calls, packs, cfg, tmp_path / "run"))

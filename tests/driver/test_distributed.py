@@ -42,7 +42,7 @@ SEED = 21
 
 def _config(url: str, **kw: Any) -> RunConfig:
     return RunConfig(target=url, arrival=ArrivalSpec(kind="poisson", rate=100.0), seed=SEED,
-                     honour_pauses=False, **kw)
+                     honour_pauses=False, pacing="none", **kw)
 
 
 def _rows(run_dir: Path) -> dict[int, tuple[str, float | None, float, float]]:

@@ -29,6 +29,8 @@ FAULTS: dict[str, str | None] = {
     "invalid_json": "protocol_error",
     "endless_tool_args": "oversized",
     "huge_reply": "oversized",
+    "html_200": "protocol_error",
+    "ends_without_done": "incomplete_stream",
 }
 NAMES = [n for n in FAULTS if n != "healthy"]
 
@@ -75,6 +77,9 @@ def make_app(all_healthy: bool = False, think_ms: float = 50.0,
             return web.Response(status=429, text="slow down")
         if fault == "silent":
             await asyncio.sleep(3600)
+        if fault == "html_200":  # a proxy's error page, sent with status 200
+            return web.Response(text="<html><body><h1>502 Bad Gateway</h1></body></html>",
+                                content_type="text/html")
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         if fault == "slowloris":
@@ -98,6 +103,10 @@ def make_app(all_healthy: bool = False, think_ms: float = 50.0,
             while True:
                 await resp.write(endless_frag)
                 await asyncio.sleep(0.01)
+        if fault == "ends_without_done":
+            await resp.write(_chunk({"role": "assistant"}))
+            await resp.write(_chunk({"content": "Let me check that for"}))
+            return resp  # the chunked body ends properly: no finish reason, no [DONE]
         if fault == "huge_reply":
             view = memoryview(huge)
             for i in range(0, len(view), 65536):  # stops when the client hangs up

@@ -35,7 +35,7 @@ def hostile(*args: str) -> Iterator[str]:
 def _run(url: str, runs: Path) -> tuple[subprocess.CompletedProcess[str], Path]:
     p = subprocess.run(
         [*CALLSIM, "run", "--target", url, "--count", "200", "--rate", "25/s",
-         "--arrival", "constant",
+         "--arrival", "constant", "--pacing", "none",
          "--seed", "3", "--runs-dir", str(runs), "--first-byte-timeout", "1.5",
          "--stall-timeout", "1.5", "--call-timeout", "20", "--max-reply-mb", "1", "--json"],
         capture_output=True, text=True, timeout=300 * TIME_FACTOR,

@@ -20,7 +20,7 @@ def test_api_key_appears_in_no_artifact(tmp_path: Path) -> None:
     with hostile("--all-healthy", "--echo-auth") as url:
         run = subprocess.run(
             [*CALLSIM, "run", "--target", url, "--api-key-env", "CALLSIM_TEST_KEY",
-             "--count", "12", "--concurrency", "4", "--runs-dir", str(runs)],
+             "--count", "12", "--concurrency", "4", "--runs-dir", str(runs), "--pacing", "none"],
             capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0, run.stderr
     run_dir = next(runs.glob("*/store.sqlite")).parent

@@ -34,7 +34,7 @@ def test_judge_disagrees_where_the_agent_invented_details(tmp_path: Path) -> Non
     calls = generate_calls(packs, "all", 120, 5)
     with agent_process("--fabricate-rate", "0.5") as url:
         cfg = RunConfig(target=url, arrival=ArrivalSpec(kind="closed", concurrency=20), seed=5,
-                        honour_pauses=False)
+                        honour_pauses=False, pacing="none")
         asyncio.run(run_load(calls, packs, cfg, tmp_path / "run"))
     store = RunStore(tmp_path / "run")
     missing = [o for o in store.outcomes() if not o.record_exists]

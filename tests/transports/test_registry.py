@@ -40,6 +40,29 @@ def test_unknown_transport_is_one_line_listing_the_known_ones() -> None:
     assert "\n" not in msg
 
 
+def test_a_text_run_imports_only_its_own_transport(tmp_path: Path) -> None:
+    """``callsim run`` over openai-chat loads neither audio transport nor the audio stack
+    (scipy.signal and scipy.stats cost a text run seconds of CPU at start-up)."""
+    listing = tmp_path / "modules.txt"
+    # The command as users run it, writing the modules it imported when it exits.
+    code = ("import atexit, runpy, sys; "
+            f"atexit.register(lambda: open({str(listing)!r}, 'w').write('\\n'.join(sys.modules))); "
+            "sys.argv[0] = 'callsim'; runpy.run_module('simulator', run_name='__main__')")
+    with agent_process() as url:
+        p = subprocess.run([sys.executable, "-c", code, "run", "--target", url, "--count", "2",
+                            "--concurrency", "2", "--pacing", "none",
+                            "--runs-dir", str(tmp_path / "runs"), "--json"],
+                           capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert json.loads(p.stdout)["calls"]["completed"] == 2
+    imported = set(listing.read_text().split())
+    assert "simulator.transports.openai_chat" in imported
+    heavy = {m for m in imported if m.startswith((
+        "simulator.transports.realtime", "simulator.transports.twilio", "simulator.audio",
+        "scipy.signal", "scipy.stats"))}
+    assert not heavy, sorted(heavy)
+
+
 def _install_example(site: Path) -> None:
     """What ``pip install`` leaves behind, without a network: the package and a dist-info
     carrying the entry points declared in the example's pyproject.toml."""
@@ -60,7 +83,8 @@ def test_a_transport_from_another_package_runs_end_to_end(tmp_path: Path) -> Non
     _install_example(site)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
     args = ["run", "--transport", "json-webhook", "--count", "8", "--concurrency", "4",
-            "--seed", "3", "--no-pauses", "--runs-dir", str(tmp_path / "runs"), "--json"]
+            "--seed", "3", "--no-pauses", "--pacing", "none", "--runs-dir", str(tmp_path / "runs"),
+            "--json"]
     with agent_process() as url:
         done = subprocess.run([*CALLSIM, *args, "--target", url], env=env,
                               capture_output=True, text=True, timeout=240)

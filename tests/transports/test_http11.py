@@ -1,0 +1,134 @@
+"""The h11 client under the openai-chat transport, against real servers on 127.0.0.1:
+keep-alive reuse, a pooled connection the agent closed while idle, a stream cut at the
+barge-in onset, TLS, and the request it sends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from typing import Any
+
+import pytest
+import trustme
+from aiohttp import web
+
+from simulator.errors import InputError
+from simulator.transports.openai_chat import OpenAIChatTransport
+from tests.conftest import serve_app, sse_app
+
+
+def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    obj = {"id": "c", "object": "chat.completion.chunk", "model": "m",
+           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+
+async def reply(_req: web.Request, resp: web.StreamResponse) -> None:
+    await resp.write(chunk({"role": "assistant"}))
+    await resp.write(chunk({"content": "Hello"}))
+    await resp.write(chunk({}, "stop"))
+    await resp.write(b"data: [DONE]\n\n")
+
+
+async def test_keep_alive_reuses_one_connection_and_sends_the_request_as_asked() -> None:
+    seen: list[dict[str, Any]] = []
+    peers: set[Any] = set()
+
+    async def handler(req: web.Request, resp: web.StreamResponse) -> None:
+        body = await req.json()
+        seen.append({"call": req.headers.get("X-Callsim-Call-Id"),
+                     "auth": req.headers.get("Authorization"),
+                     "accept": req.headers.get("Accept"), "body": body, "path": req.path})
+        peers.add(req.transport.get_extra_info("peername") if req.transport else None)
+        await reply(req, resp)
+
+    async with serve_app(sse_app(handler)) as url:
+        t = OpenAIChatTransport(url + "/v1", model="m1", api_key="sk-test")
+        assert t.client == "h11" and t.stamps_at_arrival
+        await t.warmup(1)
+        a = await t.exchange([{"role": "user", "content": "hi"}], [], call_id="000007")
+        b = await t.exchange([{"role": "user", "content": "again"}], [])
+        await t.aclose()
+    assert a.error is None and b.error is None and a.text == b.text == "Hello"
+    assert a.conn_setup_ns == 0 and b.conn_setup_ns == 0  # the warmed connection, twice
+    assert len(peers) == 1
+    assert seen[0]["call"] == "000007" and seen[1]["call"] is None
+    assert seen[0]["auth"] == "Bearer sk-test" and seen[0]["accept"] == "text/event-stream"
+    assert seen[0]["path"] == "/v1/chat/completions"
+    assert seen[0]["body"]["model"] == "m1" and seen[0]["body"]["stream"] is True
+    assert seen[0]["body"]["messages"] == [{"role": "user", "content": "hi"}]
+
+
+async def test_a_pooled_connection_the_agent_closed_while_idle_is_replaced() -> None:
+    # The agent closes idle keep-alive connections after 0.1 s.
+    runner = web.AppRunner(sse_app(reply), access_log=None, keepalive_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        t = OpenAIChatTransport(f"http://127.0.0.1:{runner.addresses[0][1]}/v1")
+        first = await t.exchange([], [])
+        await asyncio.sleep(0.5)
+        second = await t.exchange([], [])
+        await t.aclose()
+    finally:
+        await runner.cleanup()
+    assert first.error is None
+    assert second.error is None and second.text == "Hello"
+    assert second.conn_setup_ns > 0  # a new connection, its set-up kept out of TTFT
+
+
+async def test_a_stream_cut_at_the_barge_in_onset_does_not_spoil_the_next_exchange() -> None:
+    async def slow(_req: web.Request, resp: web.StreamResponse) -> None:
+        for i in range(40):
+            await resp.write(chunk({"content": f"w{i} "}))
+            await asyncio.sleep(0.025)
+        await resp.write(b"data: [DONE]\n\n")
+
+    async with serve_app(sse_app(slow)) as url:
+        t = OpenAIChatTransport(url + "/v1")
+        cut = await t.exchange([], [], interrupt_after_s=0.2)
+        whole = await t.exchange([], [])
+        await t.aclose()
+    assert cut.interrupted_at_ns is not None and cut.error is None
+    assert 2 <= len(cut.text.split()) < 40
+    assert whole.error is None and len(whole.text.split()) == 40
+
+
+async def test_https_targets_are_served_over_tls() -> None:
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    runner = web.AppRunner(sse_app(reply), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        t = OpenAIChatTransport(f"https://127.0.0.1:{port}/v1", ssl_context=client_ctx)
+        ok = await t.exchange([], [])
+        await t.aclose()
+        untrusted = OpenAIChatTransport(f"https://127.0.0.1:{port}/v1")
+        bad = await untrusted.exchange([], [])
+        await untrusted.aclose()
+    finally:
+        await runner.cleanup()
+    assert ok.error is None and ok.text == "Hello"
+    assert bad.error == "connect_error" and "CERTIFICATE_VERIFY_FAILED" in bad.error_detail
+
+
+def test_a_target_that_is_not_an_http_url_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="--target: not an http"):
+        OpenAIChatTransport("ftp://example.com/v1")
+    with pytest.raises(InputError, match="CALLSIM_HTTP_CLIENT"):
+        OpenAIChatTransport("http://127.0.0.1:9/v1", client="curl")
+
+
+async def test_a_refused_connection_is_connect_refused() -> None:
+    t = OpenAIChatTransport("http://127.0.0.1:9/v1")
+    ex = await t.exchange([], [])
+    await t.aclose()
+    assert ex.error == "connect_refused", ex.error_detail
