@@ -46,7 +46,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         with agent_process("--fabricate-rate", args.fabricate_rate) as url:
             cfg = RunConfig(target=url, arrival=ArrivalSpec(kind="closed", concurrency=20),
-                            seed=args.seed, honour_pauses=False)
+                            seed=args.seed, honour_pauses=False,
+                            pacing="none")
             asyncio.run(run_load(calls, packs, cfg, Path(tmp) / "run"))
         store = RunStore(Path(tmp) / "run")
         transcripts = [c["transcript"] for c in store.calls()]

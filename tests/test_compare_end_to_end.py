@@ -44,7 +44,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         def run(label: str) -> tuple[str, Path]:
             p = subprocess.run(
                 [*CALLSIM, "run", "--target", urls[label], "--calls", str(tmp / "calls.jsonl"),
-                 "--concurrency", "20", "--seed", "21", "--no-pauses", "--runs-dir",
+                 "--concurrency", "20", "--seed", "21", "--no-pauses", "--pacing", "none",
+                 "--runs-dir",
                  str(tmp / "runs"), "--label", label, "--json"],
                 capture_output=True, text=True, timeout=1200)
             assert p.returncode == 0, p.stderr[-2000:]

@@ -19,7 +19,7 @@ def test_an_agent_that_always_invents_never_counts_as_refusing(tmp_path: Path) -
     calls = generate_calls(packs, "all", 200, 21)
     with agent_process("--fabricate-rate", "1") as url:
         cfg = RunConfig(target=url, arrival=ArrivalSpec(kind="closed", concurrency=20),
-                        seed=21, honour_pauses=False)
+                        seed=21, honour_pauses=False, pacing="none")
         summary = asyncio.run(run_load(calls, packs, cfg, tmp_path / "run"))
     store = RunStore(tmp_path / "run")
     try:

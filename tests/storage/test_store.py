@@ -230,7 +230,8 @@ from simulator.personas import generate_calls, load_packs
 url, run_dir, progress = sys.argv[1:4]
 packs = load_packs()
 calls = generate_calls(packs, "all", 40, 5)
-cfg = RunConfig(target=url, arrival=ArrivalSpec(kind="closed", concurrency=4), seed=5)
+cfg = RunConfig(target=url, arrival=ArrivalSpec(kind="closed", concurrency=4), seed=5,
+                pacing="none")
 with open(progress, "a", buffering=1) as log:
     asyncio.run(run_load(calls, packs, cfg, Path(run_dir),
                          on_call=lambda o: log.write(o.call_id + "\\n")))
