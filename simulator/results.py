@@ -30,3 +30,4 @@ class CallOutcome:
     cost_estimated: bool = False          # usage absent from the agent's responses
     injected_wer: float | None = None
     extra: dict[str, float] = field(default_factory=dict)   # guard metrics (error rate, ttfa...)
+    arm: str = ""           # the arm of an interleaved A/B run ("" in a one-arm run)

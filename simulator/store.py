@@ -167,13 +167,17 @@ class RunStore:
     def completed_indices(self) -> set[int]:
         return {r[0] for r in self.db.execute("SELECT idx FROM calls")}
 
-    def outcomes(self, *, include_warmup: bool = False) -> list[CallOutcome]:
+    def outcomes(self, *, include_warmup: bool = False,
+                 arm: str | None = None) -> list[CallOutcome]:
+        """Graded calls in call order; ``arm``: only that arm's calls of an A/B run."""
         q = "SELECT outcome FROM calls" + ("" if include_warmup else " WHERE warmup=0")
         out = []
         for (raw,) in self.db.execute(q + " ORDER BY idx"):
             d = json.loads(raw)
             d["ttft_ms"] = tuple(d["ttft_ms"])
-            out.append(CallOutcome(**d))
+            o = CallOutcome(**d)
+            if arm is None or o.arm == arm:
+                out.append(o)
         return out
 
     def turns(self) -> Iterator[dict[str, Any]]:

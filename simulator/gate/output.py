@@ -11,11 +11,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from simulator.gate.decide import GateResult, fmt_delta, fmt_interval, fmt_value
+from simulator.gate.aa import AAResult
+from simulator.gate.decide import GateResult, fmt_delta, fmt_value, unit_of
 from simulator.gate.stats import Estimate
 
 DECISION_STYLE = {
@@ -29,45 +31,78 @@ VERDICT_STYLE = {"PASS": "bold white on green", "FAIL": "bold white on red",
                  "INCONCLUSIVE": "bold black on yellow"}
 
 
-def _cell(name: str, e: Estimate) -> Text:
-    t = Text(fmt_value(name, e.value))
-    t.append(f"\n{fmt_interval(name, e)}", style="dim")
-    return t
+def _interval(name: str, e: Estimate) -> str:
+    """``[lo, hi]`` of a difference, the unit said once: ``[+6, +64] ms``, ``[-1.2, +0.4] pp``."""
+    if e.lo is None or e.hi is None:
+        return "[n/a]"
+    u = unit_of(name)
+    if u == "ms":
+        return f"[{e.lo:+.0f}, {e.hi:+.0f}] ms"
+    if u == "rate":
+        return f"[{100 * e.lo:+.1f}, {100 * e.hi:+.1f}] pp"
+    if u == "usd":
+        return f"[{e.lo:+.4f}, {e.hi:+.4f}] $"
+    return f"[{e.lo:+.4g}, {e.hi:+.4g}]"
+
+
+def _title(result: GateResult) -> str:
+    pct = f"{100 * result.confidence:g}%"
+    if result.mode == "interleaved" and result.arms:
+        how = f"interleaved A/B, arm {result.arms[1]} vs arm {result.arms[0]}"
+    else:
+        how = "two runs"
+    pairing = "paired by script" if result.paired else "unpaired"
+    return f"eval gate: {how}; {pct} intervals, {pairing}, {result.resamples} resamples"
 
 
 def render(result: GateResult) -> RenderableType:
-    """The gate table, guards, context numbers and the verdict line."""
+    """The gate for an 80-column terminal: a table of numbers and decisions, then why.
+
+    The table holds the values, the difference with its interval and the decision for each
+    gate number, guard and context number; every reason is a line below the table (the
+    JSON and JUnit outputs carry the same content).
+    """
     parts: list[RenderableType] = []
     for problem in result.mismatch:
         parts.append(Text(f"MISMATCH (judged anyway): {problem}", style="bold red"))
-    pct = f"{100 * result.confidence:g}%"
-    table = Table(title=f"eval gate ({pct} bootstrap intervals, {result.resamples} resamples, "
-                  f"{'paired by script' if result.paired else 'unpaired'})")
+    table = Table(title=_title(result), box=box.SIMPLE_HEAD, padding=(0, 1),
+                  title_justify="left", show_edge=False)
     table.add_column("number")
-    table.add_column(f"baseline\n{result.baseline_calls} calls", justify="right")
-    table.add_column(f"candidate\n{result.candidate_calls} calls", justify="right")
-    table.add_column("difference", justify="right")
-    table.add_column("decision")
-    table.add_column("why", overflow="fold", ratio=1)
+    table.add_column(f"baseline\n{result.baseline_calls} calls", justify="right",
+                     no_wrap=True)
+    table.add_column(f"candidate\n{result.candidate_calls} calls", justify="right",
+                     no_wrap=True)
+    table.add_column("difference\n(interval)", justify="right", no_wrap=True)
+    table.add_column("decision", no_wrap=True)
     for r in result.rows:
         diff = Text(fmt_delta(r.name, r.difference.value))
-        diff.append(f"\n{fmt_interval(r.name, r.difference, delta=True)}", style="dim")
-        table.add_row(f"{r.name}\n({r.direction} is better)", _cell(r.name, r.baseline),
-                      _cell(r.name, r.candidate), diff,
-                      Text(r.decision, style=DECISION_STYLE[r.decision]), r.reason)
+        diff.append(f"\n{_interval(r.name, r.difference)}", style="dim")
+        table.add_row(Text(f"{r.name}\n({r.direction} better)"),
+                      fmt_value(r.name, r.baseline.value), fmt_value(r.name, r.candidate.value),
+                      diff, Text(r.decision, style=DECISION_STYLE[r.decision]))
     for g in result.guards:
         style = "bold red" if g.breached else ("magenta" if g.breached is None else "green")
         label = "breached" if g.breached else ("no data" if g.breached is None else "ok")
-        table.add_row(f"guard {g.name}", _cell(g.name, g.baseline), _cell(g.name, g.candidate),
-                      "", Text(label, style=style), g.reason, style="dim" if not g.breached
-                      else None)
+        limit = (f"max {fmt_value(g.name, g.max)}" if g.max is not None
+                 else f"min {fmt_value(g.name, g.min)}")
+        table.add_row(Text(f"guard {g.name}\n({limit})"), fmt_value(g.name, g.baseline.value),
+                      fmt_value(g.name, g.candidate.value), "", Text(label, style=style))
     for name, pe in result.context.items():
-        table.add_row(Text(name, style="dim"), _cell(name, pe.baseline),
-                      _cell(name, pe.candidate),
-                      Text(f"{fmt_delta(name, pe.diff.value)}\n"
-                           f"{fmt_interval(name, pe.diff, delta=True)}", style="dim"),
-                      Text("info", style="dim"), "")
+        table.add_row(Text(name, style="dim"), fmt_value(name, pe.baseline.value),
+                      fmt_value(name, pe.candidate.value),
+                      Text(fmt_delta(name, pe.diff.value), style="dim"),
+                      Text("info", style="dim"))
     parts.append(table)
+    why = Text("why:\n", style="bold")
+    for r in result.rows:
+        why.append(f"  {r.name} ", style="bold")
+        why.append(r.decision, style=DECISION_STYLE[r.decision])
+        why.append(f": {r.reason}\n")
+    for g in result.guards:
+        why.append(f"  guard {g.name}: {g.reason}\n")
+    parts.append(why)
+    for note in result.drift:
+        parts.append(Text(f"note: {note}", style="yellow"))
     verdict = Text(f" {result.verdict} ", style=VERDICT_STYLE[result.verdict])
     verdict.append(f"  {result.wins} of {len(result.rows)} numbers win "
                    f"({result.wins_needed} needed)  exit {result.exit_code}")
@@ -75,6 +110,42 @@ def render(result: GateResult) -> RenderableType:
     for reason in result.reasons:
         parts.append(Text(f"  - {reason}"))
     return Group(*parts)
+
+
+def render_aa(res: AAResult) -> RenderableType:
+    """The A/A calibration: the verdict as recorded, then false-loss rates over draws."""
+    d = res.direct
+    arms = f"arm {d.arms[1]} vs arm {d.arms[0]}" if d.arms else "the two arms"
+    parts: list[RenderableType] = [
+        Text(f"A/A calibration: {arms}, {res.scripts} scripts, {res.draws} relabelled draws",
+             style="bold"),
+        Text(f"as recorded: {d.verdict} ({', '.join(f'{r.name} {r.decision}' for r in d.rows)})"),
+    ]
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1))
+    table.add_column("number")
+    table.add_column("false losses", justify="right")
+    table.add_column("rate", justify="right")
+    for name, n in res.losses.items():
+        table.add_row(name, f"{n} of {res.draws}", f"{100 * n / res.draws:.1f}%")
+    table.add_row(Text("verdict FAIL", style="bold"), f"{res.fails} of {res.draws}",
+                  Text(f"{100 * res.false_fail_rate:.1f}%", style="bold"))
+    parts.append(table)
+    ok = res.ok
+    head = Text(" OK " if ok else " TOO MANY ",
+                style=VERDICT_STYLE["PASS" if ok else "FAIL"])
+    head.append(f"  false-fail rate {100 * res.false_fail_rate:.1f}%, allowed "
+                f"{100 * res.allowed:g}% (1 - confidence)  exit {0 if ok else 1}")
+    parts.append(head)
+    if not ok:
+        parts.append(Text("  the gate fails this agent against itself too often here: more "
+                          "calls, a wider margin, or a steadier setup (docs/gate.md)"))
+    return Group(*parts)
+
+
+def aa_to_json(res: AAResult) -> dict[str, Any]:
+    return {"direct": to_json(res.direct), "draws": res.draws, "fails": res.fails,
+            "false_fail_rate": res.false_fail_rate, "allowed": res.allowed,
+            "losses": res.losses, "scripts": res.scripts, "ok": res.ok}
 
 
 def _est(e: Estimate) -> dict[str, Any]:
@@ -111,6 +182,10 @@ def to_json(result: GateResult) -> dict[str, Any]:
                         "difference": _est(v.diff)} for k, v in result.context.items()},
         "baseline_meta": result.baseline_meta,
         "candidate_meta": result.candidate_meta,
+        "mode": result.mode,
+        "arms": list(result.arms) if result.arms else None,
+        "drift": list(result.drift),
+        "widened": result.widened,
     }
 
 
@@ -142,7 +217,7 @@ def junit_tree(result: GateResult, suite_name: str = "callsim.gate") -> ET.Eleme
         if g.breached:
             ET.SubElement(tc, "failure", message=g.reason, type="guard").text = g.reason
             failures += 1
-    body = "\n".join([*result.mismatch, *result.reasons])
+    body = "\n".join([*result.mismatch, *result.drift, *result.reasons])
     tc = case("verdict", f"{result.verdict}\n{body}")
     message = f"{result.verdict}: " + "; ".join(result.reasons)
     if result.verdict == "FAIL":
