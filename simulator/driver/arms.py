@@ -40,15 +40,15 @@ def parse_arm(spec: str, *, default_target: str | None, default_model: str) -> A
     target, model = None, default_model
     for k, part in enumerate(p.strip() for p in rest.split(",")):
         key, eq, value = part.partition("=")
-        if eq and key in ("model", "target"):
+        if k == 0 and "://" in part:
+            target = part  # a URL (its query string may hold '=')
+        elif eq and key in ("model", "target"):
             if not value:
                 raise InputError(f"bad --arm {spec!r}: empty {key}")
             if key == "model":
                 model = value
             else:
                 target = value
-        elif k == 0 and part and not eq:
-            target = part
         else:
             raise InputError(f"bad --arm {spec!r}: unknown part {part!r} "
                              "(known: a URL first, then model=M)")

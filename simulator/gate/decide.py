@@ -262,6 +262,12 @@ def _verdict(rows: Sequence[NumberRow], guards: Sequence[GuardRow],
     return "PASS", ok
 
 
+def drifts(name: str) -> bool:
+    """Whether a number moves with the load and time of day, not only with the agent:
+    latencies, and cost (per-minute charges follow call length, which follows latency)."""
+    return name.endswith("_ms") or name == "cost_per_session_usd"
+
+
 def _widen(est: PairEstimate, by: float) -> PairEstimate:
     """``est`` with its difference interval widened by ``by`` x |baseline| on each side."""
     d, b = est.diff, est.baseline
@@ -278,9 +284,10 @@ def evaluate(baseline: Sequence[CallOutcome], candidate: Sequence[CallOutcome],
 
     ``paired=None`` pairs by script id when both runs replayed the same scripts. The
     bootstrap is seeded from ``rubric.seed`` (and ``seed_parts``), so the same runs and
-    rubric give the same result. ``widen`` widens the difference interval of each latency
-    number (``*_ms``) by that fraction of the baseline's value on each side (drift the runs
-    cannot show). Raises :class:`GateError` for a guard naming a metric neither run carries.
+    rubric give the same result. ``widen`` widens the difference interval of each number
+    that drifts (:func:`drifts`: latencies and cost) by that fraction of the baseline's value
+    on each side (drift the runs cannot show). Raises :class:`GateError` for a guard naming
+    a metric neither run carries.
     """
     names = list(GATE_NUMBERS) + [n for n in CONTEXT_NUMBERS]
     seed = (rubric.seed, *seed_parts)
@@ -288,7 +295,7 @@ def evaluate(baseline: Sequence[CallOutcome], candidate: Sequence[CallOutcome],
                                     resamples=rubric.bootstrap_resamples,
                                     confidence=rubric.confidence, seed=seed, paired=paired)
     if widen > 0:
-        est = {k: _widen(v, widen) if k.endswith("_ms") else v for k, v in est.items()}
+        est = {k: _widen(v, widen) if drifts(k) else v for k, v in est.items()}
     rows = tuple(decide_number(n, rubric.numbers.rule(n), est[n], rubric) for n in GATE_NUMBERS)
     guards = []
     for g in rubric.guards:
@@ -378,12 +385,24 @@ def drift_conditions(rubric: Rubric, baseline_meta: Mapping[str, Any],
     elif h_b != h_c:
         named += 1
         lines.append(f"different hosts: baseline on {h_b}, candidate on {h_c}")
-    v_b, v_c = b.get("loop_lag_verdict"), c.get("loop_lag_verdict")
-    if v_b != v_c:
+    (k_b, v_b), (k_c, v_c) = _lag_class(b), _lag_class(c)
+    if k_b != k_c:
         named += 1
-        lines.append(f"different loop-lag verdicts: baseline {v_b or 'unknown'}, candidate "
-                     f"{v_c or 'unknown'} (the timing of one run is less trustworthy)")
+        lines.append(f"different loop-lag verdicts: baseline {v_b}, candidate {v_c} (the "
+                     "client's own timing was not equally trustworthy in both runs)")
     return lines, named
+
+
+def _lag_class(meta: Mapping[str, Any]) -> tuple[str, str]:
+    """A run's loop-lag verdict as a class (trustworthy, not trustworthy, not measured)
+    and as shown."""
+    from simulator.driver.looplag import DEFAULT_THRESHOLD_MS
+
+    p99 = meta.get("loop_lag_p99_ms")
+    if not isinstance(p99, int | float) or p99 != p99:
+        return "not measured", "not measured"
+    verdict = "trustworthy" if p99 <= DEFAULT_THRESHOLD_MS else "not trustworthy"
+    return verdict, f"{verdict} (p99 {p99:.0f} ms)"
 
 
 def _ago(hours: float) -> str:
@@ -441,7 +460,7 @@ def judge(baseline: Sequence[CallOutcome], candidate: Sequence[CallOutcome], rub
                             + "; ".join(notes[1:]) + " (an interleaved A/B run avoids this)")
         if policy != "note":
             widen = rubric.drift.widen * (1 + named)
-            notes.append(f"drift policy '{policy}': latency intervals widened by "
+            notes.append(f"drift policy '{policy}': latency and cost intervals widened by "
                          f"±{100 * widen:g}% of the baseline")
     result = evaluate(baseline, candidate, rubric, widen=widen)
     return replace(result, rubric_sha256=sha, mismatch=tuple(problems),

@@ -8,6 +8,7 @@ file with a testcase per gate number, per guard and one for the verdict.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +33,34 @@ VERDICT_STYLE = {"PASS": "bold white on green", "FAIL": "bold white on red",
 
 
 def _interval(name: str, e: Estimate) -> str:
-    """``[lo, hi]`` of a difference, the unit said once: ``[+6, +64] ms``, ``[-1.2, +0.4] pp``."""
+    """``[lo, hi]`` of a difference in the units of the line above it (ms, pp, $)."""
     if e.lo is None or e.hi is None:
         return "[n/a]"
     u = unit_of(name)
     if u == "ms":
-        return f"[{e.lo:+.0f}, {e.hi:+.0f}] ms"
+        return f"[{e.lo:+.0f}, {e.hi:+.0f}]"
     if u == "rate":
-        return f"[{100 * e.lo:+.1f}, {100 * e.hi:+.1f}] pp"
+        return f"[{100 * e.lo:+.1f}, {100 * e.hi:+.1f}]"
     if u == "usd":
-        return f"[{e.lo:+.4f}, {e.hi:+.4f}] $"
+        return f"[{_usd(e.lo)}, {_usd(e.hi)}]"
     return f"[{e.lo:+.4g}, {e.hi:+.4g}]"
+
+
+def _usd(v: float) -> str:
+    """A signed dollar difference in at most 8 characters (cents only above a dollar)."""
+    if abs(v) < 1:
+        return f"{v:+.4f}"
+    return f"{v:+.2f}" if abs(v) < 10_000 else f"{v:+.1e}"
+
+
+def _lines(rows: Sequence[tuple[Text, Text | str]]) -> Table:
+    """Label + text pairs; the text wraps under itself, not under the label."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, text in rows:
+        grid.add_row(label, text)
+    return grid
 
 
 def _title(result: GateResult) -> str:
@@ -65,14 +83,16 @@ def render(result: GateResult) -> RenderableType:
     parts: list[RenderableType] = []
     for problem in result.mismatch:
         parts.append(Text(f"MISMATCH (judged anyway): {problem}", style="bold red"))
-    table = Table(title=_title(result), box=box.SIMPLE_HEAD, padding=(0, 1),
+    # 80 columns: name 20 + values 9 + 9 + difference 18 + decision 12, one space each side
+    # of a column, none at the table's edges.
+    table = Table(title=_title(result), box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False,
                   title_justify="left", show_edge=False)
     table.add_column("number")
     table.add_column(f"baseline\n{result.baseline_calls} calls", justify="right",
                      no_wrap=True)
     table.add_column(f"candidate\n{result.candidate_calls} calls", justify="right",
                      no_wrap=True)
-    table.add_column("difference\n(interval)", justify="right", no_wrap=True)
+    table.add_column("difference\n(interval)", justify="right")
     table.add_column("decision", no_wrap=True)
     for r in result.rows:
         diff = Text(fmt_delta(r.name, r.difference.value))
@@ -93,22 +113,30 @@ def render(result: GateResult) -> RenderableType:
                       Text(fmt_delta(name, pe.diff.value), style="dim"),
                       Text("info", style="dim"))
     parts.append(table)
-    why = Text("why:\n", style="bold")
+    why: list[tuple[Text, Text | str]] = []
     for r in result.rows:
-        why.append(f"  {r.name} ", style="bold")
-        why.append(r.decision, style=DECISION_STYLE[r.decision])
-        why.append(f": {r.reason}\n")
+        text = Text(r.decision, style=DECISION_STYLE[r.decision])
+        text.append(f": {r.reason}")
+        why.append((Text(r.name, style="bold"), text))
     for g in result.guards:
-        why.append(f"  guard {g.name}: {g.reason}\n")
-    parts.append(why)
-    for note in result.drift:
-        parts.append(Text(f"note: {note}", style="yellow"))
+        why.append((Text(f"guard {g.name}", style="bold"), g.reason))
+    parts.append(Text("why:", style="bold"))
+    parts.append(_lines(why))
+    if result.drift:
+        parts.append(_lines([(Text("note:", style="yellow"), n) for n in result.drift]))
     verdict = Text(f" {result.verdict} ", style=VERDICT_STYLE[result.verdict])
     verdict.append(f"  {result.wins} of {len(result.rows)} numbers win "
                    f"({result.wins_needed} needed)  exit {result.exit_code}")
     parts.append(verdict)
+    reasons: list[tuple[Text, Text | str]] = []
     for reason in result.reasons:
-        parts.append(Text(f"  - {reason}"))
+        # A number's reason is already under "why:"; here it is named, not repeated.
+        for r in result.rows:
+            if reason.endswith(f": {r.reason}"):
+                reason = reason[: -len(r.reason) - 2] + " (see why)"
+                break
+        reasons.append((Text(" -"), reason))
+    parts.append(_lines(reasons))
     return Group(*parts)
 
 

@@ -90,15 +90,17 @@ class Drift(_Model):
     """What the gate does about drift it cannot see, when baseline and candidate are two runs
     made one after the other (an interleaved A/B run needs none of this).
 
-    ``policy``: ``note`` states the conditions and judges as is; ``widen`` (default) widens
-    the difference interval of every latency number (``*_ms``) by ``widen`` times the
-    baseline's value on each side, once for the sequential comparison itself and once more
+    ``policy``: ``note`` (the default, so a rubric written before drift policies keeps its
+    meaning under its sha256) states the conditions and judges as is; ``widen`` widens
+    the difference interval of every number that drifts with load (latencies, and cost,
+    whose per-minute charges follow call length) by ``widen`` times the baseline's value on
+    each side, once for the sequential comparison itself and once more
     for each condition that holds (different hosts, different loop-lag verdicts, starts more
     than ``max_hours_apart`` apart); ``refuse`` declines to judge (exit 2) when any of those
     conditions holds, and otherwise widens as ``widen`` does.
     """
 
-    policy: Literal["note", "widen", "refuse"] = "widen"
+    policy: Literal["note", "widen", "refuse"] = "note"
     widen: float = Field(0.10, ge=0, le=1)
     max_hours_apart: float = Field(1.0, gt=0)
 
