@@ -32,10 +32,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from simulator.agent.process import agent_process  # noqa: E402
 from simulator.callscript import load_calls, write_calls  # noqa: E402
-from simulator.cli import agent_process, run_from_options  # noqa: E402
+from simulator.cli import run_from_options  # noqa: E402
 from simulator.gate import judge, load_rubric  # noqa: E402
-from simulator.store import RunStore  # noqa: E402
+from simulator.storage.store import RunStore  # noqa: E402
 
 RUBRIC = ROOT / "examples" / "rubric.yaml"
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from simulator.cli import agent_process
+from simulator.agent.process import agent_process
 from simulator.gate import judge, load_rubric
 from simulator.gate.output import render
-from simulator.store import RunStore
+from simulator.storage.store import RunStore
 
 CALLSIM = [sys.executable, "-m", "simulator"]
 pytestmark = pytest.mark.timeout(900)

@@ -103,10 +103,13 @@ def render(result: GateResult) -> RenderableType:
     for g in result.guards:
         style = "bold red" if g.breached else ("magenta" if g.breached is None else "green")
         label = "breached" if g.breached else ("no data" if g.breached is None else "ok")
+        if not g.applies:
+            style, label = "dim", "n/a"
         limit = (f"max {fmt_value(g.name, g.max)}" if g.max is not None
                  else f"min {fmt_value(g.name, g.min)}")
         table.add_row(Text(f"guard {g.name}\n({limit})"), fmt_value(g.name, g.baseline.value),
-                      fmt_value(g.name, g.candidate.value), "", Text(label, style=style))
+                      fmt_value(g.name, g.candidate.value), "", Text(label, style=style),
+                      style="dim" if not g.breached else None)
     for name, pe in result.context.items():
         table.add_row(Text(name, style="dim"), fmt_value(name, pe.baseline.value),
                       fmt_value(name, pe.candidate.value),
@@ -203,7 +206,8 @@ def to_json(result: GateResult) -> dict[str, Any]:
         ],
         "guards": [
             {"name": g.name, "max": g.max, "min": g.min, "baseline": _est(g.baseline),
-             "candidate": _est(g.candidate), "breached": g.breached, "reason": g.reason}
+             "candidate": _est(g.candidate), "breached": g.breached, "reason": g.reason,
+             "applies": g.applies}
             for g in result.guards
         ],
         "context": {k: {"baseline": _est(v.baseline), "candidate": _est(v.candidate),

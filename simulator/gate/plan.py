@@ -2,7 +2,8 @@
 
 A gate number behind fewer calls than the rubric's minimum is inconclusive, whatever the
 agent did. The planned calls (per arm, after warm-up) and the scripts they replay are known
-before the first call starts, so the shortfall can be said then, not discovered after.
+before the first call starts, so the shortfall can be said then, not discovered after. Which
+calls count towards a number is its definition's population (:mod:`simulator.metrics.numbers`).
 """
 
 from __future__ import annotations
@@ -14,17 +15,27 @@ from typing import Any
 
 from simulator.callscript import CallScript
 from simulator.driver.arms import split_index
+from simulator.gate.decide import min_calls
 from simulator.gate.rubric import Rubric
+from simulator.metrics.numbers import GATE_METRICS, METRICS, Population
 
 
 @dataclass(frozen=True)
 class CallPlan:
-    """What one arm of a planned run holds: calls, missing-record calls, calls with
-    expected tool arguments (all measured calls, warm-up excluded)."""
+    """What one arm of a planned run holds: calls, missing-record and existing-record
+    calls, calls with expected tool arguments (all measured calls, warm-up excluded)."""
 
     calls: int
     missing_record: int
+    existing_record: int
     with_arguments: int
+
+    def count(self, population: Population) -> int:
+        """Planned calls in a metric's population (timed turns: every call, if all are ok)."""
+        return {"calls": self.calls, "timed_turns": self.calls,
+                "missing_record": self.missing_record,
+                "existing_record": self.existing_record,
+                "tool_args": self.with_arguments}[population]
 
 
 def planned_calls(calls: Sequence[CallScript], k_arms: int, seed: int, total: int,
@@ -39,7 +50,7 @@ def planned_calls(calls: Sequence[CallScript], k_arms: int, seed: int, total: in
         n += 1
         missing += not script.record_exists
         with_args += any(c.arguments for c in script.expected_tool_calls)
-    return CallPlan(n, missing, with_args)
+    return CallPlan(n, missing, n - missing, with_args)
 
 
 def calls_notice(rubric: Rubric, calls: Sequence[CallScript], config: Any, total: int,
@@ -58,33 +69,34 @@ def calls_notice(rubric: Rubric, calls: Sequence[CallScript], config: Any, total
             f"{p.with_arguments} with expected tool arguments)")
     if open_ended:
         head += ", if the --duration allows them all"
-    short: list[str] = []
-    if p.calls < need_calls:
-        short.append(f"p95_ttft_ms and cost_per_session_usd: {p.calls} calls, "
-                     f"{need_calls} needed")
-    if p.with_arguments < need_calls:
-        short.append(f"tool_arg_accuracy: {p.with_arguments} calls with expected tool "
-                     f"arguments, {need_calls} needed")
-    if p.missing_record < need_missing:
-        short.append(f"refusal_rate: {p.missing_record} missing-record calls, "
-                     f"{need_missing} needed")
+    # Numbers short of the same calls share a line: "p95_ttft_ms and cost_per_session_usd".
+    short: dict[tuple[int, int, str], list[str]] = {}
+    for name in GATE_METRICS:
+        population = METRICS[name].population
+        have = p.count(population)
+        need, what = min_calls(name, rubric)
+        if have < need:
+            what = "calls" if population == "timed_turns" else what
+            short.setdefault((have, need, what), []).append(name)
     if not short:
         return head + ": enough, if the calls complete"
     lines = [head + ": NOT enough; these will be inconclusive:"]
-    lines += [f"  - {s}" for s in short]
-    hint = _more_calls(p, need_calls, need_missing)
+    lines += [f"  - {' and '.join(names)}: {have} {what}, {need} needed"
+              for (have, need, what), names in short.items()]
+    hint = _more_calls(p, rubric)
     if hint is not None:
         lines.append(f"  about {hint} calls {per} would reach every minimum "
                      "(--count, or a longer --duration)")
     return "\n".join(lines)
 
 
-def _more_calls(p: CallPlan, need_calls: int, need_missing: int) -> int | None:
+def _more_calls(p: CallPlan, rubric: Rubric) -> int | None:
     """Calls per arm that would meet every minimum at the planned mix (None: cannot say)."""
     if p.calls == 0:
         return None
-    want = float(need_calls)
-    for have, need in ((p.missing_record, need_missing), (p.with_arguments, need_calls)):
+    want = 0.0
+    for name in GATE_METRICS:
+        have, (need, _) = p.count(METRICS[name].population), min_calls(name, rubric)
         if have == 0:
             return None
         want = max(want, need * p.calls / have)

@@ -97,8 +97,14 @@ def grade_call(
     ttft_ms: tuple[float, ...],
     prices: Prices,
     write_tools: set[str],
+    timings: dict[str, tuple[float, ...]] | None = None,
+    arm: str = "",
 ) -> tuple[CallOutcome, dict[str, Any]]:
     """Grade a finished call. Returns the outcome and a grading detail dict for the store.
+
+    ``timings``: the other per-turn timings of the call by :class:`CallOutcome` field
+    (``ttfa_ms``, ``barge_in_reaction_ms``...: see ``CallRun.timings``), kept on the outcome;
+    ``arm``: the arm of an interleaved A/B run the call belongs to ("" in a one-arm run).
 
     ``transcript`` holds ``agent`` (texts), ``caller`` (texts as sent and clean),
     ``tool_calls`` (name, arguments, result), ``usage`` (summed), ``usage_estimated`` and
@@ -125,6 +131,7 @@ def grade_call(
     refused = any(says_not_found(t) for t in agent_texts)
     usage = transcript.get("usage") or {}
     cost = session_cost(usage, float(transcript.get("duration_s", 0.0)) / 60.0, prices)
+    tm = timings or {}
     outcome = CallOutcome(
         call_id=call_id,
         script_id=script.call_id,
@@ -143,6 +150,11 @@ def grade_call(
         cost_usd=cost,
         cost_estimated=bool(transcript.get("usage_estimated")),
         injected_wer=script.degradation.measured_wer if script.degradation else None,
+        ttfa_ms=tm.get("ttfa_ms", ()),
+        first_voiced_ms=tm.get("first_voiced_ms", ()),
+        barge_in_reaction_ms=tm.get("barge_in_reaction_ms", ()),
+        agent_speech_s=tm.get("agent_speech_s", ()),
+        arm=arm,
     )
     detail = {
         "mismatches": mismatches,

@@ -61,7 +61,7 @@ def recurrence(script: CallScript) -> float:
 
 
 def apply_edits(clean: str, edits: list[dict[str, object]]) -> str:
-    """``clean`` with the recognition ``edits`` of :mod:`simulator.degradation.asr` applied
+    """``clean`` with the recognition ``edits`` of :mod:`simulator.degradation.asr_noise` applied
     (``op``/``from``/``to``/``pos``, ``pos`` a word index into ``clean.split()``)."""
     tokens = clean.split()
     at: dict[int, dict[str, object]] = {}

@@ -104,7 +104,7 @@ def test_calls_notice_names_the_numbers_a_short_run_leaves_inconclusive() -> Non
     cfg = SimpleNamespace(k_arms=2, seed=0)
     text = calls_notice(rubric, calls, cfg, total=120, n_warm=0)
     assert f"this run plans 60 per arm ({missing} on missing records" in text
-    assert "NOT enough" in text and f"refusal_rate: {missing} missing-record calls, 40 needed" \
+    assert "NOT enough" in text and f"refusal_rate: {missing} calls on missing records, 40 needed" \
         in text
     assert "p95_ttft_ms" not in text.split("NOT enough")[1]
     ok = calls_notice(make_rubric(min_calls_per_arm=50, min_missing_record_calls=missing),
