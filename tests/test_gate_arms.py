@@ -156,10 +156,14 @@ def test_compare_reads_the_arms_of_an_ab_run(ab: dict[str, object]) -> None:
     p = subprocess.run([*CALLSIM, "compare", str(ab["run"]), "--rubric", str(ab["rubric"]),
                         "--json"], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
-    ranking = [s["run"] for s in json.loads(p.stdout)["ranking"]]
+    res = json.loads(p.stdout)
+    ranking = [s["run"] for s in res["ranking"]]
     name = Path(str(ab["run"])).name
-    assert sorted(ranking) == sorted(f"{name}:{a}" for a in ("base", "worse", "weak"))
-    assert ranking[0] == f"{name}:base"
+    # Each arm is ranked under its own name; its id says which run and arm it is.
+    assert sorted(ranking) == ["base", "weak", "worse"]
+    assert {r["label"]: r["run_id"] for r in res["runs"]} == {
+        a: f"{name}:{a}" for a in ("base", "worse", "weak")}
+    assert ranking[0] == "base"
 
 
 def test_pre_run_notice_says_whether_the_rubric_minimums_are_met(

@@ -88,6 +88,8 @@ class RunConfig:
     # An interleaved A/B run: every planned script is replayed once per arm (see
     # simulator.driver.arms); empty: one arm, ``target`` and ``model``.
     arms: tuple[Arm, ...] = ()
+    # What this run is, in a few words (``--label``); tables name the run by it.
+    label: str | None = None
 
     def transport_options(self, api_key: str | None) -> TransportOptions:
         """What the run's transport is built from."""
@@ -571,6 +573,6 @@ def begin_run(store: RunStore, calls: list[CallScript], config: RunConfig,
         versions={"callsim": __version__, "python": sys.version.split()[0]},
         rubric_sha256=config.rubric_sha256, total_calls=total, status="running",
         started_at=time.time(), agent_profile=agent.model_dump(),
-        scenario_set=scenario_set_id(c.call_id for c in calls),
+        scenario_set=scenario_set_id(c.call_id for c in calls), label=config.label,
         host=socket.gethostname(), arms=[a.name for a in config.arms], **extra,
     )

@@ -98,8 +98,9 @@ class MetricDef:
     """One metric. ``compute`` turns a run's outcomes into the :class:`Ratio` /
     :class:`Quantile` behind its value (and its bootstrap); ``population`` says which calls
     count towards it, and so which rubric minimum applies; ``gate``: one of the four numbers
-    that vote; ``reported``: shown in every summary and report; ``drifts``: it moves with
-    the load and the time of day, not only with the agent (latencies, and cost, whose
+    that vote; ``reported``: shown in every summary and report; ``short``: a name of a few
+    letters for tables that must fit 80 columns (the label when empty); ``drifts``: it moves
+    with the load and the time of day, not only with the agent (latencies, and cost, whose
     per-minute charges follow call length), so two runs made apart can differ on it with
     nothing changed."""
 
@@ -112,6 +113,7 @@ class MetricDef:
     gate: bool = False
     reported: bool = False
     drifts: bool = False
+    short: str = ""
 
 
 def _ratio(num: Callable[[CallOutcome], float], den: Callable[[CallOutcome], float]
@@ -134,17 +136,18 @@ def _missing(o: CallOutcome) -> bool:
 
 _DEFS: list[MetricDef] = [
     MetricDef("p95_ttft_ms", "p95 first-token latency", "ms", "lower", "timed_turns",
-              _turns("ttft_ms", 0.95), gate=True, reported=True, drifts=True),
+              _turns("ttft_ms", 0.95), gate=True, reported=True, drifts=True,
+              short="p95 latency"),
     MetricDef("tool_arg_accuracy", "tool-call argument accuracy", "rate", "higher",
               "tool_args", _ratio(lambda o: o.arg_correct, lambda o: o.arg_total),
-              gate=True, reported=True),
+              gate=True, reported=True, short="arg accuracy"),
     MetricDef("refusal_rate", "refusal-on-missing-record rate", "rate", "higher",
               "missing_record",
               _ratio(lambda o: _missing(o) and o.refused and not o.fabricated, _missing),
-              gate=True, reported=True),
+              gate=True, reported=True, short="refusal"),
     MetricDef("cost_per_session_usd", "per-session cost", "usd", "lower", "calls",
               _ratio(lambda o: o.cost_usd, lambda o: 1.0), gate=True, reported=True,
-              drifts=True),
+              short="cost", drifts=True),
     MetricDef("strict_pass_rate", "strict pass rate", "rate", "higher", "calls",
               _ratio(lambda o: o.strict_pass, lambda o: 1.0), reported=True),
     MetricDef("fabrication_rate", "fabrication rate (missing records)", "rate", "lower",
