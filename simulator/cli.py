@@ -114,7 +114,13 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
 
 
 @main.command()
-@click.option("--target", required=True, help="Agent base URL, e.g. http://127.0.0.1:8000/v1")
+@click.option("--target", help="Agent base URL, e.g. http://127.0.0.1:8000/v1 (required "
+                               "unless every --arm names its URL).")
+@click.option("--arm", "arms", multiple=True, metavar="NAME=URL[,model=M]",
+              help="An arm of an interleaved A/B run (give two or more): every script is "
+                   "replayed once per arm, in a seeded order, within one arrival schedule; "
+                   "--count is per arm. 'NAME=model=M' uses --target. Judge with "
+                   "`callsim gate RUN` (see docs/gate.md).")
 @click.option("--transport", default=DEFAULT_TRANSPORT, show_default=True,
               help="How to reach the agent: openai-chat, openai-realtime, twilio, or a "
                    "transport an installed package registers (docs/transports.md).")
@@ -164,7 +170,8 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
 @click.option("--agent-profile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Agent profile YAML (price table).")
 @click.option("--rubric", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Record this rubric's sha256 with the run (for the gate).")
+              help="Record this rubric's sha256 with the run (for the gate), and say before "
+                   "the run starts whether it plans the calls the rubric needs.")
 @click.option("--no-pauses", is_flag=True, help="Ignore scripted hesitations and silences.")
 @click.option("--pacing", type=click.Choice(["speech", "none"]), default="speech",
               show_default=True,
@@ -233,13 +240,15 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
         profile_name = calls[0].degradation.profile  # a degraded fixture file
     caller_audio, audio_params = _caller_audio(kw.get("caller_audio"), kw["transport"],
                                                profile_name, kw.get("profiles_dir"))
-    rubric_sha = None
+    arms = _arms(kw)
+    target = kw.get("target") or arms[0].target
+    rubric = rubric_sha = None
     if kw.get("rubric"):
         from simulator.gate.rubric import load_rubric
 
-        _, rubric_sha = load_rubric(kw["rubric"])
+        rubric, rubric_sha = load_rubric(kw["rubric"])
     cfg = RunConfig(
-        target=kw["target"], transport=kw["transport"], model=kw["model"],
+        target=target, transport=kw["transport"], model=kw["model"], arms=arms,
         api_key_env=kw.get("api_key_env"), arrival=spec,
         count=kw.get("count"),
         duration_s=parse_duration(kw["duration"]) if kw.get("duration") else None,
@@ -256,12 +265,35 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
         rubric_sha256=rubric_sha, label=_label(kw.get("label")),
     )
     run_dir = Path(kw["runs_dir"]) / new_run_id()
+    where = (f"arms {', '.join(f'{a.name}={a.target} ({a.model})' for a in arms)} interleaved"
+             if arms else f"target {target}")
     click.echo(f"run {run_dir.name}: {len(calls)} call scripts, {spec.describe()}, "
-               f"profile {profile_name}, target {kw['target']}", err=True)
+               f"profile {profile_name}, {where}", err=True)
+    if rubric is not None:
+        from simulator.driver.runner import plan
+        from simulator.gate.plan import calls_notice
+
+        offsets, total, n_warm = plan(calls, cfg)
+        click.echo(calls_notice(rubric, calls, cfg, total, n_warm,
+                                open_ended=offsets is None and cfg.duration_s is not None),
+                   err=True)
     return _run_async(run_distributed(
         calls, packs, cfg, run_dir, workers=kw.get("workers") or 1,
         ray_address=kw.get("ray_address"), api_key=api_key,
         agent=load_agent_profile(kw.get("agent_profile")), progress_out=sys.stderr))
+
+
+def _arms(kw: dict[str, Any]) -> tuple[Any, ...]:
+    """The run's arms from repeated ``--arm`` (empty: a one-arm run on ``--target``)."""
+    from simulator.driver.arms import check_arms, parse_arm
+
+    arms = tuple(parse_arm(a, default_target=kw.get("target"), default_model=kw["model"])
+                 for a in kw.get("arms") or ())
+    if arms:
+        check_arms(arms)
+    elif not kw.get("target"):
+        raise InputError("callsim run needs --target URL (or two or more --arm NAME=URL)")
+    return arms
 
 
 def _label(text: str | None) -> str | None:
@@ -299,6 +331,7 @@ def _caller_audio(requested: str | None, transport: str, profile: str,
 
 
 def _config_from_meta(d: dict[str, Any]) -> Any:
+    from simulator.driver.arms import Arm
     from simulator.driver.arrivals import ArrivalSpec, Stage
     from simulator.driver.runner import RunConfig
     from simulator.transports.base import Deadlines
@@ -308,6 +341,7 @@ def _config_from_meta(d: dict[str, Any]) -> Any:
     a["stages"] = tuple(Stage(**s) for s in a.get("stages") or ())
     d["deadlines"] = Deadlines(**d["deadlines"])
     d.setdefault("pacing", "none")  # runs stored before pacing existed sent back to back
+    d["arms"] = tuple(Arm(**x) for x in d.get("arms") or ())
     return RunConfig(arrival=ArrivalSpec(**a), **d)
 
 
@@ -746,11 +780,72 @@ def _run_outcomes(ref: str, runs_dir: Path) -> tuple[list[Any], dict[str, Any], 
         store.close()
 
 
+def _side(ref: str, runs_dir: Path) -> tuple[list[Any], dict[str, Any], Path, str | None]:
+    """A gate side from ``RUN`` or ``RUN:ARM`` (one arm of an interleaved A/B run):
+    its outcomes, run meta, run directory and arm (None: the whole run)."""
+    from simulator.errors import StoreError
+    from simulator.storage.store import RunStore, resolve_run
+
+    arm: str | None = None
+    try:
+        run_dir = resolve_run(ref, runs_dir)
+    except StoreError:
+        if ":" not in ref:
+            raise
+        ref, arm = ref.rsplit(":", 1)
+        run_dir = resolve_run(ref, runs_dir)
+    store = RunStore(run_dir)
+    try:
+        meta = store.meta()
+        arms = list(meta.get("arms") or [])
+        if arm is None and arms:
+            raise InputError(f"{ref}: an A/B run with arms {', '.join(arms)}: name one as "
+                             f"{ref}:ARM, or give the run alone with --arms")
+        if arm is not None and arm not in arms:
+            known = f"its arms are {', '.join(arms)}" if arms else "it has no arms"
+            raise InputError(f"{ref}: no arm {arm!r} in this run ({known})")
+        return store.outcomes(arm=arm), meta, run_dir, arm
+    finally:
+        store.close()
+
+
+def _gate_sides(refs: tuple[str, ...], arms_opt: str | None, runs_dir: Path
+                ) -> tuple[str, str]:
+    """(BASELINE, CANDIDATE) refs from the gate's arguments: two refs, or one A/B run whose
+    arms are named by ``--arms A,B`` (default: its two arms)."""
+    if len(refs) == 2:
+        if arms_opt:
+            raise InputError("--arms goes with one A/B run, not with two runs")
+        return refs[0], refs[1]
+    if len(refs) != 1:
+        raise InputError(f"gate takes BASELINE CANDIDATE or one A/B run, got {len(refs)} "
+                         "arguments")
+    _, meta, run_dir = _run_outcomes(refs[0], runs_dir)
+    arms = list(meta.get("arms") or [])
+    if not arms:
+        raise InputError(f"{refs[0]}: not an A/B run (no arms): give BASELINE CANDIDATE")
+    if arms_opt:
+        pick = [a.strip() for a in arms_opt.split(",")]
+        if len(pick) != 2:
+            raise InputError(f"bad --arms {arms_opt!r}: expected BASELINE,CANDIDATE")
+    elif len(arms) == 2:
+        pick = arms
+    else:
+        raise InputError(f"{refs[0]} has arms {', '.join(arms)}: choose two with --arms A,B")
+    return f"{run_dir}:{pick[0]}", f"{run_dir}:{pick[1]}"
+
+
 @main.command()
-@click.argument("baseline")
-@click.argument("candidate")
+@click.argument("refs", nargs=-1, required=True, metavar="BASELINE [CANDIDATE]")
 @click.option("--rubric", "rubric_path", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--arms", "arms_opt", metavar="A,B",
+              help="One A/B run: judge arm B (candidate) against arm A (baseline).")
+@click.option("--aa", is_flag=True,
+              help="A/A calibration: the arms call the same agent; report how often the "
+                   "rubric fails it against itself (exit 1 above 1 - confidence).")
+@click.option("--draws", default=100, show_default=True, type=click.IntRange(min=1, max=2000),
+              help="--aa: relabelled draws to judge.")
 @click.option("--allow-mismatch", is_flag=True,
               help="Judge runs recorded under another rubric, profile or scenario set.")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
@@ -759,11 +854,15 @@ def _run_outcomes(ref: str, runs_dir: Path) -> tuple[list[Any], dict[str, Any], 
 @click.option("--runs-dir", default="runs", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
 @_user_errors
-def gate(baseline: str, candidate: str, rubric_path: Path, allow_mismatch: bool,
-         junit: Path | None, as_json: bool, runs_dir: Path) -> None:
+def gate(refs: tuple[str, ...], rubric_path: Path, arms_opt: str | None, aa: bool,
+         draws: int, allow_mismatch: bool, junit: Path | None, as_json: bool,
+         runs_dir: Path) -> None:
     """Judge CANDIDATE against BASELINE: exit 0 pass, 1 fail, 2 cannot judge.
 
-    BASELINE may be 'last-passed': the last candidate that passed a gate.
+    Either two runs (BASELINE may be 'last-passed': the last candidate that passed a gate),
+    two arms of one A/B run as RUN:A RUN:B, or one A/B run alone (its two arms, or --arms
+    A,B). Arms of one run are paired by script and need no drift policy; two separate runs
+    get the rubric's drift policy (docs/gate.md).
     """
     from rich.console import Console
 
@@ -771,16 +870,28 @@ def gate(baseline: str, candidate: str, rubric_path: Path, allow_mismatch: bool,
     from simulator.storage.history import last_passed, mark_gate
 
     rubric, sha = load_rubric(rubric_path)
+    baseline, candidate = _gate_sides(refs, arms_opt, runs_dir)
     if baseline == "last-passed":
         lp = last_passed(runs_dir)
         if lp is None:
             raise CallsimError(f"{runs_dir}: no run has passed a gate yet (baseline last-passed)")
         baseline = str(lp)
-    b_out, b_meta, _ = _run_outcomes(baseline, runs_dir)
-    c_out, c_meta, c_dir = _run_outcomes(candidate, runs_dir)
+    b_out, b_meta, b_dir, b_arm = _side(baseline, runs_dir)
+    c_out, c_meta, c_dir, c_arm = _side(candidate, runs_dir)
+    same_run = b_dir.resolve() == c_dir.resolve()
+    if same_run and b_arm == c_arm:
+        raise InputError(f"{candidate}: baseline and candidate are the same calls")
+    interleaved = same_run and b_arm is not None
     result = judge(b_out, c_out, rubric, b_meta, c_meta, allow_mismatch=allow_mismatch,
-                   rubric_sha256=sha)
-    if result.exit_code in (0, 1):
+                   rubric_sha256=sha, interleaved=interleaved)
+    if interleaved:
+        from dataclasses import replace
+
+        result = replace(result, arms=(str(b_arm), str(c_arm)))
+    if aa:
+        _gate_aa(result, b_out, c_out, rubric, draws, interleaved, as_json)
+        return
+    if result.exit_code in (0, 1) and c_arm is None:
         mark_gate(c_dir.parent, c_dir.name, result.exit_code == 0)
     if as_json:
         click.echo(json.dumps(to_json(result), indent=2, sort_keys=True))
@@ -789,6 +900,47 @@ def gate(baseline: str, candidate: str, rubric_path: Path, allow_mismatch: bool,
     if junit is not None:
         write_junit(result, junit)
     sys.exit(result.exit_code)
+
+
+def _gate_aa(result: Any, b_out: list[Any], c_out: list[Any], rubric: Any, draws: int,
+             interleaved: bool, as_json: bool) -> None:
+    from rich.console import Console
+
+    from simulator.gate.aa import calibrate
+    from simulator.gate.output import aa_to_json, render_aa
+
+    if not interleaved:
+        raise InputError("--aa needs the two arms of one interleaved A/B run (callsim run "
+                         "--arm a=URL --arm b=URL, the same agent twice): two separate runs "
+                         "give one draw, and their drift is what the check is about; judge "
+                         "them without --aa")
+    res = calibrate(b_out, c_out, rubric, result, draws=draws)
+    if as_json:
+        click.echo(json.dumps(aa_to_json(res), indent=2, sort_keys=True))
+    else:
+        Console().print(render_aa(res))
+    sys.exit(0 if res.ok else 1)
+
+
+def _compare_sides(ref: str, runs_dir: Path) -> list[tuple[list[Any], dict[str, Any], str]]:
+    """What ``compare`` ranks for one argument, as (outcomes, meta, id): ``RUN``, every arm
+    of an A/B run ``RUN`` (id ``RUN:ARM``, labelled by the arm), or one arm ``RUN:ARM``."""
+    from simulator.errors import StoreError
+
+    try:
+        _, meta, run_dir = _run_outcomes(ref, runs_dir)
+    except StoreError:
+        meta, run_dir = {}, None
+    arms = list(meta.get("arms") or []) if run_dir is not None else []
+    refs = [f"{run_dir}:{a}" for a in arms] if arms else [ref]
+    out = []
+    for r in refs:
+        outcomes, m, d, arm = _side(r, runs_dir)
+        if arm is None:
+            out.append((outcomes, m, d.name))
+        else:
+            out.append((outcomes, {**m, "label": arm}, f"{d.name}:{arm}"))
+    return out
 
 
 @main.command()
@@ -813,8 +965,6 @@ def compare(runs: tuple[str, ...], rubric_path: Path, verbose: bool, as_json: bo
     """
     from simulator.gate import compare_to_json, load_rubric, render_compare
 
-    if len(runs) < 2:
-        raise CallsimError("compare needs at least two runs")
     rubric, _ = load_rubric(rubric_path)
     res, ids = _compare_runs(runs, runs_dir, rubric)
     if as_json:
@@ -831,14 +981,16 @@ def _compare_runs(refs: Sequence[str], runs_dir: Path, rubric: Any) -> tuple[Any
     from simulator.gate import compare as run_compare
     from simulator.gate.labels import label_runs
 
-    loaded = [_run_outcomes(ref, runs_dir) for ref in refs]
-    dirs = [d.resolve() for _, _, d in loaded]
-    if len(set(dirs)) != len(dirs):
+    loaded = [side for ref in refs for side in _compare_sides(ref, runs_dir)]
+    ids = [i for _, _, i in loaded]
+    if len(set(ids)) != len(ids):
         raise InputError("compare: the same run is named twice")
-    labels = label_runs([m for _, m, _ in loaded], [d.name for _, _, d in loaded])
+    if len(loaded) < 2:
+        raise InputError("compare needs at least two runs (or an A/B run's arms)")
+    labels = label_runs([m for _, m, _ in loaded], ids)
     res = run_compare({lab: out for lab, (out, _, _) in zip(labels, loaded, strict=True)},
                       rubric)
-    return res, {lab: d.name for lab, (_, _, d) in zip(labels, loaded, strict=True)}
+    return res, dict(zip(labels, ids, strict=True))
 
 
 # ----------------------------------------------------------------------------- agent / tools

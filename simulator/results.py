@@ -86,6 +86,7 @@ class CallOutcome:
     first_voiced_ms: tuple[float, ...] = ()  # end of caller speech -> first voiced agent audio
     barge_in_reaction_ms: tuple[float, ...] = ()  # caller speech onset -> agent stopped
     agent_speech_s: tuple[float, ...] = ()   # seconds of voiced agent audio per turn
+    arm: str = ""           # the arm of an interleaved A/B run ("" in a one-arm run)
 
 
 @dataclass(frozen=True, slots=True)

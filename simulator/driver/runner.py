@@ -12,12 +12,13 @@ import asyncio
 import contextlib
 import json
 import signal
+import socket
 import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from asyncio_throttle import Throttler
 from simulator import __version__
 from simulator.agent_profile import AgentProfile
 from simulator.callscript import CallScript, write_calls
+from simulator.driver.arms import Arm, split_index
 from simulator.driver.arrivals import ArrivalSpec, build_schedule, warmup_count
 from simulator.driver.gctune import load_gc
 from simulator.driver.looplag import LoopLagMonitor
@@ -88,6 +90,9 @@ class RunConfig:
     # ``audio`` section; None: a clean telephone line); "tones": synthetic voiced tones.
     caller_audio: str = "tones"
     audio_params: dict[str, Any] | None = None
+    # An interleaved A/B run: every planned script is replayed once per arm (see
+    # simulator.driver.arms); empty: one arm, ``target`` and ``model``.
+    arms: tuple[Arm, ...] = ()
     # What this run is, in a few words (``--label``); tables name the run by it.
     label: str | None = None
 
@@ -105,6 +110,14 @@ class RunConfig:
         d = asdict(self)
         d["arrival"]["stages"] = [asdict(s) for s in self.arrival.stages]
         return d
+
+    @property
+    def k_arms(self) -> int:
+        return max(1, len(self.arms))
+
+    def for_arm(self, arm: Arm | None) -> RunConfig:
+        """This config pointed at one arm's endpoint and model."""
+        return self if arm is None else replace(self, target=arm.target, model=arm.model)
 
 
 @dataclass
@@ -191,12 +204,19 @@ def make_transport(config: RunConfig, api_key: str | None) -> Any:
 
 
 def plan(calls: list[CallScript], config: RunConfig) -> tuple[np.ndarray | None, int, int]:
-    """The run's arrival offsets (None for closed loop), its total calls and warm-up calls."""
-    n_calls = config.count if config.count is not None else len(calls)
+    """The run's arrival offsets (None for closed loop), its total calls and warm-up calls.
+
+    With arms, ``count`` is per arm: the schedule has one slot per (script, arm) call, cut
+    to whole scripts, and the warm-up covers whole scripts so every arm loses the same ones.
+    """
+    k = config.k_arms
+    n_calls = (config.count if config.count is not None else len(calls)) * k
     if config.arrival.closed_loop:
         return None, n_calls, 0
     offsets = build_schedule(config.arrival, n_calls, config.duration_s, config.seed)
-    return offsets, len(offsets), warmup_count(offsets, config.warmup_s)
+    offsets = offsets[: len(offsets) - len(offsets) % k]
+    n_warm = warmup_count(offsets, config.warmup_s)
+    return offsets, len(offsets), min(len(offsets), -(-n_warm // k) * k)
 
 
 class _ThrottledTransport:
@@ -244,20 +264,29 @@ class ShardRunner:
         self.caller_audio: Any = None  # CallerAudio when the caller speaks with TTS
         self.spec = transport_spec(config.transport)
 
+    def arm_of(self, i: int) -> tuple[int, Arm | None]:
+        """Call index -> (script slot, arm); the arm is None in a one-arm run."""
+        slot, a = split_index(i, self.config.k_arms, self.config.seed)
+        return slot, (self.config.arms[a] if self.config.arms else None)
+
     async def _one(self, i: int, t0: int, transport: Any, started: int
                    ) -> CallRecord:
         config, calls = self.config, self.calls
-        script = calls[i % len(calls)]
+        slot, arm = self.arm_of(i)
+        script = calls[slot % len(calls)]
         pack = self.packs[script.pack]
         call_id = f"{i:06d}"
         sched_ns = t0 + int(self.offsets[i] * 1e9) if self.offsets is not None else None
         # The backend keeps state per script; a script replayed again (runs longer than the
-        # script set) gets a fresh copy of its records under its own key.
-        key = script.call_id if i < len(calls) else f"{script.call_id}#{i // len(calls)}"
+        # script set, or by another arm) gets a fresh copy of its records under its own key.
+        key = script.call_id if slot < len(calls) else f"{script.call_id}#{slot // len(calls)}"
+        if arm is not None and arm.name != config.arms[0].name:
+            key = f"{key}@{arm.name}"
         if key != script.call_id:
             self.backend.load([script.model_copy(update={"call_id": key})])
+        # Seeded by script slot, not call: every arm of a script meets the same tool faults.
         tools = ToolAnswers(self.backend, lambda: key, config.deadlines,
-                            rng(config.seed, "faults", i), scheduled_faults(script))
+                            rng(config.seed, "faults", slot), scheduled_faults(script))
         run = await replay_call(
             script, pack, transport, self.spec, tools, deadlines=config.deadlines,
             run_t0_ns=t0, call_id=call_id, scheduled_ns=sched_ns,
@@ -271,6 +300,7 @@ class ShardRunner:
             script, run.transcript, call_id=call_id, profile=config.profile,
             ok=run.error is None, error=run.error, ttft_ms=run.ttft_ms, timings=run.timings(),
             prices=self.agent.prices, write_tools=self.write_tools[script.pack],
+            arm="" if arm is None else arm.name,
         )
         run.transcript["grading"] = detail
         run.transcript["backend_outcome"] = self.backend.final_outcome(key)
@@ -293,9 +323,12 @@ class ShardRunner:
         the moment the connections are warm); return True when ``stop`` interrupted the
         arrivals."""
         config = self.config
-        transport = make_transport(config, self.api_key)
-        if config.max_requests_per_s:
-            transport = _ThrottledTransport(transport, config.max_requests_per_s)
+        by_arm: dict[str, Any] = {}
+        for arm in config.arms or (None,):
+            t = make_transport(config.for_arm(arm), self.api_key)
+            if config.max_requests_per_s:
+                t = _ThrottledTransport(t, config.max_requests_per_s / config.k_arms)
+            by_arm["" if arm is None else arm.name] = t
         start_throttle = (Throttler(rate_limit=max(1, int(config.max_starts_per_s)), period=1.0)
                           if config.max_starts_per_s else None)
         cap = asyncio.Semaphore(config.max_active) if config.max_active else None
@@ -310,7 +343,9 @@ class ShardRunner:
             try:
                 self.active += 1
                 started = _now()
-                res = await self._one(i, clock[0] - base_ns, transport, started)
+                arm = self.arm_of(i)[1]
+                res = await self._one(i, clock[0] - base_ns,
+                                      by_arm["" if arm is None else arm.name], started)
                 done = sink(res)
                 if done is not None:
                     await done
@@ -328,7 +363,8 @@ class ShardRunner:
             if self.spec.audio and config.caller_audio == "tts":
                 await self._prerender(indices)
             self.lag.start()
-            await transport.warmup(min(_concurrency_hint(config), 256))
+            for t in by_arm.values():
+                await t.warmup(min(_concurrency_hint(config), 256))
             if t0 is None:
                 clock[0] = t0 = _now()  # the clock starts once connections are warm
             if self.offsets is None:
@@ -379,7 +415,8 @@ class ShardRunner:
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
             await self.lag.stop()
-            await transport.aclose()
+            for t in by_arm.values():
+                await t.aclose()
             if relay_runner is not None:
                 await relay_runner.close()
             if self.caller_audio is not None:
@@ -395,7 +432,7 @@ class ShardRunner:
 
         params = AudioParams.from_dict(self.config.audio_params)
         self.caller_audio = CallerAudio(params, self.config.seed)
-        scripts = [self.calls[i % len(self.calls)] for i in indices]
+        scripts = [self.calls[self.arm_of(i)[0] % len(self.calls)] for i in indices]
         t = time.monotonic()
         n = await self.caller_audio.prerender(scripts)
         print(f"caller audio: {n} turns rendered with TTS through the "
@@ -548,5 +585,6 @@ def begin_run(store: RunStore, calls: list[CallScript], config: RunConfig,
         versions={"callsim": __version__, "python": sys.version.split()[0]},
         rubric_sha256=config.rubric_sha256, total_calls=total, status="running",
         started_at=time.time(), agent_profile=agent.model_dump(),
-        scenario_set=scenario_set_id(c.call_id for c in calls), label=config.label, **extra,
+        scenario_set=scenario_set_id(c.call_id for c in calls), label=config.label,
+        host=socket.gethostname(), arms=[a.name for a in config.arms], **extra,
     )

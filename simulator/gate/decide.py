@@ -88,6 +88,13 @@ class GateResult:
     mismatch: tuple[str, ...] = ()
     baseline_meta: dict[str, Any] = field(default_factory=dict)
     candidate_meta: dict[str, Any] = field(default_factory=dict)
+    # "interleaved": two arms of one A/B run; "sequential": two runs made separately.
+    mode: str = "sequential"
+    # Sequential runs: the conditions the gate cannot see, and how far latency intervals
+    # were widened for them (a fraction of the baseline's value, each side).
+    drift: tuple[str, ...] = ()
+    widened: float = 0.0
+    arms: tuple[str, str] | None = None    # interleaved: (baseline arm, candidate arm)
 
     def row(self, name: str) -> NumberRow:
         for r in self.rows:
@@ -160,7 +167,7 @@ _COUNTED = {
 }
 
 
-def _min_calls(name: str, rubric: Rubric) -> tuple[int, str]:
+def min_calls(name: str, rubric: Rubric) -> tuple[int, str]:
     """The rubric minimum a number needs and what it counts, from its definition."""
     d = METRICS.get(name)
     population = d.population if d is not None else "calls"
@@ -172,7 +179,7 @@ def _min_calls(name: str, rubric: Rubric) -> tuple[int, str]:
 def decide_number(name: str, rule: NumberRule, est: PairEstimate, rubric: Rubric) -> NumberRow:
     """Judge one gate number from its pair estimate (see the module docstring)."""
     direction = GATE_NUMBERS[name]
-    need, what = _min_calls(name, rubric)
+    need, what = min_calls(name, rubric)
     b, c, d = est.baseline, est.candidate, est.diff
 
     def row(decision: Decision, reason: str, m: float | None = None, bad: float | None = None,
@@ -274,21 +281,42 @@ def _verdict(rows: Sequence[NumberRow], guards: Sequence[GuardRow],
     return "PASS", ok
 
 
+def drifts(name: str) -> bool:
+    """Whether a number moves with the load and time of day, not only with the agent (its
+    definition's ``drifts``: latencies, and cost, whose per-minute charges follow call
+    length)."""
+    d = METRICS.get(name)
+    return d is not None and d.drifts
+
+
+def _widen(est: PairEstimate, by: float) -> PairEstimate:
+    """``est`` with its difference interval widened by ``by`` x |baseline| on each side."""
+    d, b = est.diff, est.baseline
+    if by <= 0 or d.lo is None or d.hi is None or b.value is None:
+        return est
+    w = by * abs(b.value)
+    return replace(est, diff=replace(d, lo=d.lo - w, hi=d.hi + w))
+
+
 def evaluate(baseline: Sequence[CallOutcome], candidate: Sequence[CallOutcome],
              rubric: Rubric, *, paired: bool | None = None,
-             seed_parts: Sequence[object] = ()) -> GateResult:
+             seed_parts: Sequence[object] = (), widen: float = 0.0) -> GateResult:
     """Judge ``candidate`` against ``baseline`` without checking run metadata.
 
     ``paired=None`` pairs by script id when both runs replayed the same scripts. The
     bootstrap is seeded from ``rubric.seed`` (and ``seed_parts``), so the same runs and
-    rubric give the same result. Raises :class:`GateError` for a guard naming a metric
-    neither run carries.
+    rubric give the same result. ``widen`` widens the difference interval of each number
+    that drifts (:func:`drifts`: latencies and cost) by that fraction of the baseline's value
+    on each side (drift the runs cannot show). Raises :class:`GateError` for a guard naming
+    a metric neither run carries.
     """
     names = list(GATE_NUMBERS) + [n for n in CONTEXT_NUMBERS]
     seed = (rubric.seed, *seed_parts)
     est, is_paired = bootstrap_pair(baseline, candidate, names,
                                     resamples=rubric.bootstrap_resamples,
                                     confidence=rubric.confidence, seed=seed, paired=paired)
+    if widen > 0:
+        est = {k: _widen(v, widen) if drifts(k) else v for k, v in est.items()}
     rows = tuple(decide_number(n, rubric.numbers.rule(n), est[n], rubric) for n in GATE_NUMBERS)
     guards = []
     for g in rubric.guards:
@@ -309,7 +337,7 @@ def evaluate(baseline: Sequence[CallOutcome], candidate: Sequence[CallOutcome],
         wins_needed=rubric.wins_needed, paired=is_paired, confidence=rubric.confidence,
         resamples=rubric.bootstrap_resamples, baseline_calls=len(baseline),
         candidate_calls=len(candidate), context={n: est[n] for n in CONTEXT_NUMBERS},
-        rubric_sha256=rubric.sha256,
+        rubric_sha256=rubric.sha256, widened=widen,
     )
 
 
@@ -350,23 +378,112 @@ def check_meta(rubric_sha256: str | None, baseline_meta: Mapping[str, Any],
     return list(dict.fromkeys(problems))
 
 
+def drift_conditions(rubric: Rubric, baseline_meta: Mapping[str, Any],
+                     candidate_meta: Mapping[str, Any]) -> tuple[list[str], int]:
+    """What two separately made runs cannot show the gate, as lines; and how many of them
+    are named conditions (different hosts, loop-lag verdicts, starts hours apart)."""
+    b, c = baseline_meta, candidate_meta
+    lines: list[str] = []
+    named = 0
+    t_b, t_c = b.get("started_at"), c.get("started_at")
+    if isinstance(t_b, int | float) and isinstance(t_c, int | float):
+        gap_h = abs(float(t_c) - float(t_b)) / 3600.0
+        when = f"started {_ago(gap_h)} apart"
+        if gap_h > rubric.drift.max_hours_apart:
+            named += 1
+            lines.append(f"the runs {when}, more than the rubric's "
+                         f"{rubric.drift.max_hours_apart:g} h (drift.max_hours_apart)")
+    else:
+        when = "start times not recorded"
+    lines.insert(0, f"sequential runs ({when}): drift between them (provider load, warm "
+                    "caches, a busy machine) is inside the difference and not measured; an "
+                    "interleaved A/B run (callsim run --arm) removes it")
+    h_b, h_c = b.get("host"), c.get("host")
+    if h_b is None or h_c is None:
+        named += 1
+        lines.append("a run does not record its host, so a change of machine cannot be ruled "
+                     "out")
+    elif h_b != h_c:
+        named += 1
+        lines.append(f"different hosts: baseline on {h_b}, candidate on {h_c}")
+    (k_b, v_b), (k_c, v_c) = _lag_class(b), _lag_class(c)
+    if k_b != k_c:
+        named += 1
+        lines.append(f"different loop-lag verdicts: baseline {v_b}, candidate {v_c} (the "
+                     "client's own timing was not equally trustworthy in both runs)")
+    return lines, named
+
+
+def _lag_class(meta: Mapping[str, Any]) -> tuple[str, str]:
+    """A run's loop-lag verdict as a class (trustworthy, not trustworthy, not measured)
+    and as shown."""
+    from simulator.driver.looplag import DEFAULT_THRESHOLD_MS
+
+    p99 = meta.get("loop_lag_p99_ms")
+    if not isinstance(p99, int | float) or p99 != p99:
+        return "not measured", "not measured"
+    verdict = "trustworthy" if p99 <= DEFAULT_THRESHOLD_MS else "not trustworthy"
+    return verdict, f"{verdict} (p99 {p99:.0f} ms)"
+
+
+def _ago(hours: float) -> str:
+    if hours < 1 / 60:
+        return f"{hours * 3600:.0f} s"
+    if hours < 1:
+        return f"{hours * 60:.0f} min"
+    return f"{hours:.1f} h"
+
+
+def pair_arms(baseline: Sequence[CallOutcome], candidate: Sequence[CallOutcome]
+              ) -> tuple[list[CallOutcome], list[CallOutcome], int]:
+    """Keep the scripts both arms replayed (an interrupted A/B run can leave a script in one
+    arm only); returns both sides and how many scripts were dropped."""
+    b_ids = {o.script_id for o in baseline}
+    c_ids = {o.script_id for o in candidate}
+    both = b_ids & c_ids
+    return ([o for o in baseline if o.script_id in both],
+            [o for o in candidate if o.script_id in both], len(b_ids ^ c_ids))
+
+
 def judge(baseline: Sequence[CallOutcome], candidate: Sequence[CallOutcome], rubric: Rubric,
           baseline_meta: Mapping[str, Any], candidate_meta: Mapping[str, Any],
-          allow_mismatch: bool = False, *, rubric_sha256: str | None = None) -> GateResult:
+          allow_mismatch: bool = False, *, rubric_sha256: str | None = None,
+          interleaved: bool = False) -> GateResult:
     """The gate: is ``candidate`` better than ``baseline`` under ``rubric``?
 
     ``*_meta`` hold ``rubric_sha256``, ``profile`` and ``scenario_set`` as the runs recorded
-    them; ``rubric_sha256`` defaults to the sha set by :func:`load_rubric`. Raises
-    :class:`GateError` (exit 2) when the runs were recorded under another rubric or their
-    profile or scenario set differ, unless ``allow_mismatch`` (then the result lists the
-    problems in ``mismatch``). Returns a :class:`GateResult`; its ``exit_code`` is 0 pass,
-    1 fail, 2 cannot judge.
+    them (and ``host``, ``started_at``, ``loop_lag_verdict`` for the drift conditions);
+    ``rubric_sha256`` defaults to the sha set by :func:`load_rubric`. ``interleaved``: the
+    two are arms of one A/B run, paired by script, with no drift policy to apply; otherwise
+    the rubric's ``drift`` policy applies (see :class:`~simulator.gate.rubric.Drift`).
+    Raises :class:`GateError` (exit 2) when the runs were recorded under another rubric or
+    their profile or scenario set differ, unless ``allow_mismatch`` (then the result lists
+    the problems in ``mismatch``), and when the drift policy refuses. Returns a
+    :class:`GateResult`; its ``exit_code`` is 0 pass, 1 fail, 2 cannot judge.
     """
     sha = rubric_sha256 or rubric.sha256
     problems = check_meta(sha, baseline_meta, candidate_meta)
     if problems and not allow_mismatch:
         raise GateError("cannot judge: " + "; ".join(problems)
                         + " (pass --allow-mismatch to judge anyway)")
-    result = evaluate(baseline, candidate, rubric)
+    notes: list[str] = []
+    widen = 0.0
+    if interleaved:
+        baseline, candidate, dropped = pair_arms(baseline, candidate)
+        if dropped:
+            notes.append(f"{dropped} scripts were replayed by one arm only (an interrupted "
+                         "run) and are left out")
+    else:
+        notes, named = drift_conditions(rubric, baseline_meta, candidate_meta)
+        policy = rubric.drift.policy
+        if policy == "refuse" and named:
+            raise GateError("cannot judge: the rubric's drift policy is 'refuse' and "
+                            + "; ".join(notes[1:]) + " (an interleaved A/B run avoids this)")
+        if policy != "note":
+            widen = rubric.drift.widen * (1 + named)
+            notes.append(f"drift policy '{policy}': latency and cost intervals widened by "
+                         f"±{100 * widen:g}% of the baseline")
+    result = evaluate(baseline, candidate, rubric, widen=widen)
     return replace(result, rubric_sha256=sha, mismatch=tuple(problems),
-                   baseline_meta=dict(baseline_meta), candidate_meta=dict(candidate_meta))
+                   baseline_meta=dict(baseline_meta), candidate_meta=dict(candidate_meta),
+                   mode="interleaved" if interleaved else "sequential", drift=tuple(notes))

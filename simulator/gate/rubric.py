@@ -82,6 +82,25 @@ class GuardRule(_Model):
         return self
 
 
+class Drift(_Model):
+    """What the gate does about drift it cannot see, when baseline and candidate are two runs
+    made one after the other (an interleaved A/B run needs none of this).
+
+    ``policy``: ``note`` (the default, so a rubric written before drift policies keeps its
+    meaning under its sha256) states the conditions and judges as is; ``widen`` widens
+    the difference interval of every number that drifts with load (latencies, and cost,
+    whose per-minute charges follow call length) by ``widen`` times the baseline's value on
+    each side, once for the sequential comparison itself and once more
+    for each condition that holds (different hosts, different loop-lag verdicts, starts more
+    than ``max_hours_apart`` apart); ``refuse`` declines to judge (exit 2) when any of those
+    conditions holds, and otherwise widens as ``widen`` does.
+    """
+
+    policy: Literal["note", "widen", "refuse"] = "note"
+    widen: float = Field(0.10, ge=0, le=1)
+    max_hours_apart: float = Field(1.0, gt=0)
+
+
 class Rubric(_Model):
     """A validated rubric. ``sha256`` is set by :func:`load_rubric` (the file's bytes)."""
 
@@ -98,6 +117,7 @@ class Rubric(_Model):
     wins_needed: int = Field(3, ge=1, le=4)
     numbers: Numbers
     guards: dict[str, GuardRule] = Field(default_factory=dict)
+    drift: Drift = Field(default_factory=Drift)
 
     _sha256: str | None = PrivateAttr(default=None)
 

@@ -99,11 +99,13 @@ def grade_call(
     prices: Prices,
     write_tools: set[str],
     timings: dict[str, tuple[float, ...]] | None = None,
+    arm: str = "",
 ) -> tuple[CallOutcome, dict[str, Any]]:
     """Grade a finished call. Returns the outcome and a grading detail dict for the store.
 
     ``timings``: the other per-turn timings of the call by :class:`CallOutcome` field
-    (``ttfa_ms``, ``barge_in_reaction_ms``...: see ``CallRun.timings``), kept on the outcome.
+    (``ttfa_ms``, ``barge_in_reaction_ms``...: see ``CallRun.timings``), kept on the outcome;
+    ``arm``: the arm of an interleaved A/B run the call belongs to ("" in a one-arm run).
 
     ``transcript`` holds ``agent`` (texts), ``caller`` (texts as sent and clean),
     ``tool_calls`` (name, arguments, result), ``usage`` (summed), ``usage_estimated`` and
@@ -143,6 +145,7 @@ def grade_call(
         first_voiced_ms=tm.get("first_voiced_ms", ()),
         barge_in_reaction_ms=tm.get("barge_in_reaction_ms", ()),
         agent_speech_s=tm.get("agent_speech_s", ()),
+        arm=arm,
     )
     detail = {
         "mismatches": mismatches,

@@ -99,7 +99,10 @@ class MetricDef:
     :class:`Quantile` behind its value (and its bootstrap); ``population`` says which calls
     count towards it, and so which rubric minimum applies; ``gate``: one of the four numbers
     that vote; ``reported``: shown in every summary and report; ``short``: a name of a few
-    letters for tables that must fit 80 columns (the label when empty)."""
+    letters for tables that must fit 80 columns (the label when empty); ``drifts``: it moves
+    with the load and the time of day, not only with the agent (latencies, and cost, whose
+    per-minute charges follow call length), so two runs made apart can differ on it with
+    nothing changed."""
 
     name: str
     label: str
@@ -109,6 +112,7 @@ class MetricDef:
     compute: Callable[[Sequence[CallOutcome]], Metric]
     gate: bool = False
     reported: bool = False
+    drifts: bool = False
     short: str = ""
 
 
@@ -132,7 +136,7 @@ def _missing(o: CallOutcome) -> bool:
 
 _DEFS: list[MetricDef] = [
     MetricDef("p95_ttft_ms", "p95 first-token latency", "ms", "lower", "timed_turns",
-              _turns("ttft_ms", 0.95), gate=True, reported=True,
+              _turns("ttft_ms", 0.95), gate=True, reported=True, drifts=True,
               short="p95 latency"),
     MetricDef("tool_arg_accuracy", "tool-call argument accuracy", "rate", "higher",
               "tool_args", _ratio(lambda o: o.arg_correct, lambda o: o.arg_total),
@@ -143,7 +147,7 @@ _DEFS: list[MetricDef] = [
               gate=True, reported=True, short="refusal"),
     MetricDef("cost_per_session_usd", "per-session cost", "usd", "lower", "calls",
               _ratio(lambda o: o.cost_usd, lambda o: 1.0), gate=True, reported=True,
-              short="cost"),
+              short="cost", drifts=True),
     MetricDef("strict_pass_rate", "strict pass rate", "rate", "higher", "calls",
               _ratio(lambda o: o.strict_pass, lambda o: 1.0), reported=True),
     MetricDef("fabrication_rate", "fabrication rate (missing records)", "rate", "lower",
@@ -168,7 +172,7 @@ for _field, (_label, _unit) in _TURN_LABELS.items():
     for _p in (50, 95, 99):
         if f"p{_p}_{_field}" not in {d.name for d in _DEFS}:
             _DEFS.append(MetricDef(f"p{_p}_{_field}", f"p{_p} {_label}", _unit, "lower",
-                                   "timed_turns", _turns(_field, _p / 100.0)))
+                                   "timed_turns", _turns(_field, _p / 100.0), drifts=True))
 
 #: Every defined metric by name.
 METRICS: dict[str, MetricDef] = {d.name: d for d in _DEFS}

@@ -108,6 +108,11 @@ def summarize(store: RunStore) -> dict[str, Any]:
                      "at_samples_p99_ms": _pcts(lags)["p99"]},
         "cost_estimated_share": (sum(o.cost_estimated for o in outcomes) / len(outcomes)
                                  if outcomes else None),
+        # An interleaved A/B run: the four numbers of each arm (the rest pools every arm).
+        "arms": {a: {"calls": len(arm_out),
+                     "gate": {k: gate_numbers(arm_out).get(k) for k in GATE_KEYS}}
+                 for a in meta.get("arms") or ()
+                 for arm_out in [store.outcomes(arm=a)]},
     }
 
 
@@ -153,6 +158,16 @@ def render_summary(summary: dict[str, Any]) -> Any:
     c = summary["calls"]
     t.add_row("calls ok / failed", f"{c['ok']} / {c['failed']}", style="dim")
     lines: list[Any] = [t]
+    if summary.get("arms"):
+        at = Table(title="per arm (judge with: callsim gate RUN --arms A,B)")
+        for col in ("arm", "calls", "p95 ttft", "tool args", "refusal", "cost"):
+            at.add_column(col, justify="left" if col == "arm" else "right")
+        for name, a in summary["arms"].items():
+            ag = a["gate"]
+            at.add_row(name, str(a["calls"]), f(ag["p95_ttft_ms"], ".1f") + " ms",
+                       f(ag["tool_arg_accuracy"], ".3f"), f(ag["refusal_rate"], ".3f"),
+                       "$" + f(ag["cost_per_session_usd"], ".5f"))
+        lines.append(at)
     if summary["errors"]:
         lines.append(Text("errors: " + ", ".join(f"{k}={v}" for k, v in summary["errors"].items()),
                           style="yellow"))

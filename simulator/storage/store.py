@@ -35,7 +35,7 @@ _TURN_DDL = ",\n    ".join(f"{c} {_TURN_TYPES[c]}" for c in TURN_COLUMNS if c !=
 
 #: What a call row holds beside the outcome and transcript (JSON): the outcome's identity
 #: and status, then the call's own scalar fields.
-_OUTCOME_COLUMNS = ("call_id", "script_id", "pack", "intent", "profile", "ok", "error")
+_OUTCOME_COLUMNS = ("call_id", "script_id", "pack", "intent", "profile", "arm", "ok", "error")
 _RECORD_COLUMNS = ("warmup", "scheduled_s", "started_s", "finished_s", "dispatch_delay_ms")
 CALL_COLUMNS = ("idx", *_OUTCOME_COLUMNS, *_RECORD_COLUMNS, "outcome", "transcript")
 _TUPLE_FIELDS = tuple(f.name for f in fields(CallOutcome) if str(f.type).startswith("tuple"))
@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS calls (
     call_id TEXT NOT NULL,
     script_id TEXT NOT NULL,
     pack TEXT, intent TEXT, profile TEXT,
+    arm TEXT NOT NULL DEFAULT '',
     ok INTEGER NOT NULL,
     error TEXT,
     warmup INTEGER NOT NULL DEFAULT 0,
@@ -68,7 +69,8 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE TABLE IF NOT EXISTS histograms (name TEXT PRIMARY KEY, encoded TEXT NOT NULL);
 """
-_INSERT_CALL = f"INSERT OR REPLACE INTO calls VALUES ({','.join('?' * len(CALL_COLUMNS))})"
+_INSERT_CALL = (f"INSERT OR REPLACE INTO calls ({', '.join(CALL_COLUMNS)}) "
+                f"VALUES ({','.join('?' * len(CALL_COLUMNS))})")
 _INSERT_TURN = (f"INSERT INTO turns (call_idx, {', '.join(TURN_COLUMNS)}) "
                 f"VALUES ({','.join('?' * (len(TURN_COLUMNS) + 1))})")
 
@@ -100,17 +102,24 @@ class RunStore:
             # NORMAL under WAL: a committed transaction survives a killed process.
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
-            self._add_missing_turn_columns()
+            self._add_missing_columns()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{db}: cannot open run store: {exc}") from None
 
-    def _add_missing_turn_columns(self) -> None:
-        """A store written before a per-turn field existed gets the column (empty for its
-        turns), so old runs still read, export and summarise."""
+    def _add_missing_columns(self) -> None:
+        """A store written before a per-turn field (or the call's arm) existed gets the
+        column (empty for its turns; a call's arm read from its stored outcome), so old
+        runs still read, export and summarise."""
         have = {row[1] for row in self.db.execute("PRAGMA table_info(turns)")}
         for col in TURN_COLUMNS:
             if col not in have:
                 self.db.execute(f"ALTER TABLE turns ADD COLUMN {col} {_TURN_TYPES[col]}")
+        if "arm" not in {row[1] for row in self.db.execute("PRAGMA table_info(calls)")}:
+            with self.db:
+                self.db.execute("BEGIN")
+                self.db.execute("ALTER TABLE calls ADD COLUMN arm TEXT NOT NULL DEFAULT ''")
+                self.db.execute("UPDATE calls SET arm = COALESCE(json_extract(outcome, '$.arm'),"
+                                " '')")
 
     @property
     def run_id(self) -> str:
@@ -165,10 +174,13 @@ class RunStore:
     def completed_indices(self) -> set[int]:
         return {r[0] for r in self.db.execute("SELECT idx FROM calls")}
 
-    def outcomes(self, *, include_warmup: bool = False) -> list[CallOutcome]:
-        q = "SELECT outcome FROM calls" + ("" if include_warmup else " WHERE warmup=0")
+    def outcomes(self, *, include_warmup: bool = False,
+                 arm: str | None = None) -> list[CallOutcome]:
+        """Graded calls in call order; ``arm``: only that arm's calls of an A/B run."""
+        where = ([] if include_warmup else ["warmup=0"]) + ([] if arm is None else ["arm=?"])
+        q = "SELECT outcome FROM calls" + (" WHERE " + " AND ".join(where) if where else "")
         out = []
-        for (raw,) in self.db.execute(q + " ORDER BY idx"):
+        for (raw,) in self.db.execute(q + " ORDER BY idx", () if arm is None else (arm,)):
             d = json.loads(raw)
             for k in _TUPLE_FIELDS:
                 if k in d:
@@ -178,9 +190,9 @@ class RunStore:
 
     def turns(self) -> Iterator[dict[str, Any]]:
         """Every stored turn as a row: ``call_idx``, the :data:`TURN_COLUMNS` and the call's
-        ``warmup``, in call and turn order."""
+        ``warmup`` and ``arm``, in call and turn order."""
         cur = self.db.execute(
-            f"SELECT t.call_idx, {', '.join('t.' + c for c in TURN_COLUMNS)}, c.warmup"
+            f"SELECT t.call_idx, {', '.join('t.' + c for c in TURN_COLUMNS)}, c.warmup, c.arm"
             " FROM turns t JOIN calls c ON c.idx = t.call_idx ORDER BY t.call_idx, t.seq"
         )
         cols = [d[0] for d in cur.description]
@@ -246,7 +258,8 @@ def export_run(store: RunStore, fmt: str, out: Any) -> None:
     ``jsonl``: each call as ``{"record": "call", ...}`` (outcome and transcript included)
     followed by its turns as ``{"record": "turn", "call_idx": ..., <TurnRecord fields>}``.
     ``csv``: one row per call (first value of each per-turn timing). ``turns-csv``: one row
-    per turn, the :class:`~simulator.results.TurnRecord` columns."""
+    per turn, the :class:`~simulator.results.TurnRecord` columns and the call's warm-up flag
+    and arm. A call's ``arm`` (A/B runs) is a column of ``csv`` and of each call record."""
     import csv
 
     turns: dict[int, list[dict[str, Any]]] = {}
@@ -271,7 +284,7 @@ def export_run(store: RunStore, fmt: str, out: Any) -> None:
             w.writerow([row.get(k) for k in _CALL_CSV])
     elif fmt == "turns-csv":
         w = csv.writer(out)
-        cols = ("call_idx", *TURN_COLUMNS, "warmup")
+        cols = ("call_idx", *TURN_COLUMNS, "warmup", "arm")
         w.writerow(cols)
         for rows in turns.values():
             for t in rows:

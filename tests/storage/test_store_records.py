@@ -4,6 +4,7 @@ opens, summarises and exports."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import sqlite3
@@ -89,3 +90,61 @@ def test_a_store_from_before_the_audio_fields_still_reads(tmp_path: Path) -> Non
     export_run(store, "jsonl", out)
     turn = json.loads(out.getvalue().splitlines()[1])
     assert turn["ttft_ms"] == 480.0 and turn["ttfa_ms"] is None
+
+
+def test_the_arm_is_a_column_selected_on_and_exported(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    store = RunStore(tmp_path / "ab", create=True)
+    for i, arm in enumerate(["base", "cand", "cand", "base"]):
+        store.record_call(CallRecord(
+            idx=i, outcome=replace(_outcome(i), arm=arm), warmup=False, scheduled_s=None,
+            started_s=0.0, finished_s=3.0, dispatch_delay_ms=None, turns=[_turn(0, "caller")],
+            events=[], transcript={}))
+    assert [o.call_id for o in store.outcomes(arm="cand")] == ["000001", "000002"]
+    assert [o.arm for o in store.outcomes()] == ["base", "cand", "cand", "base"]
+    assert store.outcomes(arm="other") == []
+    out = io.StringIO()
+    export_run(store, "csv", out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert [r["arm"] for r in rows] == ["base", "cand", "cand", "base"]
+    out = io.StringIO()
+    export_run(store, "turns-csv", out)
+    assert [r["arm"] for r in csv.DictReader(io.StringIO(out.getvalue()))] == \
+        ["base", "cand", "cand", "base"]
+    out = io.StringIO()
+    export_run(store, "jsonl", out)
+    calls = [json.loads(s) for s in out.getvalue().splitlines()
+             if json.loads(s)["record"] == "call"]
+    assert [c["arm"] for c in calls] == ["base", "cand", "cand", "base"]
+    store.close()
+
+
+def test_a_store_from_before_the_arm_column_gets_it_from_the_outcomes(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    run = tmp_path / "old-ab"
+    run.mkdir()
+    db = sqlite3.connect(run / "store.sqlite")
+    db.executescript("""
+        CREATE TABLE calls (idx INTEGER PRIMARY KEY, call_id TEXT NOT NULL,
+            script_id TEXT NOT NULL, pack TEXT, intent TEXT, profile TEXT, ok INTEGER NOT NULL,
+            error TEXT, warmup INTEGER NOT NULL DEFAULT 0, scheduled_s REAL, started_s REAL,
+            finished_s REAL, dispatch_delay_ms REAL, outcome TEXT NOT NULL,
+            transcript TEXT NOT NULL);
+    """)
+    for i, arm in enumerate(["a", "b"]):
+        db.execute("INSERT INTO calls VALUES (?,?,'s0','clinic','book','none',1,NULL,0,"
+                   "NULL,0,3,NULL,?,'{}')",
+                   (i, f"{i:06d}", json.dumps(asdict(replace(_outcome(i), arm=arm)))))
+    db.commit()
+    db.close()
+    store = RunStore(run)
+    assert [o.call_id for o in store.outcomes(arm="b")] == ["000001"]
+    # A call written after the column was added lands in it, not in a shifted position.
+    store.record_call(CallRecord(idx=2, outcome=replace(_outcome(2), arm="b"), warmup=False,
+                                 scheduled_s=None, started_s=0.0, finished_s=3.0,
+                                 dispatch_delay_ms=None, turns=[], events=[], transcript={}))
+    assert [o.call_id for o in store.outcomes(arm="b")] == ["000001", "000002"]
+    assert next(c for c in store.calls() if c["idx"] == 2)["finished_s"] == 3.0
+    store.close()
