@@ -151,6 +151,17 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
                    "line (rendered before the run starts; cached in $CALLSIM_TTS_CACHE); "
                    "'tones': synthetic voiced tones (pure timing/load work). Default: tts "
                    "when the TTS works here, else tones with a notice.")
+@click.option("--caller", "caller_kind", default="rules", show_default=True,
+              type=click.Choice(["rules", "llm"]),
+              help="Who plays the caller: the rule-based caller following the script, or a "
+                   "model at --caller-endpoint playing the script's persona.")
+@click.option("--caller-endpoint", help="--caller llm: OpenAI-compatible base URL (…/v1).")
+@click.option("--caller-model", help="--caller llm: the model that plays the caller.")
+@click.option("--caller-api-key-env", help="--caller llm: environment variable with its key.")
+@click.option("--caller-price-in", default=0.0, show_default=True, type=float,
+              help="--caller llm: USD per 1M input tokens (for the caller's own cost).")
+@click.option("--caller-price-out", default=0.0, show_default=True, type=float,
+              help="--caller llm: USD per 1M output tokens.")
 @click.option("--max-active", type=click.IntRange(min=1),
               help="Open loop: cap on calls in flight (late starts show as dispatch delay).")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -230,7 +241,20 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
         from simulator.gate.rubric import load_rubric
 
         _, rubric_sha = load_rubric(kw["rubric"])
+    caller = kw.get("caller_kind") or "rules"
+    if caller == "llm":
+        from simulator.errors import InputError
+
+        if not kw.get("caller_endpoint") or not kw.get("caller_model"):
+            raise InputError("--caller llm: needs --caller-endpoint URL and --caller-model M")
+        if kw.get("caller_api_key_env") and not os.environ.get(kw["caller_api_key_env"]):
+            raise InputError(f"--caller-api-key-env: environment variable "
+                             f"{kw['caller_api_key_env']} is not set")
     cfg = RunConfig(
+        caller=caller, caller_endpoint=kw.get("caller_endpoint"),
+        caller_model=kw.get("caller_model"), caller_api_key_env=kw.get("caller_api_key_env"),
+        caller_price_in_per_m=kw.get("caller_price_in") or 0.0,
+        caller_price_out_per_m=kw.get("caller_price_out") or 0.0,
         target=kw["target"], transport=kw["transport"], model=kw["model"],
         api_key_env=kw.get("api_key_env"), arrival=spec,
         count=kw.get("count"),
@@ -791,6 +815,11 @@ def agent() -> None:
 @click.option("--fabricate-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--arg-error-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--style", default="template", show_default=True,
+              type=click.Choice(["template", "varied"]),
+              help="How the agent talks. 'template': the pack's one question per slot. "
+                   "'varied': like an LLM agent: many phrasings, two slots in one question, "
+                   "read-backs ('Just to confirm, ...?'), small talk; seeded per call.")
 @click.option("--personas", "personas_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--stt", default="auto", show_default=True,
               type=click.Choice(["auto", "pocketsphinx", "none"]),
@@ -811,7 +840,7 @@ def agent() -> None:
                                   "(callsim's tool relay) the Twilio endpoint calls.")
 @_user_errors
 def agent_serve(host: str, port: int, ttft_ms: float, token_ms: float, fabricate_rate: float,
-                arg_error_rate: float, seed: int, personas_dir: Path | None, stt: str,
+                arg_error_rate: float, seed: int, style: str, personas_dir: Path | None, stt: str,
                 asr_workers: int, verbose: bool, vad_silence_ms: float,
                 tools_url: str | None) -> None:
     """Serve the reference agent until interrupted.
@@ -834,7 +863,7 @@ def agent_serve(host: str, port: int, ttft_ms: float, token_ms: float, fabricate
     if notice:
         click.echo(f"callsim: note: {notice}", err=True)
     cfg = AgentConfig(ttft_ms=ttft_ms, token_ms=token_ms, fabricate_rate=fabricate_rate,
-                      arg_error_rate=arg_error_rate, seed=seed)
+                      arg_error_rate=arg_error_rate, seed=seed, style=style)
     voice = VoiceAgentConfig(ttft_ms=ttft_ms, vad_silence_ms=vad_silence_ms, stt=stt,
                              asr_workers=asr_workers, tools_url=tools_url, policy=cfg)
     _run_async(_serve_agent(cfg, voice, host, port, load_packs(personas_dir)))

@@ -167,12 +167,17 @@ class RunStore:
     def completed_indices(self) -> set[int]:
         return {r[0] for r in self.db.execute("SELECT idx FROM calls")}
 
-    def outcomes(self, *, include_warmup: bool = False) -> list[CallOutcome]:
+    def outcomes(self, *, include_warmup: bool = False,
+                 include_flagged: bool = False) -> list[CallOutcome]:
+        """The graded calls. Calls whose LLM caller invented a value (``extra``
+        ``caller_invented``) are left out unless ``include_flagged``."""
         q = "SELECT outcome FROM calls" + ("" if include_warmup else " WHERE warmup=0")
         out = []
         for (raw,) in self.db.execute(q + " ORDER BY idx"):
             d = json.loads(raw)
             d["ttft_ms"] = tuple(d["ttft_ms"])
+            if not include_flagged and (d.get("extra") or {}).get("caller_invented"):
+                continue
             out.append(CallOutcome(**d))
         return out
 

@@ -285,18 +285,18 @@ def _replay(pack: Pack, messages: Sequence[Mapping[str, Any]], varied: bool = Fa
             cur = pack.intents.get(st.intent or "")
             prefer = cur.slots if cur else ()
             if varied:
-                asked = phrasing.asked_slots(pack, content, prefer)
+                asked_now = phrasing.asked_slots(pack, content, prefer)
             else:
                 one = _asked_slot(pack, content, prefer)
-                asked = [one] if one else []
-            st.last_asked = asked[0] if asked else None
-            st.last_asked_all = asked
-            for a in asked:
+                asked_now = [one] if one else []
+            st.last_asked = asked_now[0] if asked_now else None
+            st.last_asked_all = asked_now
+            for a in asked_now:
                 st.asked_count[a] = st.asked_count.get(a, 0) + 1
                 if st.lookup is not None and not st.lookup.get("found"):
                     st.rechecked.add(a)
             st.confirming = None
-            if varied and not asked and content and phrasing.CONFIRM_RE.match(content):
+            if varied and not asked_now and content and phrasing.CONFIRM_RE.match(content):
                 st.confirming = next((s for s in st.just_answered
                                       if pack.slots[s].type in _CONFIRMABLE), None)
                 if st.confirming:
@@ -480,7 +480,8 @@ class _Decider:
                 "giveup",
                 "I'm sorry, I'm having trouble hearing the {label} on this line. "
                 "Please call us back when you can.", phrasing.GIVE_UP).format(label=label)
-            return Reply(content=f"{sorry} {self.pick('else', ANYTHING_ELSE, phrasing.ANYTHING_ELSE)}")
+            closer = self.pick("else", ANYTHING_ELSE, phrasing.ANYTHING_ELSE)
+            return Reply(content=f"{sorry} {closer}")
         if self.varied:
             return Reply(content=self.varied_question(st, slot, todo, again=bool(asked)))
         q = sd.question

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
+import os
 import signal
 import sys
 import time
@@ -75,6 +77,14 @@ class RunConfig:
     # ``audio`` section; None: a clean telephone line); "tones": synthetic voiced tones.
     caller_audio: str = "tones"
     audio_params: dict[str, Any] | None = None
+    # Who plays the caller: "rules" (the scripted, rule-based caller) or "llm" (a model at
+    # ``caller_endpoint`` writes each line; see simulator.personas.llm_caller).
+    caller: str = "rules"
+    caller_endpoint: str | None = None
+    caller_model: str | None = None
+    caller_api_key_env: str | None = None
+    caller_price_in_per_m: float = 0.0
+    caller_price_out_per_m: float = 0.0
 
     def to_meta(self) -> dict[str, Any]:
         d = asdict(self)
@@ -245,6 +255,9 @@ class ShardRunner:
         self.relay: Any = None   # Twilio: routes the agent's HTTP tool calls to the call
         self.relay_url: str | None = None
         self.caller_audio: Any = None  # CallerAudio when the caller speaks with TTS
+        self.caller_session: Any = None  # aiohttp session to the caller's model (--caller llm)
+        self.caller_api_key = (os.environ.get(config.caller_api_key_env)
+                               if config.caller_api_key_env else None)
 
     async def _one(self, i: int, t0: int, transport: Any, started: int
                    ) -> CallResult:
@@ -270,11 +283,12 @@ class ShardRunner:
             result = self.backend.execute(key, name, parsed)
             return await _apply_fault(faults.get(k), result, fault_rng, config.deadlines)
 
+        caller = self._caller(script, pack)
         if config.transport in AUDIO_TRANSPORTS:
             from simulator.transports.audio_session import run_audio_call
 
             run = await run_audio_call(
-                script, Caller(script, pack), transport, execute,
+                script, caller, transport, execute,
                 deadlines=config.deadlines, run_t0_ns=t0, scheduled_ns=sched_ns,
                 call_id=call_id, tools=self.tool_schemas[pack.name],
                 system_prompt=pack.system_prompt, relay=self.relay,
@@ -284,7 +298,7 @@ class ShardRunner:
             )
         else:
             run = await run_text_call(
-                script, Caller(script, pack), pack.system_prompt, self.tool_schemas[pack.name],
+                script, caller, pack.system_prompt, self.tool_schemas[pack.name],
                 transport, execute,
                 deadlines=config.deadlines, run_t0_ns=t0, scheduled_ns=sched_ns,
                 lag_ms=lambda: self.lag.current_ms, honour_pauses=config.honour_pauses,
@@ -296,6 +310,16 @@ class ShardRunner:
             prices=self.agent.prices, write_tools=self.write_tools[script.pack],
         )
         run.transcript["grading"] = detail
+        record = getattr(caller, "record", None)
+        if record is not None:  # a model played the caller: its own tokens, cost, grounding
+            run.transcript["caller_llm"] = info = record()
+            extra = {**outcome.extra, "caller_cost_usd": info["cost_usd"],
+                     "caller_tokens": float(sum(info["usage"].values()))}
+            if info["invented"]:
+                # The caller said a value its script does not hold: the agent was graded
+                # on a different call than the script's; flagged, and left out of grading.
+                extra["caller_invented"] = float(len(info["invented"]))
+            outcome = dataclasses.replace(outcome, extra=extra)
         run.transcript["backend_outcome"] = self.backend.final_outcome(key)
         run.transcript["error_detail"] = run.error_detail
         perturbations = script.degradation.perturbations if script.degradation else []
@@ -308,6 +332,20 @@ class ShardRunner:
             events=run.events + [(str(p.get("type", "perturbation")), p) for p in perturbations],
             transcript=run.transcript,
         )
+
+    def _caller(self, script: CallScript, pack: Pack) -> Any:
+        """The call's caller policy: the rule-based :class:`Caller`, or an LLMCaller."""
+        if self.config.caller != "llm":
+            return Caller(script, pack)
+        from simulator.personas.llm_caller import CallerLLMConfig, LLMCaller
+
+        c = self.config
+        assert c.caller_endpoint and c.caller_model and self.caller_session is not None
+        cfg = CallerLLMConfig(endpoint=c.caller_endpoint, model=c.caller_model,
+                              api_key=self.caller_api_key,
+                              price_in_per_m=c.caller_price_in_per_m,
+                              price_out_per_m=c.caller_price_out_per_m)
+        return LLMCaller(script, pack, cfg, self.caller_session, c.seed)
 
     async def run(self, indices: list[int], t0: int | None,
                   sink: Callable[[CallResult], Awaitable[None] | None],
@@ -350,6 +388,10 @@ class ShardRunner:
                 relay_runner = await self._start_relay()
             if config.transport in AUDIO_TRANSPORTS and config.caller_audio == "tts":
                 await self._prerender(indices)
+            if config.caller == "llm":
+                import aiohttp
+
+                self.caller_session = aiohttp.ClientSession()
             self.lag.start()
             await transport.warmup(min(_concurrency_hint(config), 256))
             if t0 is None:
@@ -403,6 +445,8 @@ class ShardRunner:
                 await asyncio.gather(*tasks, return_exceptions=True)
             await self.lag.stop()
             await transport.aclose()
+            if self.caller_session is not None:
+                await self.caller_session.close()
             if relay_runner is not None:
                 await relay_runner.cleanup()
             if self.caller_audio is not None:

@@ -9,6 +9,7 @@ what the profile scheduled and the transcript records it.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import re
 import time
@@ -18,6 +19,7 @@ from typing import Any
 
 from simulator.agent_profile import add_usage
 from simulator.callscript import CallScript, Turn
+from simulator.errors import TransportError
 from simulator.transports.base import Deadlines, Exchange, TextTransport
 
 _now = time.perf_counter_ns
@@ -50,6 +52,12 @@ def _estimate_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
+async def caller_turn(value: Any) -> Turn | None:
+    """A caller policy's ``first()`` / ``respond()`` result: a turn (the rule-based caller)
+    or an awaitable of one (a caller whose lines a model writes)."""
+    return await value if inspect.isawaitable(value) else value
+
+
 ToolExecutor = Callable[[str, str, dict[str, Any], int], "asyncio.Future[str] | Any"]
 
 
@@ -70,7 +78,9 @@ async def run_text_call(
 ) -> CallRun:
     """Replay ``script`` against ``transport``.
 
-    ``caller`` has ``first() -> Turn`` and ``respond(agent_text) -> Turn | None``.
+    ``caller`` has ``first() -> Turn`` and ``respond(agent_text) -> Turn | None``, each
+    possibly awaitable (see :func:`caller_turn`); a caller that fails (its model endpoint)
+    ends the call with its error category.
     ``execute_tool(name, parsed_args, raw_args, k)`` is awaited for the k-th tool call of the
     call and returns ``(result_text, fault_record | None)``.
     """
@@ -84,7 +94,10 @@ async def run_text_call(
     tool_k = 0
     seq = 0
     deadline = run.started_ns + int(deadlines.call_s * 1e9)
-    turn: Turn | None = caller.first()
+    try:
+        turn: Turn | None = await caller_turn(caller.first())
+    except TransportError as exc:
+        run.error, run.error_detail, turn = exc.category, str(exc), None
     first_turn = True
     while turn is not None:
         if honour_pauses and turn.pause_before_s > 0 and not first_turn:
@@ -168,7 +181,11 @@ async def run_text_call(
             text = str(barge.get("text") or "Sorry, wait.")
             turn = Turn(index=turn.index, kind="barge_in", text=text, pause_before_s=0.0)
             continue
-        turn = caller.respond(ex.text)
+        try:
+            turn = await caller_turn(caller.respond(ex.text))
+        except TransportError as exc:
+            run.error, run.error_detail = exc.category, str(exc)
+            break
     run.finished_ns = _now()
     run.transcript = {
         "caller": caller_log,

@@ -81,7 +81,7 @@ TYPE_CUES: dict[str, tuple[str, ...]] = {
     "date_of_birth": ("date of birth", "birth date", "birthdate", "birthday", "born", "dob"),
     "date": ("what day", "which day", "what date", "which date", "the day", "a day", "a date",
              "the date", "date", "day"),
-    "time": ("what time", "which time", "a time", "the time", "time", "what hour",
+    "time": ("what time", "which time", "a time", "the time", "time", "what hour", "time of day",
              "morning or afternoon"),
     "phone": ("phone", "callback number", "call you back", "reach you", "contact number",
               "number"),
@@ -423,7 +423,7 @@ class Caller:
     def _improvised(self, text: str, kind: str = "filler", clean: str | None = None) -> Turn:
         """A line that is not in the script (numbered after the script's turns)."""
         self._extra += 1
-        return Turn(index=len(self.script.turns) + self._extra - 1, kind=kind,  # type: ignore[arg-type]
+        return Turn(index=len(self.script.turns) + self._extra - 1, kind=kind,
                     text=text, clean_text=clean)
 
     def _give_up(self) -> Turn | None:

@@ -1,0 +1,88 @@
+"""``--caller llm``: a model (here a deterministic stub on 127.0.0.1) plays the caller
+against the reference agent; calls complete and are graded, the caller's own tokens are
+recorded apart, and a caller that invents a value is flagged and left out of grading."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from simulator.agent import AgentConfig, start_agent
+from simulator.driver.arrivals import ArrivalSpec
+from simulator.driver.runner import RunConfig, run_load
+from simulator.personas import generate_calls, load_packs
+from simulator.personas.llm_caller import invented_values
+from simulator.store import RunStore
+from tests.personas import caller_stub
+
+COUNT = 24
+
+
+async def _run(tmp: Path, lie: bool, profile: str = "none") -> dict:
+    packs = load_packs()
+    calls = generate_calls(packs, "healthcare", COUNT, 5)
+    if profile != "none":
+        from simulator.degradation import degrade_calls
+        from simulator.degradation.profile import get_profile
+
+        calls = degrade_calls(calls, get_profile(profile), 5)
+    async with start_agent(AgentConfig(), packs=packs) as agent, \
+            caller_stub.serve(lie=lie) as stub:
+        cfg = RunConfig(target=agent, arrival=ArrivalSpec(kind="closed", concurrency=6),
+                        seed=5, profile=profile, honour_pauses=False, caller="llm",
+                        caller_endpoint=stub, caller_model="stub-caller",
+                        caller_price_in_per_m=1.0, caller_price_out_per_m=2.0)
+        return await run_load(calls, packs, cfg, tmp / "run")
+
+
+def test_llm_caller_completes_calls_and_is_graded(tmp_path: Path) -> None:
+    s = asyncio.run(_run(tmp_path, lie=False))
+    assert s["calls"]["completed"] == COUNT and s["calls"]["failed"] == 0
+    assert s["calls"]["caller_invented"] == 0 and s["calls"]["measured"] == COUNT
+    assert s["gate"]["tool_arg_accuracy"] >= 0.8
+    # The caller model's tokens and cost are its own, not the agent's.
+    assert s["caller_llm"]["tokens"] > 0 and s["caller_llm"]["cost_usd"] > 0
+    store = RunStore(tmp_path / "run")
+    tr = next(iter(store.calls()))["transcript"]
+    assert tr["caller_llm"]["model"] == "stub-caller" and tr["caller_llm"]["lines"]
+    agent_tokens = tr["usage"]["prompt_tokens"]
+    assert tr["caller_llm"]["usage"]["prompt_tokens"] != agent_tokens
+    store.close()
+
+
+def test_a_caller_that_invents_a_value_is_flagged_and_not_graded(tmp_path: Path) -> None:
+    s = asyncio.run(_run(tmp_path, lie=True))
+    assert s["calls"]["completed"] == COUNT
+    flagged = s["calls"]["caller_invented"]
+    assert flagged == COUNT  # every healthcare call asks for the date of birth
+    assert s["calls"]["measured"] == 0
+    store = RunStore(tmp_path / "run")
+    tr = next(iter(store.calls()))["transcript"]
+    assert any(i["value"] == "1901-01-01" for i in tr["caller_llm"]["invented"])
+    store.close()
+
+
+def test_llm_lines_are_degraded_by_the_scripts_profile(tmp_path: Path) -> None:
+    s = asyncio.run(_run(tmp_path, lie=False, profile="noisy"))
+    assert s["calls"]["completed"] == COUNT
+    store = RunStore(tmp_path / "run")
+    changed = 0
+    for c in store.calls():
+        tr = c["transcript"]
+        wrote = [ln["text"] for ln in tr["caller_llm"]["lines"]]
+        sent = [t["text"] for t in tr["caller"]]
+        changed += sum(1 for t in sent if t not in wrote)
+    store.close()
+    assert changed > 0
+
+
+def test_grounding_check_uses_the_slot_parsers() -> None:
+    packs = load_packs()
+    call = generate_calls(packs, "healthcare", 1, 5)[0]
+    from simulator.slots import speak
+
+    dob = speak("date_of_birth", call.slots["date_of_birth"])
+    assert invented_values(f"I was born {dob}.", call, packs["healthcare"]) == []
+    bad = invented_values("I was born January 1, 1901.", call, packs["healthcare"])
+    assert [b["value"] for b in bad] == ["1901-01-01"]
