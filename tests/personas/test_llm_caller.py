@@ -5,7 +5,6 @@ recorded apart, and a caller that invents a value is flagged and left out of gra
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 from simulator.agent import AgentConfig, start_agent
