@@ -801,6 +801,28 @@ def compare(runs: tuple[str, ...], rubric_path: Path, as_json: bool, runs_dir: P
         Console().print(render_compare(res))
 
 
+@main.command()
+@click.argument("run_ref")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the frozen call scripts (JSONL).")
+@click.option("--runs-dir", default="runs", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+@click.option("--personas", "personas_dir", type=click.Path(file_okay=False, path_type=Path))
+@_user_errors
+def freeze(run_ref: str, output: Path, runs_dir: Path, personas_dir: Path | None) -> None:
+    """Freeze the conversations of a run with an LLM caller (RUN: path, id or 'last') into
+    call scripts that replay with no model: `callsim run --calls OUTPUT` replays them, and
+    falls back to the rule-based caller where an agent answers differently."""
+    from simulator.callscript import write_calls
+    from simulator.personas import load_packs
+    from simulator.personas.freeze import freeze_run
+    from simulator.store import resolve_run
+
+    run_dir = resolve_run(run_ref, runs_dir)
+    n = write_calls(freeze_run(run_dir, load_packs(personas_dir)), output)
+    click.echo(f"froze {n} conversations of {run_dir.name} into {output}", err=True)
+
+
 # ----------------------------------------------------------------------------- agent / tools
 @main.group()
 def agent() -> None:

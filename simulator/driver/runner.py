@@ -310,6 +310,9 @@ class ShardRunner:
             prices=self.agent.prices, write_tools=self.write_tools[script.pack],
         )
         run.transcript["grading"] = detail
+        frozen = getattr(caller, "frozen_record", None)
+        if frozen is not None:
+            run.transcript["frozen"] = frozen()
         record = getattr(caller, "record", None)
         if record is not None:  # a model played the caller: its own tokens, cost, grounding
             run.transcript["caller_llm"] = info = record()
@@ -336,7 +339,9 @@ class ShardRunner:
     def _caller(self, script: CallScript, pack: Pack) -> Any:
         """The call's caller policy: the rule-based :class:`Caller`, or an LLMCaller."""
         if self.config.caller != "llm":
-            return Caller(script, pack)
+            from simulator.personas.freeze import FrozenCaller, is_frozen
+
+            return FrozenCaller(script, pack) if is_frozen(script) else Caller(script, pack)
         from simulator.personas.llm_caller import CallerLLMConfig, LLMCaller
 
         c = self.config
