@@ -114,7 +114,7 @@ def replay_call(script: CallScript, target: str, *, model: str | None = None,
     from simulator.backend import ToolBackend
     from simulator.driver.session import run_text_call, tool_result_text
     from simulator.metrics.grading import grade_call
-    from simulator.personas import Caller, load_packs
+    from simulator.personas import caller_for, load_packs
     from simulator.transports.base import Deadlines
     from simulator.transports.openai_chat import OpenAIChatTransport
 
@@ -133,7 +133,7 @@ def replay_call(script: CallScript, target: str, *, model: str | None = None,
             return tool_result_text(backend.execute(script.call_id, name, parsed)), None
 
         try:
-            return await run_text_call(script, Caller(script, pack), pack.system_prompt,
+            return await run_text_call(script, caller_for(script, pack), pack.system_prompt,
                                        pack.tool_schemas(), transport, execute,
                                        deadlines=Deadlines(), run_t0_ns=0,
                                        honour_pauses=False, call_id=script.call_id)

@@ -581,6 +581,11 @@ class _Decider:
                 return reply
             return self.tool_call(intent.action.tool, _resolve(intent.action, st.slots, record))
         if st.action.get("ok") or st.action.get("status"):
+            # Slots settled by best guess are not in the replayed state: guess them again
+            # (same answers, same guess) so the read-back does not show "{reason}".
+            for s in intent.slots:
+                if s not in st.slots and st.asked_count.get(s, 0) >= MAX_ASKS:
+                    self.ask(st, s)
             text = _render(intent.confirmation, pack, intent, st.slots, record)
             if intent.outcome == "transferred":
                 return Reply(content=text)

@@ -37,7 +37,7 @@ from simulator.driver.looplag import lag_verdict as looplag_verdict
 from simulator.driver.session import run_text_call, tool_result_text
 from simulator.histogram import LatencyHistogram
 from simulator.metrics.grading import grade_call
-from simulator.personas import Caller, Pack
+from simulator.personas import Pack, caller_for
 from simulator.results import CallOutcome
 from simulator.seeding import rng
 from simulator.store import RunStore
@@ -337,11 +337,10 @@ class ShardRunner:
         )
 
     def _caller(self, script: CallScript, pack: Pack) -> Any:
-        """The call's caller policy: the rule-based :class:`Caller`, or an LLMCaller."""
+        """The call's caller policy: the rule-based :class:`Caller` (a FrozenCaller for a
+        frozen fixture), or an LLMCaller."""
         if self.config.caller != "llm":
-            from simulator.personas.freeze import FrozenCaller, is_frozen
-
-            return FrozenCaller(script, pack) if is_frozen(script) else Caller(script, pack)
+            return caller_for(script, pack)
         from simulator.personas.llm_caller import CallerLLMConfig, LLMCaller
 
         c = self.config

@@ -23,7 +23,7 @@ from simulator.callscript import CallScript, Turn
 from simulator.driver.gctune import load_gc
 from simulator.driver.runner import make_transport
 from simulator.driver.session import run_text_call, tool_result_text
-from simulator.personas import Caller, Pack
+from simulator.personas import Pack, caller_for
 from simulator.transports.base import Deadlines
 
 DISCONNECTS = {"reset", "connect_refused", "connect_error", "connection_error"}
@@ -37,7 +37,7 @@ class LongCaller:
         self.scripts, self.packs, self.gap, self.until = scripts, packs, gap_s, until
         self.i = start
         self.current = scripts[start % len(scripts)]
-        self.caller = Caller(self.current, packs[self.current.pack])
+        self.caller = caller_for(self.current, packs[self.current.pack])
 
     def _gap(self, t: Turn | None) -> Turn | None:
         if t is None or time.monotonic() >= self.until:
@@ -52,7 +52,7 @@ class LongCaller:
         if nxt is None and time.monotonic() < self.until:
             self.i += 1
             self.current = self.scripts[self.i % len(self.scripts)]
-            self.caller = Caller(self.current, self.packs[self.current.pack])
+            self.caller = caller_for(self.current, self.packs[self.current.pack])
             nxt = self.caller.first()
         return self._gap(nxt)
 

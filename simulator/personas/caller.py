@@ -237,6 +237,17 @@ class Caller:
             self._done = True
         return turn
 
+    def note_sent(self, turn: Turn) -> None:
+        """Count ``turn`` as said by someone else playing this script (a frozen replay),
+        so that taking over afterwards does not say it again."""
+        self._sends += 1
+        self._sent.add(turn.index)
+        self._last = turn
+        if turn.slot:
+            self._answered[turn.slot] = self._answered.get(turn.slot, 0) + 1
+        if turn.kind == "closing":
+            self._done = True
+
     def first(self) -> Turn:
         """The opening turn."""
         turn = self.script.turns[0]

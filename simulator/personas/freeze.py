@@ -121,11 +121,7 @@ class FrozenCaller:
                 return self.fallback.respond(agent_text)
             if want == agent_sha(agent_text):
                 self._i += 1
-                self.fallback._sent.add(turn.index)
-                if turn.slot:
-                    self.fallback._answered[turn.slot] = 1
-                if turn.kind == "closing":
-                    self.fallback._done = True
+                self.fallback.note_sent(turn)
                 return turn
             self.diverged_at = self._i
         return self.fallback.respond(agent_text)
@@ -134,3 +130,9 @@ class FrozenCaller:
         """What the call's transcript keeps: the caller turn at which the agent first
         answered differently (None: the frozen conversation replayed whole)."""
         return {"diverged": self.diverged_at is not None, "diverged_at": self.diverged_at}
+
+
+def caller_for(script: CallScript, pack: Pack) -> Caller | FrozenCaller:
+    """The scripted caller for ``script``: the frozen caller for a frozen fixture, else the
+    rule-based one."""
+    return FrozenCaller(script, pack) if is_frozen(script) else Caller(script, pack)
