@@ -5,6 +5,7 @@ recorded apart, and a caller that invents a value is flagged and left out of gra
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from simulator.agent import AgentConfig, start_agent
@@ -85,3 +86,50 @@ def test_grounding_check_uses_the_slot_parsers() -> None:
     assert invented_values(f"I was born {dob}.", call, packs["healthcare"]) == []
     bad = invented_values("I was born January 1, 1901.", call, packs["healthcare"])
     assert [b["value"] for b in bad] == ["1901-01-01"]
+
+
+def test_callsim_run_with_caller_llm_from_the_command_line(tmp_path: Path) -> None:
+    import threading
+
+    from click.testing import CliRunner
+
+    from simulator.cli import agent_process, main
+
+    loop = asyncio.new_event_loop()
+    ready: list[str] = []
+    stop = asyncio.Event()
+
+    async def stub() -> None:
+        async with caller_stub.serve() as url:
+            ready.append(url)
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(stub(),), daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if ready:
+                break
+            threading.Event().wait(0.05)
+        with agent_process("--stt", "none") as url:
+            res = CliRunner().invoke(main, [
+                "run", "--target", url, "--pack", "salon", "--count", "6", "--seed", "3",
+                "--no-pauses", "--runs-dir", str(tmp_path), "--json", "--caller", "llm",
+                "--caller-endpoint", ready[0], "--caller-model", "stub-caller"])
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout[res.stdout.index("{"):])
+    assert summary["calls"]["completed"] == 6 and summary["calls"]["measured"] == 6
+    assert summary["caller_llm"]["tokens"] > 0
+
+
+def test_caller_llm_without_endpoint_is_a_usage_error(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    res = CliRunner().invoke(main, ["run", "--target", "http://127.0.0.1:9/v1", "--caller",
+                                    "llm", "--runs-dir", str(tmp_path)])
+    assert res.exit_code == 2 and "--caller-endpoint" in res.output
