@@ -28,7 +28,7 @@ FRAMES = (
     "Could you let me know {np}?",
     "May I have {np}, please?",
     "Would you mind giving me {np}?",
-    "Can I grab {np} from you?",
+    "Can I grab {np}?",
     "Could you share {np} with me?",
     "I'll just need {np}.",
     "Mind telling me {np}?",
@@ -42,7 +42,7 @@ YES_NO_FRAMES = (
     "Can we get {np}?",
     "Are you okay giving us {np}?",
     "Would you give us {np}?",
-    "Is it alright if we have {np}?",
+    "Would you be comfortable giving us {np}?",
     "Quick question: do we have {np}?",
     "And do we have {np}?",
     "Should I note down that we have {np}?",
@@ -56,7 +56,7 @@ NOUNS: dict[str, tuple[str, ...]] = {
     "person_name": ("your full name", "your first and last name", "the name on the account"),
     "date_of_birth": ("your date of birth", "your birth date",
                       "the date of birth we have on file"),
-    "date": ("the day you'd like", "a date that works for you", "the date you have in mind"),
+    "date": ("the day that suits you", "a date that works for you", "the date you have in mind"),
     "time": ("a time that works for you", "the time you'd prefer", "a good time for you"),
     "phone": ("your phone number", "the best number to reach you", "a good callback number"),
     "address": ("the property address", "the address of the home", "the street address"),
@@ -184,7 +184,7 @@ def ask(pack: Pack, slots: Sequence[str], r: random.Random, *, again: bool = Fal
         q = r.choice(questions(pack.slots[slots[0]], slots[0]))
     lead = r.choice(REASK) if again else r.choice(ACKS)
     if small_talk and not again:
-        lead = r.choice(SMALL_TALK) + lead
+        lead = r.choice(SMALL_TALK)
     return lead + q
 
 
