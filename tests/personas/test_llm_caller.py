@@ -133,3 +133,20 @@ def test_caller_llm_without_endpoint_is_a_usage_error(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["run", "--target", "http://127.0.0.1:9/v1", "--caller",
                                     "llm", "--runs-dir", str(tmp_path)])
     assert res.exit_code == 2 and "--caller-endpoint" in res.output
+
+
+def test_an_unreachable_caller_model_fails_the_call_with_its_own_category(
+    tmp_path: Path,
+) -> None:
+    packs = load_packs()
+    calls = generate_calls(packs, "salon", 2, 5)
+
+    async def go() -> dict:
+        async with start_agent(AgentConfig(), packs=packs) as agent:
+            cfg = RunConfig(target=agent, arrival=ArrivalSpec(kind="closed", concurrency=2),
+                            seed=5, honour_pauses=False, caller="llm",
+                            caller_endpoint="http://127.0.0.1:9/v1", caller_model="m")
+            return await run_load(calls, packs, cfg, tmp_path / "run")
+
+    s = asyncio.run(go())
+    assert s["calls"]["completed"] == 2 and s["errors"] == {"caller_llm": 2}
