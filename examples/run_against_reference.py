@@ -9,7 +9,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from simulator.cli import agent_process
+from simulator.agent.process import agent_process
 from simulator.driver.arrivals import ArrivalSpec
 from simulator.driver.runner import RunConfig, run_load
 from simulator.personas import generate_calls, load_packs

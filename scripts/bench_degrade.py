@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from simulator.callscript import CallScript
 from simulator.degradation import NoiseProfile, degrade_calls, get_profile
-from simulator.degradation.asr import calibrated_p_word
+from simulator.degradation.asr_noise import calibrated_p_word
 from simulator.degradation.phonetics import get_index
 from simulator.personas import generate_calls, load_packs
 

@@ -417,12 +417,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-uvloop", action="store_true")
     ap.add_argument("--stamp-on-resume", action="store_true",
                     help="A/B: stamp bytes when the reading coroutine resumes, as before the "
-                         "arrival stamps (simulator/transports/arrival.py)")
+                         "arrival stamps (simulator/transports/stamps.py)")
     ap.add_argument("--json", default="runs/bench_driver.json", help="write results here")
     a = ap.parse_args(argv)
     if a.stamp_on_resume:
-        from simulator.transports import arrival
-        arrival.install = lambda _connector: False  # type: ignore[assignment]
+        from simulator.transports import stamps
+        stamps.install = lambda _connector: False  # type: ignore[assignment]
     known = ["error", "capacity", "overhead", "peer", "store"]
     a.benches = a.benches or known
     if bad := [b for b in a.benches if b not in known]:

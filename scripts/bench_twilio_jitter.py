@@ -21,13 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from simulator.audio.line import SyntheticSpeech  # noqa: E402
 from simulator.callscript import CallScript, Persona, Turn  # noqa: E402
+from simulator.driver.audio_call import AudioStats, run_audio_call  # noqa: E402
 from simulator.driver.gctune import load_gc  # noqa: E402
-from simulator.transports.audio_session import (  # noqa: E402
-    AudioStats,
-    SyntheticSpeech,
-    run_audio_call,
-)
 from simulator.transports.base import Deadlines  # noqa: E402
 from simulator.transports.twilio import TwilioTransport  # noqa: E402
 
@@ -35,7 +32,7 @@ from simulator.transports.twilio import TwilioTransport  # noqa: E402
 def _serve(port_q: Any) -> None:
     from aiohttp import web
 
-    from simulator.voice_agent import VoiceAgentConfig, create_voice_app
+    from simulator.agent.voice import VoiceAgentConfig, create_voice_app
 
     async def main() -> None:
         runner = web.AppRunner(create_voice_app(VoiceAgentConfig(ttft_ms=300, greet=False,
@@ -94,7 +91,7 @@ async def bench(url: str, calls: int, duration: float) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     await transport.aclose()
     j = np.asarray(stats.jitter_ms)
-    ttfa = [e["ttfa_ms"] for r in runs for e in r.exchanges if e["ttfa_ms"] is not None]
+    ttfa = [e.ttfa_ms for r in runs for e in r.exchanges if e.ttfa_ms is not None]
     return {
         "calls": calls, "duration_s": duration, "wall_s": round(wall, 1),
         "errors": sum(r.error is not None for r in runs),

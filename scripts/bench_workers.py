@@ -9,7 +9,7 @@ overhead per call.
 
 Against ``scripts/loopback_sse_server.py`` (its own process: a first token after
 ``--ttft-ms``, then ``--tokens`` tokens every ``--token-ms``), real call scripts are replayed
-open loop (Poisson) through :func:`simulator.distributed.run_distributed`, rate stepped up
+open loop (Poisson) through :func:`simulator.driver.distributed.run_distributed`, rate stepped up
 until the workers' merged loop-lag p99 passes 5 ms. A level's concurrency is measured, not
 assumed: the mean number of calls in flight (sum of call durations / span, Little's law).
 
@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from simulator.driver.arrivals import ArrivalSpec  # noqa: E402
 from simulator.driver.runner import RunConfig, run_load  # noqa: E402
 from simulator.personas import generate_calls, load_packs  # noqa: E402
-from simulator.store import RunStore  # noqa: E402
+from simulator.storage.store import RunStore  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 LAG_LIMIT_MS = 5.0
@@ -104,7 +104,7 @@ def _concurrency(run_dir: Path) -> tuple[float, float]:
 
 def run_level(url: str, workers: int, rate: float, seconds: float, pauses: bool,
               seed: int, tmp: Path) -> dict[str, Any]:
-    from simulator.distributed import run_distributed
+    from simulator.driver.distributed import run_distributed
 
     packs = load_packs()
     n = max(1, int(rate * seconds))
@@ -226,7 +226,7 @@ def hold_level(url: str, workers: int, target: int, call_s: float, a: argparse.N
                tmp: Path) -> dict[str, Any]:
     """Constant arrivals at ``target * workers / call_s`` calls/s for ``a.level_seconds``:
     about ``target`` calls in flight per worker once the first calls end."""
-    from simulator.distributed import run_distributed
+    from simulator.driver.distributed import run_distributed
 
     packs = load_packs()
     rate = target * max(workers, 1) / call_s

@@ -16,8 +16,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simulator.results import CallOutcome  # noqa: E402
-from simulator.store import RunStore  # noqa: E402
+from simulator.results import CallOutcome, CallRecord, turn_from_row  # noqa: E402
+from simulator.storage.store import RunStore  # noqa: E402
 
 
 def _call(i: int) -> tuple[CallOutcome, list[dict[str, Any]], dict[str, Any]]:
@@ -52,9 +52,10 @@ def measure(n: int = 2000) -> dict[str, float]:
         for i in range(n):
             outcome, turns, transcript = _call(i)
             t0 = time.perf_counter_ns()
-            store.record_call(i, outcome, warmup=False, scheduled_s=None, started_s=float(i),
-                              finished_s=i + 15.0, dispatch_delay_ms=None, turns=turns,
-                              events=[], transcript=transcript)
+            store.record_call(CallRecord(
+                idx=i, outcome=outcome, warmup=False, scheduled_s=None, started_s=float(i),
+                finished_s=i + 15.0, dispatch_delay_ms=None,
+                turns=[turn_from_row(t) for t in turns], events=[], transcript=transcript))
             durs.append(time.perf_counter_ns() - t0)
         total = time.perf_counter() - t_all
         store.close()

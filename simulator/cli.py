@@ -7,21 +7,20 @@ line on stderr, never a traceback.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import os
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from simulator import __version__
+from simulator.agent.process import agent_process, running_agent
 from simulator.errors import CallsimError, InputError
+from simulator.transports.registry import DEFAULT_TRANSPORT
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -117,7 +116,9 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
 
 @main.command()
 @click.option("--target", required=True, help="Agent base URL, e.g. http://127.0.0.1:8000/v1")
-@click.option("--transport", default="openai-chat", show_default=True)
+@click.option("--transport", default=DEFAULT_TRANSPORT, show_default=True,
+              help="How to reach the agent: openai-chat, openai-realtime, twilio, or a "
+                   "transport an installed package registers (docs/transports.md).")
 @click.option("--model", default="callsim-reference", show_default=True)
 @click.option("--api-key-env", help="Name of the environment variable holding the API key.")
 @click.option("--calls", "calls_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -144,7 +145,8 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
 @click.option("--text-hints", is_flag=True,
               help="Audio transports: also send the caller's words (reference agent only).")
 @click.option("--tools-port", default=0, show_default=True, type=int,
-              help="Twilio: port of the tool relay the agent calls (0: any free port).")
+              help="Transports whose agent calls tools over HTTP: port of the tool relay "
+                   "(0: any free port).")
 @click.option("--caller-audio", type=click.Choice(["tts", "tones"]),
               help="Audio transports: the caller's voice. 'tts': each turn spoken by "
                    "pyttsx3/espeak-ng in the persona's voice through the --profile's audio "
@@ -200,13 +202,13 @@ def run(**kw: Any) -> None:
 def run_from_options(**kw: Any) -> dict[str, Any]:
     from simulator.agent_profile import load_agent_profile
     from simulator.callscript import load_calls
-    from simulator.distributed import run_distributed
     from simulator.driver.arrivals import parse_duration, spec_from_options
+    from simulator.driver.distributed import run_distributed
     from simulator.driver.runner import RunConfig
     from simulator.personas import load_packs
-    from simulator.store import RunStore, new_run_id, resolve_run
+    from simulator.storage.store import RunStore, new_run_id, resolve_run
     from simulator.transports.base import Deadlines
-    from simulator.transports.openai_chat import api_key_from_env
+    from simulator.transports.registry import api_key_from_env
 
     api_key = api_key_from_env(kw.get("api_key_env"))
     if kw.get("resume_run"):
@@ -283,9 +285,9 @@ def _caller_audio(requested: str | None, transport: str, profile: str,
                   profiles_dir: Path | None) -> tuple[str, dict[str, Any] | None]:
     """The run's caller-audio mode and line (the profile's ``audio`` section) for an audio
     transport; ("tones", None) for text transports, which send no audio."""
-    from simulator.driver.runner import AUDIO_TRANSPORTS
+    from simulator.transports.registry import transport_spec
 
-    if transport not in AUDIO_TRANSPORTS:
+    if not transport_spec(transport).audio:
         if requested is not None:
             click.echo(f"callsim: note: --caller-audio applies to audio transports only "
                        f"(not {transport})", err=True)
@@ -349,7 +351,7 @@ def soak(target: str | None, lines: int, duration: str, turn_gap: float, profile
     from simulator.driver.soak import soak as run_soak
     from simulator.driver.soak import write_result
     from simulator.personas import generate_calls, load_packs
-    from simulator.transports.openai_chat import api_key_from_env
+    from simulator.transports.registry import api_key_from_env
 
     packs = load_packs()
     calls = _degrade(generate_calls(packs, "all", max(50, lines * 10), seed), profile, seed, None)
@@ -364,8 +366,8 @@ def soak(target: str | None, lines: int, duration: str, turn_gap: float, profile
     if target:
         res = go(target, None)
     else:
-        with agent_process("--ttft-ms", "150", "--token-ms", "10") as url:
-            res = go(url, _AGENT_PIDS[-1] if _AGENT_PIDS else None)
+        with running_agent("--ttft-ms", "150", "--token-ms", "10") as agent:
+            res = go(agent.url, agent.pid)
     d = res.to_dict()
     if output:
         write_result(res, output)
@@ -397,7 +399,7 @@ def report(run_ref: str, baseline_ref: str | None, rubric_path: Path | None,
     Prints the summary; with -o writes one self-contained HTML file that works offline.
     """
     from simulator.metrics.summary import summarize
-    from simulator.store import RunStore, resolve_run
+    from simulator.storage.store import RunStore, resolve_run
 
     run_dir = resolve_run(run_ref, runs_dir)
     base_dir = resolve_run(baseline_ref, runs_dir) if baseline_ref else None
@@ -448,9 +450,9 @@ def judge(run_ref: str, endpoint: str, model: str, api_key_env: str | None, conc
     Lists where the judge disagrees with the deterministic grader; the gate numbers are not
     changed by it.
     """
-    from simulator.metrics.judge import judge_run
-    from simulator.store import RunStore, resolve_run
-    from simulator.transports.openai_chat import api_key_from_env
+    from simulator.metrics.llm_judge import judge_run
+    from simulator.storage.store import RunStore, resolve_run
+    from simulator.transports.registry import api_key_from_env
 
     key = api_key_from_env(api_key_env)
     store = RunStore(resolve_run(run_ref, runs_dir), redact=(key,) if key else ())
@@ -487,7 +489,7 @@ def runs_cmd(runs_dir: Path, as_json: bool) -> None:
     """List stored runs: date, target, profile, calls, the four numbers, gate status."""
     from rich.console import Console
 
-    from simulator.history import list_runs, render_runs
+    from simulator.storage.history import list_runs, render_runs
 
     rows = list_runs(runs_dir)
     if as_json:
@@ -498,35 +500,22 @@ def runs_cmd(runs_dir: Path, as_json: bool) -> None:
 
 @main.command()
 @click.argument("run_ref")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "turns-csv"]),
+              default="jsonl", show_default=True,
+              help="jsonl: every call and each of its turns (a 'record' key says which); "
+                   "csv: one row per call; turns-csv: one row per agent turn.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--runs-dir", default="runs", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
 @_user_errors
 def export(run_ref: str, fmt: str, output: Path | None, runs_dir: Path) -> None:
-    """Export every call of a run as JSONL (full) or CSV (one row per call)."""
-    import csv
-
-    from simulator.store import RunStore, resolve_run
+    """Export a run's calls and turns as JSONL or CSV."""
+    from simulator.storage.store import RunStore, export_run, resolve_run
 
     store = RunStore(resolve_run(run_ref, runs_dir))
     out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
     try:
-        if fmt == "jsonl":
-            for c in store.calls():
-                out.write(json.dumps(c, separators=(",", ":"), ensure_ascii=False) + "\n")
-        else:
-            cols = ["idx", "call_id", "script_id", "pack", "intent", "profile", "ok", "error",
-                    "warmup", "scheduled_s", "started_s", "finished_s", "dispatch_delay_ms",
-                    "ttft_ms_first", "arg_total", "arg_correct", "strict_pass", "record_exists",
-                    "refused", "fabricated", "cost_usd"]
-            w = csv.writer(out)
-            w.writerow(cols)
-            for c in store.calls():
-                o = c["outcome"]
-                row = {**c, **o, "ttft_ms_first": (o["ttft_ms"] or [None])[0]}
-                w.writerow([row.get(k) for k in cols])
+        export_run(store, fmt, out)
     finally:
         if output:
             out.close()
@@ -717,7 +706,7 @@ def render(calls_file: Path, profile: str, seed: int, profiles_dir: Path | None,
 
 # ----------------------------------------------------------------------------- gate
 def _run_outcomes(ref: str, runs_dir: Path) -> tuple[list[Any], dict[str, Any], Path]:
-    from simulator.store import RunStore, resolve_run
+    from simulator.storage.store import RunStore, resolve_run
 
     run_dir = resolve_run(ref, runs_dir)
     store = RunStore(run_dir)
@@ -749,7 +738,7 @@ def gate(baseline: str, candidate: str, rubric_path: Path, allow_mismatch: bool,
     from rich.console import Console
 
     from simulator.gate import judge, load_rubric, render, to_json, write_junit
-    from simulator.history import last_passed, mark_gate
+    from simulator.storage.history import last_passed, mark_gate
 
     rubric, sha = load_rubric(rubric_path)
     if baseline == "last-passed":
@@ -816,7 +805,7 @@ def freeze(run_ref: str, output: Path, runs_dir: Path, personas_dir: Path | None
     from simulator.callscript import write_calls
     from simulator.personas import load_packs
     from simulator.personas.freeze import freeze_run
-    from simulator.store import resolve_run
+    from simulator.storage.store import resolve_run
 
     run_dir = resolve_run(run_ref, runs_dir)
     n = write_calls(freeze_run(run_dir, load_packs(personas_dir)), output)
@@ -872,9 +861,8 @@ def agent_serve(host: str, port: int, ttft_ms: float, token_ms: float, fabricate
     ws://HOST:PORT/v1/realtime. Binds 127.0.0.1 unless told otherwise.
     """
     from simulator.agent import AgentConfig
+    from simulator.agent.voice import VoiceAgentConfig, resolve_stt
     from simulator.personas import load_packs
-    from simulator.voice_agent import VoiceAgentConfig
-    from simulator.voice_agent.server import resolve_stt
 
     _warn_public_bind(host)
     if verbose:
@@ -888,37 +876,9 @@ def agent_serve(host: str, port: int, ttft_ms: float, token_ms: float, fabricate
                       arg_error_rate=arg_error_rate, seed=seed, style=style)
     voice = VoiceAgentConfig(ttft_ms=ttft_ms, vad_silence_ms=vad_silence_ms, stt=stt,
                              asr_workers=asr_workers, tools_url=tools_url, policy=cfg)
-    _run_async(_serve_agent(cfg, voice, host, port, load_packs(personas_dir)))
+    from simulator.agent.serve import serve_agent
 
-
-async def _serve_agent(cfg: Any, voice: Any, host: str, port: int, packs: Any) -> None:
-    import signal
-
-    from aiohttp import web
-
-    from simulator.agent import create_agent_app
-    from simulator.voice_agent import create_voice_routes
-
-    app = create_agent_app(cfg, packs)
-    create_voice_routes(app, voice, packs)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = runner.addresses[0]
-    shown = f"[{bound[0]}]" if ":" in str(bound[0]) else bound[0]
-    print(f"reference agent listening on http://{shown}:{bound[1]}/v1 "
-          f"(voice: ws://{shown}:{bound[1]}/twilio, ws://{shown}:{bound[1]}/v1/realtime)",
-          flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    _run_async(serve_agent(cfg, voice, host, port, load_packs(personas_dir)))
 
 
 def _warn_public_bind(host: str) -> None:
@@ -945,9 +905,9 @@ def tools_serve(calls_file: Path, host: str, port: int, db: str,
     """Serve the tool backend over HTTP (POST /tools/NAME, header X-Callsim-Call-Id)."""
     from aiohttp import web
 
-    from simulator.backend import ToolBackend, create_tools_app
     from simulator.callscript import load_calls
     from simulator.personas import load_packs
+    from simulator.tools.backend import ToolBackend, create_tools_app
 
     _warn_public_bind(host)
     backend = ToolBackend(load_packs(personas_dir), db)
@@ -956,39 +916,6 @@ def tools_serve(calls_file: Path, host: str, port: int, db: str,
 
 
 # ----------------------------------------------------------------------------- demo
-_AGENT_PIDS: list[int] = []
-
-
-@contextlib.contextmanager
-def agent_process(*args: str) -> Iterator[str]:
-    """Start ``callsim agent serve --port 0 ARGS`` in a child process; yield its base URL."""
-    cmd = [sys.executable, "-m", "simulator", "agent", "serve", "--port", "0", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    _AGENT_PIDS.append(proc.pid)
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 30
-        url = None
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            if "http://" in line:
-                url = line[line.index("http://"):].split()[0]
-                break
-        if url is None:
-            raise CallsimError("reference agent did not start (run `callsim agent serve "
-                               "--port 0` to see why)")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 @main.command()
 @click.option("--count", default=200, show_default=True, type=click.IntRange(min=1))
 @click.option("--concurrency", default=50, show_default=True, type=click.IntRange(min=1))
@@ -1009,7 +936,7 @@ def demo(count: int, concurrency: int, seed: int, profile: str, ttft_ms: float, 
     with agent_process("--ttft-ms", str(ttft_ms), "--token-ms", str(token_ms)) as url:
         click.echo(f"reference agent at {url}", err=True)
         summary = run_from_options(
-            target=url, transport="openai-chat", model="callsim-reference", api_key_env=None,
+            target=url, transport=DEFAULT_TRANSPORT, model="callsim-reference", api_key_env=None,
             calls_file=None, pack="all", personas_dir=None, profile=profile, profiles_dir=None,
             count=count, duration=None, warmup="0", concurrency=concurrency, rate=None,
             arrival=None, burstiness=None, stages=None, trace=None, max_starts=None, seed=seed,

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from simulator.callscript import CallScript, load_calls
+from simulator.transports.registry import DEFAULT_TRANSPORT
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -30,10 +31,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--callsim-calls", help="JSONL file of call scripts to replay (one test each).")
     g.addoption("--callsim-target", help="Agent base URL, e.g. http://127.0.0.1:8000/v1.")
     g.addoption("--callsim-model", default=None, help="Model name sent to the agent.")
+    g.addoption("--callsim-transport", default=None,
+                help=f"Transport to the agent (default {DEFAULT_TRANSPORT}; any registered "
+                     "name, see docs/transports.md).")
     g.addoption("--callsim-api-key-env", default=None,
                 help="Environment variable holding the agent's API key.")
     parser.addini("callsim_calls", "JSONL file of call scripts to replay")
     parser.addini("callsim_target", "Agent base URL")
+    parser.addini("callsim_transport", "Transport to the agent")
 
 
 def _setting(config: pytest.Config, name: str) -> str | None:
@@ -107,46 +112,51 @@ class ReplayResult:
 
 
 def replay_call(script: CallScript, target: str, *, model: str | None = None,
-                api_key: str | None = None, packs: dict[str, Any] | None = None
-                ) -> ReplayResult:
-    """Replay one call script against ``target`` (openai-chat) and grade it."""
+                api_key: str | None = None, packs: dict[str, Any] | None = None,
+                transport: str = DEFAULT_TRANSPORT) -> ReplayResult:
+    """Replay one call script against ``target`` over ``transport`` and grade it. The
+    script's scheduled tool faults are applied, as in ``callsim run``."""
     from simulator.agent_profile import AgentProfile
-    from simulator.backend import ToolBackend
-    from simulator.driver.session import run_text_call, tool_result_text
+    from simulator.driver.replay import replay_call as replay
     from simulator.metrics.grading import grade_call
-    from simulator.personas import caller_for, load_packs
+    from simulator.personas import load_packs
+    from simulator.seeding import rng
+    from simulator.tools.answers import ToolAnswers, scheduled_faults
+    from simulator.tools.backend import ToolBackend
+    from simulator.tools.relay import start_tool_relay
     from simulator.transports.base import Deadlines
-    from simulator.transports.openai_chat import OpenAIChatTransport
+    from simulator.transports.registry import TransportOptions, transport_spec
 
     packs = packs or load_packs()
     pack = packs[script.pack]
     backend = ToolBackend(packs)
     backend.load([script])
+    spec = transport_spec(transport)
+    deadlines = Deadlines()
+    seed = script.degradation.seed if script.degradation else 0
 
     async def go() -> Any:
-        transport = OpenAIChatTransport(target, model or "callsim-reference", api_key=api_key)
-
-        async def execute(name: str, parsed: dict[str, Any] | None, raw: str, k: int
-                          ) -> tuple[str, None]:
-            if parsed is None:
-                return '{"error":"invalid_arguments"}', None
-            return tool_result_text(backend.execute(script.call_id, name, parsed)), None
-
+        tr = spec.build(TransportOptions(target=target, model=model or "callsim-reference",
+                                         api_key=api_key, deadlines=deadlines))
+        relay = await start_tool_relay(0) if spec.tool_relay else None
+        tools = ToolAnswers(backend, lambda: script.call_id, deadlines,
+                            rng(seed, "faults", script.call_id), scheduled_faults(script))
         try:
-            return await run_text_call(script, caller_for(script, pack), pack.system_prompt,
-                                       pack.tool_schemas(), transport, execute,
-                                       deadlines=Deadlines(), run_t0_ns=0,
-                                       honour_pauses=False, call_id=script.call_id)
+            return await replay(script, pack, tr, spec, tools, deadlines=deadlines,
+                                run_t0_ns=0, call_id=script.call_id, honour_pauses=False,
+                                relay=relay.relay if relay else None)
         finally:
-            await transport.aclose()
+            await tr.aclose()
+            if relay is not None:
+                await relay.close()
 
     run = asyncio.run(go())
     write_tools = {n for n, b in pack.backend.items() if b.op != "lookup"}
     outcome, detail = grade_call(script, run.transcript, call_id=script.call_id,
                                  profile=script.degradation.profile if script.degradation
                                  else "none", ok=run.error is None, error=run.error,
-                                 ttft_ms=run.ttft_ms, prices=AgentProfile().prices,
-                                 write_tools=write_tools)
+                                 ttft_ms=run.ttft_ms, timings=run.timings(),
+                                 prices=AgentProfile().prices, write_tools=write_tools)
     run.transcript["error_detail"] = run.error_detail
     return ReplayResult(script, outcome, backend.final_outcome(script.call_id), run.transcript,
                         detail["mismatches"], detail["fabricated"])
@@ -161,7 +171,9 @@ def callsim_replay(pytestconfig: pytest.Config) -> Callable[[CallScript], Replay
     key_env = pytestconfig.getoption("--callsim-api-key-env")
     api_key = os.environ.get(key_env) if key_env else None
     model = pytestconfig.getoption("--callsim-model")
+    transport = _setting(pytestconfig, "transport") or DEFAULT_TRANSPORT
     from simulator.personas import load_packs
 
     packs = load_packs()
-    return lambda call: replay_call(call, target, model=model, api_key=api_key, packs=packs)
+    return lambda call: replay_call(call, target, model=model, api_key=api_key, packs=packs,
+                                    transport=transport)

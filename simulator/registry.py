@@ -1,4 +1,5 @@
-"""Name -> class registries (one seam per variation, see STYLE.md)."""
+"""Name -> class registries: each variation of a pipeline stage is registered under a name
+(docs/architecture.md), and an unknown name lists the known ones."""
 
 from __future__ import annotations
 

@@ -1,13 +1,62 @@
-"""Graded per-call results: what metrics, the gate and reports read.
+"""The records of a run: one per agent turn, one per call, and each call's graded outcome.
 
-A ``CallOutcome`` is one replayed call after grading: its timings, the tool-call argument
-score, whether it refused / fabricated, and its cost. Everything downstream of the run store
-(the four gate numbers, bootstrap intervals, breakdowns) is computed from a list of these.
+A ``TurnRecord`` is one timed agent turn, the same type for text and audio calls (audio-only
+fields are None on text calls). A ``CallOutcome`` is one replayed call after grading: its
+per-turn timings, the tool-call argument score, whether it refused / fabricated, and its
+cost. A ``CallRecord`` is everything the run store keeps of a call. The store's columns and
+``callsim export`` are derived from these types; the gate numbers, bootstrap intervals and
+breakdowns are computed from a list of outcomes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRecord:
+    """One agent turn: the request that ended the caller's input (or a tool result) and the
+    agent's answer. Times in ms are measured from the end of the caller's input; ``*_s``
+    are seconds from the run's time zero."""
+
+    seq: int                                  # order within the call
+    caller_turn: int | None                   # the caller turn this answers
+    phase: str                                # "caller" or "tool" (answer to tool results)
+    scheduled_s: float | None                 # the call's scheduled start (first turn only)
+    sent_s: float | None
+    conn_setup_ms: float | None               # connection set-up (kept out of ttft)
+    ttft_ms: float | None                     # first content: text, tool call or audio
+    ttft_from_schedule_ms: float | None       # the same from the scheduled start
+    last_byte_ms: float | None
+    loop_lag_ms: float | None                 # the driver's loop lag when the turn ended
+    stalls: int
+    max_gap_ms: float
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    interrupted: bool
+    error: str | None
+    text: str = ""
+    # audio calls only
+    ttfa_ms: float | None = None              # first audio frame
+    first_voiced_ms: float | None = None      # first frame with speech in it
+    first_text_ms: float | None = None        # first text (transcript) delta
+    agent_speech_s: float | None = None       # seconds of voiced agent audio
+    barge_in_reaction_ms: float | None = None  # caller speech onset -> agent stopped
+
+
+#: Per-turn fields the run store keeps as columns (the text lives in the transcript).
+TURN_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TurnRecord) if f.name != "text")
+
+#: Per-turn timings an outcome carries for the gate (caller-phase turns of the call).
+TURN_TIMINGS: tuple[str, ...] = ("ttft_ms", "ttfa_ms", "first_voiced_ms",
+                                 "barge_in_reaction_ms", "agent_speech_s")
+
+
+def turn_from_row(row: dict[str, Any]) -> TurnRecord:
+    """A ``TurnRecord`` from a stored or exported row (unknown keys ignored)."""
+    names = {f.name for f in fields(TurnRecord)}
+    return TurnRecord(**{k: v for k, v in row.items() if k in names})
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,4 +78,35 @@ class CallOutcome:
     cost_usd: float
     cost_estimated: bool = False          # usage absent from the agent's responses
     injected_wer: float | None = None
-    extra: dict[str, float] = field(default_factory=dict)   # guard metrics (error rate, ttfa...)
+    extra: dict[str, float] = field(default_factory=dict)   # guard metrics of a custom grader
+    # Audio calls, per caller turn that has the value (empty on text calls):
+    ttfa_ms: tuple[float, ...] = ()          # end of caller speech -> first agent audio frame
+    first_voiced_ms: tuple[float, ...] = ()  # end of caller speech -> first voiced agent audio
+    barge_in_reaction_ms: tuple[float, ...] = ()  # caller speech onset -> agent stopped
+    agent_speech_s: tuple[float, ...] = ()   # seconds of voiced agent audio per turn
+    # When a model played the caller (--caller llm): its own usage and cost, apart from the
+    # agent's ``cost_usd``, and the values it said that its script does not hold (> 0: the
+    # call is flagged and left out of grading).
+    caller_prompt_tokens: int = 0
+    caller_completion_tokens: int = 0
+    caller_cost_usd: float = 0.0
+    caller_invented: int = 0
+    # A frozen fixture replayed: the caller turn from which the agent answered differently
+    # and the rule-based caller took over (None: replayed whole, or not a frozen fixture).
+    frozen_diverged_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One finished, graded call: everything the run store records for it."""
+
+    idx: int
+    outcome: CallOutcome
+    warmup: bool
+    scheduled_s: float | None
+    started_s: float
+    finished_s: float
+    dispatch_delay_ms: float | None
+    turns: list[TurnRecord]
+    events: list[tuple[str, dict[str, Any]]]
+    transcript: dict[str, Any]

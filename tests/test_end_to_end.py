@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.cli import agent_process
+from simulator.agent.process import agent_process
 from simulator.driver.arrivals import ArrivalSpec
 from simulator.driver.runner import RunConfig, run_load
 from simulator.personas import generate_calls, load_packs

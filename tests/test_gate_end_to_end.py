@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.cli import agent_process
+from simulator.agent.process import agent_process
 
 CALLSIM = [sys.executable, "-m", "simulator"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.cli import agent_process
+from simulator.agent.process import agent_process
 from tests.conftest import TIME_FACTOR
 
 CALLSIM = [sys.executable, "-m", "simulator"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from simulator.cli import agent_process
+from simulator.agent.process import agent_process
 from simulator.degradation import degrade_calls
 from simulator.degradation.profile import get_profile
 from simulator.driver.arrivals import ArrivalSpec

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from simulator.cli import agent_process
+from simulator.agent.process import agent_process
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "regression"
 
@@ -37,3 +37,25 @@ def test_example_suite_fails_per_call_with_transcript_against_a_bad_agent() -> N
     assert "expected" in p.stdout and "transcript:" in p.stdout and "caller:" in p.stdout
     # One failing call is one failing test, named by its call id.
     assert "test_call_does_what_it_should[" in p.stdout
+
+
+def test_replay_applies_the_scripts_scheduled_tool_faults() -> None:
+    """A call whose degraded script schedules a 5xx on its first tool call: the agent gets
+    the error body (as in `callsim run`), and the transcript records the fault."""
+    from simulator.callscript import Degradation
+    from simulator.personas import generate_calls, load_packs
+    from simulator.pytest_plugin import replay_call
+
+    packs = load_packs()
+    script = next(c for c in generate_calls(packs, "all", 20, 5) if c.expected_tool_calls)
+    faulty = script.model_copy(update={"degradation": Degradation(
+        profile="test", seed=1,
+        tool_faults=[{"tool_call_index": 0, "kind": "http_5xx", "latency_s": 0.0}])})
+    with agent_process() as url:
+        clean = replay_call(script, url, packs=packs)
+        hit = replay_call(faulty, url, packs=packs)
+    assert clean.transcript["tool_calls"][0]["fault"] is None
+    first = hit.transcript["tool_calls"][0]
+    assert first["fault"] == {"kind": "http_5xx", "status": 500, "delay_s": 0.0}
+    assert "internal server error" in first["result"]
+    assert "internal server error" not in clean.transcript["tool_calls"][0]["result"]

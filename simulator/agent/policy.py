@@ -93,7 +93,7 @@ class AgentConfig:
 
 
 @dataclass(frozen=True)
-class ToolCallOut:
+class AgentToolCall:
     id: str
     name: str
     arguments: str  # JSON text
@@ -102,7 +102,7 @@ class ToolCallOut:
 @dataclass(frozen=True)
 class Reply:
     content: str = ""
-    tool_calls: tuple[ToolCallOut, ...] = ()
+    tool_calls: tuple[AgentToolCall, ...] = ()
 
 
 @dataclass
@@ -458,7 +458,7 @@ class _Decider:
             args = _corrupt(args, self.rng("argerr-which"))
         call_id = "call_" + hashlib.sha256(f"{self.digest}:{name}".encode()).hexdigest()[:24]
         return Reply(
-            tool_calls=(ToolCallOut(call_id, name, json.dumps(args, separators=(", ", ": "))),)
+            tool_calls=(AgentToolCall(call_id, name, json.dumps(args, separators=(", ", ": "))),)
         )
 
     def ask(self, st: _State, slot: str, todo: Sequence[str] = ()) -> Reply | None:

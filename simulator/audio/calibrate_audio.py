@@ -9,7 +9,6 @@ difficulty the way their text-noise WER bands claim. See docs/audio.md.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -25,12 +24,12 @@ from simulator.audio.asr import RecogniserConfig, get_recogniser
 from simulator.audio.chain import AudioParams, degrade_audio
 from simulator.audio.reference_voice import synthesize_reference
 from simulator.audio.render import call_voice
+from simulator.audio.spoken import spoken_form
 from simulator.audio.tts import synthesize
-from simulator.degradation.asr import error_counts, normalise
+from simulator.degradation.asr_noise import error_counts, normalise
 from simulator.errors import InputError
 from simulator.seeding import np_rng
 from simulator.seeding import rng as seeded_rng
-from simulator.slots import number_words, ordinal_words
 
 DEFAULT_UTTERANCES = 40
 # The speech that probes the line: "piper", the natural reference voice (a recording-like
@@ -42,73 +41,6 @@ FLOOR = "(undegraded)"
 # Order the profiles by WER only when the recogniser's floor WER is at most this. Measured:
 # generic LM ~83% floor, WER insertion-dominated and unordered; domain LM ~50%.
 ORDER_BY_WER_MAX_FLOOR = 0.75
-
-# --- spoken form of the reference ------------------------------------------------------------
-
-_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
-_ORD = re.compile(r"^(\d{1,3})(?:st|nd|rd|th)$", re.IGNORECASE)
-_TOKEN = re.compile(r"\$?\d[\d,]*(?::\d\d)?(?:st|nd|rd|th)?|[A-Za-z']+|[^\sA-Za-z\d']",
-                    re.IGNORECASE)
-_NOT_APOSTROPHE = re.compile(r"[^\w\s']|_")
-
-
-def _words(n: int) -> str:
-    return number_words(n).replace("-", " ")
-
-
-def _digit_run(run: str) -> str:
-    """A digit string as a caller says it: years and small numbers as numbers, long runs
-    (phone numbers, IDs) digit by digit."""
-    n = int(run)
-    if len(run) == 4 and 1100 <= n <= 1999 or 2010 <= n <= 2099 and len(run) == 4:
-        hi, lo = divmod(n, 100)
-        tail = "hundred" if lo == 0 else (f"oh {_words(lo)}" if lo < 10 else _words(lo))
-        return f"{_words(hi)} {tail}"
-    if len(run) <= 4 and not (len(run) > 1 and run.startswith("0")):
-        return _words(n)
-    return " ".join(_words(int(d)) for d in run)
-
-
-def spoken_form(text: str, *, keep_apostrophes: bool = False) -> str:
-    """``text`` with digits written as the words a caller (and espeak-ng) says, then
-    :func:`~simulator.degradation.asr.normalise`d: "2:30 PM" -> "two thirty pm",
-    "7th" -> "seventh", "1963" -> "nineteen sixty three", "831 839 9377" -> digit words,
-    "$225,000" -> "two hundred twenty five thousand dollars". Hyphens and slashes split
-    words (so "L-30538" and "3/10/1963" keep their parts). A recogniser writes words, so
-    the reference must be words too, or every number would count as an error.
-    ``keep_apostrophes`` keeps "i'd" (the pronouncing dictionary's spelling, which the
-    domain LM needs) where ``normalise`` writes "id".
-    """
-    out: list[str] = []
-    for tok in _TOKEN.findall(text):
-        dollars = tok.startswith("$")
-        core = tok.lstrip("$")
-        m = _TIME.match(core)
-        if m:
-            h, mins = int(m.group(1)), int(m.group(2))
-            rest = "" if mins == 0 else (f"oh {_words(mins)}" if mins < 10 else _words(mins))
-            out.append(f"{_words(h)} {rest}".strip())
-            continue
-        m = _ORD.match(core)
-        if m:
-            out.append(ordinal_words(int(m.group(1))).replace("-", " "))
-            continue
-        if core[:1].isdigit():
-            digits = core.replace(",", "")
-            if "," in core and digits.isdigit() and int(digits) < 1_000_000_000:
-                out.append(_words(int(digits)))  # "225,000": grouped, so said as a number
-            elif digits.isdigit():
-                out.append(_digit_run(digits))
-            else:
-                out.append(" ".join(_digit_run(r) for r in re.findall(r"\d+", digits)))
-            if dollars:
-                out.append("dollars")
-            continue
-        out.append(" " if tok in "-/" else tok)
-    if keep_apostrophes:
-        return " ".join(_NOT_APOSTROPHE.sub("", " ".join(out).lower()).split())
-    return normalise(" ".join(out))
-
 
 # --- the loop -------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The telephone-line degradation chain, driven by a noise profile's ``audio`` section.
 
-Order (PRODUCT.md): speech effects (reverb), background noise at an SNR, bursts, clipping,
+Order (docs/audio.md): speech effects (reverb), background noise at an SNR, bursts, clipping,
 telephony (band-pass, resample to 8 kHz, G.711), packet loss with concealment. Every random
 choice comes from the Generator passed in, and everything applied is recorded.
 """

@@ -41,7 +41,7 @@ def default_cache_dir() -> Path:
 def lm_words(text: str) -> list[str]:
     """Words as the recogniser writes them: numbers spelled out (``spoken_form``), lower
     case, apostrophes kept (the dictionary has "that's", not "thats")."""
-    from simulator.audio.calibrate_audio import spoken_form
+    from simulator.audio.spoken import spoken_form
 
     spelled = spoken_form(text, keep_apostrophes=True)
     return [w.strip("'") for w in _NON_WORD.sub(" ", spelled).split() if w.strip("'")]

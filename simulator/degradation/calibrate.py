@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from simulator.degradation.asr import (
+from simulator.degradation.asr_noise import (
     calibrated_p_word,
     degrade_text,
     entity_words,

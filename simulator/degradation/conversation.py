@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.callscript import TurnKind
-from simulator.degradation.asr import MONTHS, NUMBER_WORDS, ONES
+from simulator.degradation.asr_noise import MONTHS, NUMBER_WORDS, ONES
 from simulator.degradation.profile import ConversationSection
 
 

@@ -16,7 +16,7 @@ from rapidfuzz.distance import Levenshtein  # jiwer's own aligner; jiwer depends
 
 from simulator.callscript import CallScript, Degradation, Turn, trusted
 from simulator.degradation import conversation as conv
-from simulator.degradation.asr import (
+from simulator.degradation.asr_noise import (
     asr_pass,
     calibrated_p_word,
     entity_words,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import os
 import signal
@@ -28,20 +27,28 @@ from asyncio_throttle import Throttler
 
 from simulator import __version__
 from simulator.agent_profile import AgentProfile
-from simulator.backend import ToolBackend
 from simulator.callscript import CallScript, write_calls
 from simulator.driver.arrivals import ArrivalSpec, build_schedule, warmup_count
 from simulator.driver.gctune import load_gc
 from simulator.driver.looplag import LoopLagMonitor
 from simulator.driver.looplag import lag_verdict as looplag_verdict
-from simulator.driver.session import run_text_call, tool_result_text
+from simulator.driver.replay import replay_call
 from simulator.histogram import LatencyHistogram
 from simulator.metrics.grading import grade_call
-from simulator.personas import Pack, caller_for
-from simulator.results import CallOutcome
+from simulator.personas import Pack
+from simulator.results import CallOutcome, CallRecord
 from simulator.seeding import rng
-from simulator.store import RunStore
+from simulator.storage.store import RunStore
+from simulator.tools.answers import ToolAnswers, scheduled_faults
+from simulator.tools.backend import ToolBackend
+from simulator.tools.relay import start_tool_relay
 from simulator.transports.base import Deadlines, TextTransport
+from simulator.transports.registry import (
+    DEFAULT_TRANSPORT,
+    TransportOptions,
+    build_transport,
+    transport_spec,
+)
 
 _now = time.perf_counter_ns
 
@@ -51,7 +58,7 @@ class RunConfig:
     """Everything that defines a run (stored in the run's meta for resume and reports)."""
 
     target: str
-    transport: str = "openai-chat"
+    transport: str = DEFAULT_TRANSPORT
     model: str = "callsim-reference"
     api_key_env: str | None = None
     arrival: ArrivalSpec = field(default_factory=lambda: ArrivalSpec(kind="closed", concurrency=10))
@@ -70,7 +77,7 @@ class RunConfig:
     max_active: int | None = None
     # Audio transports: send the caller's words beside the audio (reference agent only).
     text_hints: bool = False
-    # Twilio: port of the tool relay the agent calls (0: any free port, printed at start).
+    # Transports with a tool relay: the port the agent calls (0: any free port, printed).
     tools_port: int = 0
     # Audio transports: the caller's voice. "tts": each turn rendered with pyttsx3/espeak-ng
     # in the persona's voice through the profile's line (``audio_params``, the profile's
@@ -85,6 +92,11 @@ class RunConfig:
     caller_api_key_env: str | None = None
     caller_price_in_per_m: float = 0.0
     caller_price_out_per_m: float = 0.0
+
+    def transport_options(self, api_key: str | None) -> TransportOptions:
+        """What the run's transport is built from."""
+        return TransportOptions(target=self.target, model=self.model, api_key=api_key,
+                                deadlines=self.deadlines, text_hints=self.text_hints)
 
     def to_meta(self) -> dict[str, Any]:
         d = asdict(self)
@@ -138,9 +150,6 @@ async def _progress_printer(progress: Progress, shard: Any, every_s: float, out:
             print(line(), file=out, flush=True)
 
 
-AUDIO_TRANSPORTS = ("twilio", "openai-realtime")
-
-
 class RunControls:
     """What every way of running shares: Ctrl-C / SIGTERM set ``stop`` (arrivals end, active
     calls get their grace time), and the progress printer lives until ``close``."""
@@ -174,33 +183,8 @@ class RunControls:
 
 
 def make_transport(config: RunConfig, api_key: str | None) -> Any:
-    """The run's transport (one instance shared by all calls), by registered name."""
-    from simulator.transports import openai_chat, realtime, twilio  # noqa: F401 (register)
-    from simulator.transports.base import transports
-
-    cls = transports.get(config.transport)
-    if config.transport == "twilio":
-        return cls(config.target, deadlines=config.deadlines, text_hints=config.text_hints)
-    if config.transport == "openai-realtime":
-        return cls(config.target, deadlines=config.deadlines, api_key=api_key,
-                   text_hints=config.text_hints)
-    return cls(config.target, config.model, api_key=api_key, deadlines=config.deadlines)
-
-
-@dataclass
-class CallResult:
-    """One finished, graded call: everything the run store records for it."""
-
-    idx: int
-    outcome: CallOutcome
-    warmup: bool
-    scheduled_s: float | None
-    started_s: float
-    finished_s: float
-    dispatch_delay_ms: float | None
-    turns: list[dict[str, Any]]
-    events: list[tuple[str, dict[str, Any]]]
-    transcript: dict[str, Any]
+    """The run's transport (one instance shared by all calls), built by its registered spec."""
+    return build_transport(config.transport, config.transport_options(api_key))
 
 
 def plan(calls: list[CallScript], config: RunConfig) -> tuple[np.ndarray | None, int, int]:
@@ -252,15 +236,14 @@ class ShardRunner:
         self.tool_schemas = {p.name: p.tool_schemas() for p in packs.values()}
         self.lag = LoopLagMonitor()
         self.active = 0
-        self.relay: Any = None   # Twilio: routes the agent's HTTP tool calls to the call
+        self.relay: Any = None   # routes an agent's HTTP tool calls to its call (tool_relay)
         self.relay_url: str | None = None
         self.caller_audio: Any = None  # CallerAudio when the caller speaks with TTS
-        self.caller_session: Any = None  # aiohttp session to the caller's model (--caller llm)
-        self.caller_api_key = (os.environ.get(config.caller_api_key_env)
-                               if config.caller_api_key_env else None)
+        self.spec = transport_spec(config.transport)
+        self.caller_model: Any = None  # CallerModel when a model plays the caller
 
     async def _one(self, i: int, t0: int, transport: Any, started: int
-                   ) -> CallResult:
+                   ) -> CallRecord:
         config, calls = self.config, self.calls
         script = calls[i % len(calls)]
         pack = self.packs[script.pack]
@@ -271,62 +254,27 @@ class ShardRunner:
         key = script.call_id if i < len(calls) else f"{script.call_id}#{i // len(calls)}"
         if key != script.call_id:
             self.backend.load([script.model_copy(update={"call_id": key})])
-        fault_rng = rng(config.seed, "faults", i)
-        faults = {int(f["tool_call_index"]): f for f in
-                  (script.degradation.tool_faults if script.degradation else [])}
-
-        async def execute(name: str, parsed: dict[str, Any] | None, raw: str, k: int
-                          ) -> tuple[str, dict[str, Any] | None]:
-            if parsed is None:
-                return json.dumps({"error": "invalid_arguments",
-                                   "message": "arguments are not a JSON object"}), None
-            result = self.backend.execute(key, name, parsed)
-            return await _apply_fault(faults.get(k), result, fault_rng, config.deadlines)
-
-        caller = self._caller(script, pack)
-        if config.transport in AUDIO_TRANSPORTS:
-            from simulator.transports.audio_session import run_audio_call
-
-            run = await run_audio_call(
-                script, caller, transport, execute,
-                deadlines=config.deadlines, run_t0_ns=t0, scheduled_ns=sched_ns,
-                call_id=call_id, tools=self.tool_schemas[pack.name],
-                system_prompt=pack.system_prompt, relay=self.relay,
-                lag_ms=lambda: self.lag.current_ms, honour_pauses=config.honour_pauses,
-                speech=(self.caller_audio.speech_for(script)
-                        if self.caller_audio is not None else None),
-            )
-        else:
-            run = await run_text_call(
-                script, caller, pack.system_prompt, self.tool_schemas[pack.name],
-                transport, execute,
-                deadlines=config.deadlines, run_t0_ns=t0, scheduled_ns=sched_ns,
-                lag_ms=lambda: self.lag.current_ms, honour_pauses=config.honour_pauses,
-                call_id=call_id,
-            )
+        tools = ToolAnswers(self.backend, lambda: key, config.deadlines,
+                            rng(config.seed, "faults", i), scheduled_faults(script))
+        run = await replay_call(
+            script, pack, transport, self.spec, tools, deadlines=config.deadlines,
+            run_t0_ns=t0, call_id=call_id, scheduled_ns=sched_ns,
+            lag_ms=lambda: self.lag.current_ms, honour_pauses=config.honour_pauses,
+            relay=self.relay, tool_schemas=self.tool_schemas[pack.name],
+            speech=(self.caller_audio.speech_for(script)
+                    if self.caller_audio is not None else None),
+            caller_model=self.caller_model,
+        )
         outcome, detail = grade_call(
             script, run.transcript, call_id=call_id, profile=config.profile,
-            ok=run.error is None, error=run.error, ttft_ms=run.ttft_ms,
+            ok=run.error is None, error=run.error, ttft_ms=run.ttft_ms, timings=run.timings(),
             prices=self.agent.prices, write_tools=self.write_tools[script.pack],
         )
         run.transcript["grading"] = detail
-        frozen = getattr(caller, "frozen_record", None)
-        if frozen is not None:
-            run.transcript["frozen"] = frozen()
-        record = getattr(caller, "record", None)
-        if record is not None:  # a model played the caller: its own tokens, cost, grounding
-            run.transcript["caller_llm"] = info = record()
-            extra = {**outcome.extra, "caller_cost_usd": info["cost_usd"],
-                     "caller_tokens": float(sum(info["usage"].values()))}
-            if info["invented"]:
-                # The caller said a value its script does not hold: the agent was graded
-                # on a different call than the script's; flagged, and left out of grading.
-                extra["caller_invented"] = float(len(info["invented"]))
-            outcome = dataclasses.replace(outcome, extra=extra)
         run.transcript["backend_outcome"] = self.backend.final_outcome(key)
         run.transcript["error_detail"] = run.error_detail
         perturbations = script.degradation.perturbations if script.degradation else []
-        return CallResult(
+        return CallRecord(
             idx=i, outcome=outcome, warmup=i < self.n_warm,
             scheduled_s=None if self.offsets is None else float(self.offsets[i]),
             started_s=(started - t0) / 1e9, finished_s=(run.finished_ns - t0) / 1e9,
@@ -336,23 +284,23 @@ class ShardRunner:
             transcript=run.transcript,
         )
 
-    def _caller(self, script: CallScript, pack: Pack) -> Any:
-        """The call's caller policy: the rule-based :class:`Caller` (a FrozenCaller for a
-        frozen fixture), or an LLMCaller."""
-        if self.config.caller != "llm":
-            return caller_for(script, pack)
-        from simulator.personas.llm_caller import CallerLLMConfig, LLMCaller
+    def _caller_model(self) -> Any:
+        """The run's caller model (``--caller llm``): its endpoint, key and prices, and one
+        aiohttp session its requests share (closed when the shard ends)."""
+        import aiohttp
+
+        from simulator.personas.llm_caller import CallerLLMConfig, CallerModel
 
         c = self.config
-        assert c.caller_endpoint and c.caller_model and self.caller_session is not None
-        cfg = CallerLLMConfig(endpoint=c.caller_endpoint, model=c.caller_model,
-                              api_key=self.caller_api_key,
+        assert c.caller_endpoint and c.caller_model
+        key = os.environ.get(c.caller_api_key_env) if c.caller_api_key_env else None
+        cfg = CallerLLMConfig(endpoint=c.caller_endpoint, model=c.caller_model, api_key=key,
                               price_in_per_m=c.caller_price_in_per_m,
                               price_out_per_m=c.caller_price_out_per_m)
-        return LLMCaller(script, pack, cfg, self.caller_session, c.seed)
+        return CallerModel(cfg, aiohttp.ClientSession(), c.seed)
 
     async def run(self, indices: list[int], t0: int | None,
-                  sink: Callable[[CallResult], Awaitable[None] | None],
+                  sink: Callable[[CallRecord], Awaitable[None] | None],
                   stop: asyncio.Event, *, resume_base_s: float = 0.0) -> bool:
         """Run ``indices`` (call i starts at ``t0 + offsets[i] - resume_base_s``; ``t0`` None:
         the moment the connections are warm); return True when ``stop`` interrupted the
@@ -388,14 +336,12 @@ class ShardRunner:
         gc_tuning = load_gc()
         gc_tuning.__enter__()
         try:
-            if config.transport == "twilio":
+            if self.spec.tool_relay:
                 relay_runner = await self._start_relay()
-            if config.transport in AUDIO_TRANSPORTS and config.caller_audio == "tts":
+            if self.spec.audio and config.caller_audio == "tts":
                 await self._prerender(indices)
             if config.caller == "llm":
-                import aiohttp
-
-                self.caller_session = aiohttp.ClientSession()
+                self.caller_model = self._caller_model()
             self.lag.start()
             await transport.warmup(min(_concurrency_hint(config), 256))
             if t0 is None:
@@ -449,10 +395,10 @@ class ShardRunner:
                 await asyncio.gather(*tasks, return_exceptions=True)
             await self.lag.stop()
             await transport.aclose()
-            if self.caller_session is not None:
-                await self.caller_session.close()
+            if self.caller_model is not None:
+                await self.caller_model.session.close()
             if relay_runner is not None:
-                await relay_runner.cleanup()
+                await relay_runner.close()
             if self.caller_audio is not None:
                 self.caller_audio.close()
             gc_tuning.__exit__(None, None, None)
@@ -474,19 +420,11 @@ class ShardRunner:
               f"(cache {self.caller_audio.cache_dir})", file=sys.stderr, flush=True)
 
     async def _start_relay(self) -> Any:
-        from aiohttp import web
-
-        from simulator.transports.audio_session import ToolRelay, create_tool_relay_app
-
-        self.relay = ToolRelay()
-        runner = web.AppRunner(create_tool_relay_app(self.relay), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self.config.tools_port)
-        await site.start()
-        self.relay_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        running = await start_tool_relay(self.config.tools_port)
+        self.relay, self.relay_url = running.relay, running.url
         print(f"tool relay for the agent at {self.relay_url} (POST /tools/NAME, header "
               "X-Callsim-Call-Id)", file=sys.stderr, flush=True)
-        return runner
+        return running
 
 
 async def run_load(
@@ -546,19 +484,14 @@ class StoreSink:
         self.dispatch = LatencyHistogram()
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callsim-store")
 
-    def commit(self, r: CallResult) -> None:
-        self.store.record_call(
-            r.idx, r.outcome, warmup=r.warmup, scheduled_s=r.scheduled_s,
-            started_s=r.started_s, finished_s=r.finished_s,
-            dispatch_delay_ms=r.dispatch_delay_ms, turns=r.turns, events=r.events,
-            transcript=r.transcript,
-        )
+    def commit(self, r: CallRecord) -> None:
+        self.store.record_call(r)
 
-    async def __call__(self, r: CallResult) -> None:
+    async def __call__(self, r: CallRecord) -> None:
         await asyncio.get_running_loop().run_in_executor(self.pool, self.commit, r)
         self.count(r)
 
-    def count(self, r: CallResult) -> None:
+    def count(self, r: CallRecord) -> None:
         """Feed progress and histograms with a committed call."""
         p = self.progress
         p.done += 1
@@ -567,11 +500,11 @@ class StoreSink:
             p.errors[r.outcome.error or "error"] += 1
         if not r.warmup:
             for e in r.turns:
-                if e["phase"] == "caller" and e["ttft_ms"] is not None:
-                    self.ttft.record_ms(e["ttft_ms"])
-                    p.ttft.record_ms(e["ttft_ms"])
-                    if e["ttft_from_schedule_ms"] is not None:
-                        self.sched.record_ms(e["ttft_from_schedule_ms"])
+                if e.phase == "caller" and e.ttft_ms is not None:
+                    self.ttft.record_ms(e.ttft_ms)
+                    p.ttft.record_ms(e.ttft_ms)
+                    if e.ttft_from_schedule_ms is not None:
+                        self.sched.record_ms(e.ttft_from_schedule_ms)
             if r.dispatch_delay_ms is not None:
                 self.dispatch.record_ms(max(r.dispatch_delay_ms, 0.0))
         if self.on_call is not None:
@@ -600,7 +533,7 @@ def finish_run(store: RunStore, run_dir: Path, total: int, sink: StoreSink, inte
     summary = summarize(store)
     summary["run_dir"] = str(run_dir)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    from simulator.history import index_run
+    from simulator.storage.history import index_run
 
     index_run(run_dir.parent, run_dir, summary, store.meta())
     store.close()
@@ -633,24 +566,3 @@ def begin_run(store: RunStore, calls: list[CallScript], config: RunConfig,
         started_at=time.time(), agent_profile=agent.model_dump(),
         scenario_set=scenario_set_id(c.call_id for c in calls), **extra,
     )
-
-
-async def _apply_fault(
-    fault: dict[str, Any] | None, result: dict[str, Any], r: Any, deadlines: Deadlines
-) -> tuple[str, dict[str, Any] | None]:
-    """Apply a scheduled tool fault (see simulator.degradation.faults) to a backend result."""
-    if fault is None:
-        return tool_result_text(result), None
-    from simulator.degradation.faults import apply_fault
-
-    effect = apply_fault(fault, result, r)
-    delay = min(effect.delay_s, deadlines.tool_s)
-    if delay > 0:
-        await asyncio.sleep(delay)
-    if effect.delay_s > deadlines.tool_s:
-        body = json.dumps({"error": "timeout",
-                           "message": f"tool did not answer within {deadlines.tool_s:g} s"})
-        return body, {"kind": fault.get("kind"), "effect": "timeout", "delay_s": delay}
-    return effect.body, {"kind": fault.get("kind"), "status": effect.status, "delay_s": delay}
-
-

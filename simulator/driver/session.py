@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import re
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any
 from simulator.agent_profile import add_usage
 from simulator.callscript import CallScript, Turn
 from simulator.errors import TransportError
+from simulator.results import TURN_TIMINGS, TurnRecord
 from simulator.transports.base import Deadlines, Exchange, TextTransport
 
 _now = time.perf_counter_ns
@@ -31,7 +31,7 @@ MAX_TOOL_ROUNDS = 8
 class CallRun:
     """What the driver saw during one call (before grading)."""
 
-    exchanges: list[dict[str, Any]] = field(default_factory=list)
+    exchanges: list[TurnRecord] = field(default_factory=list)
     transcript: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     error: str | None = None
@@ -42,17 +42,29 @@ class CallRun:
     @property
     def ttft_ms(self) -> tuple[float, ...]:
         """First-token latency of each caller turn (tool follow-ups excluded)."""
-        return tuple(
-            e["ttft_ms"] for e in self.exchanges
-            if e["phase"] == "caller" and e["ttft_ms"] is not None
-        )
+        return self.caller_values("ttft_ms")
+
+    def caller_values(self, name: str) -> tuple[float, ...]:
+        """A ``TurnRecord`` timing of each caller turn that has it (tool follow-ups
+        excluded), e.g. ``caller_values("ttfa_ms")``."""
+        out = []
+        for e in self.exchanges:
+            if e.phase == "caller":
+                v = getattr(e, name)
+                if v is not None:
+                    out.append(v)
+        return tuple(out)
+
+    def timings(self) -> dict[str, tuple[float, ...]]:
+        """Every per-turn timing an outcome carries (:data:`TURN_TIMINGS`), by name."""
+        return {name: self.caller_values(name) for name in TURN_TIMINGS}
 
 
 def _estimate_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
-async def caller_turn(value: Any) -> Turn | None:
+async def awaited_turn(value: Any) -> Turn | None:
     """A caller policy's ``first()`` / ``respond()`` result: a turn (the rule-based caller)
     or an awaitable of one (a caller whose lines a model writes)."""
     return await value if inspect.isawaitable(value) else value
@@ -79,7 +91,7 @@ async def run_text_call(
     """Replay ``script`` against ``transport``.
 
     ``caller`` has ``first() -> Turn`` and ``respond(agent_text) -> Turn | None``, each
-    possibly awaitable (see :func:`caller_turn`); a caller that fails (its model endpoint)
+    possibly awaitable (see :func:`awaited_turn`); a caller that fails (its model endpoint)
     ends the call with its error category.
     ``execute_tool(name, parsed_args, raw_args, k)`` is awaited for the k-th tool call of the
     call and returns ``(result_text, fault_record | None)``.
@@ -95,7 +107,7 @@ async def run_text_call(
     seq = 0
     deadline = run.started_ns + int(deadlines.call_s * 1e9)
     try:
-        turn: Turn | None = await caller_turn(caller.first())
+        turn: Turn | None = await awaited_turn(caller.first())
     except TransportError as exc:
         run.error, run.error_detail, turn = exc.category, str(exc), None
     first_turn = True
@@ -182,7 +194,7 @@ async def run_text_call(
             turn = Turn(index=turn.index, kind="barge_in", text=text, pause_before_s=0.0)
             continue
         try:
-            turn = await caller_turn(caller.respond(ex.text))
+            turn = await awaited_turn(caller.respond(ex.text))
         except TransportError as exc:
             run.error, run.error_detail = exc.category, str(exc)
             break
@@ -201,32 +213,22 @@ async def run_text_call(
 def _exchange_record(
     seq: int, caller_turn: int, phase: str, ex: Exchange, t0: int,
     scheduled_ns: int | None, lag: float,
-) -> dict[str, Any]:
+) -> TurnRecord:
     ttft = ex.ttft_ms
-    rel = lambda ns: None if ns is None else (ns - t0) / 1e9  # noqa: E731
-    return {
-        "seq": seq,
-        "caller_turn": caller_turn,
-        "phase": phase,
-        "scheduled_s": rel(scheduled_ns),
-        "sent_s": rel(ex.sent_ns),
-        "conn_setup_ms": ex.conn_setup_ns / 1e6,
-        "ttft_ms": ttft,
-        "ttft_from_schedule_ms": (
+    usage = ex.usage or {}
+    return TurnRecord(
+        seq=seq, caller_turn=caller_turn, phase=phase,
+        scheduled_s=None if scheduled_ns is None else (scheduled_ns - t0) / 1e9,
+        sent_s=(ex.sent_ns - t0) / 1e9,
+        conn_setup_ms=ex.conn_setup_ns / 1e6,
+        ttft_ms=ttft,
+        ttft_from_schedule_ms=(
             None if ttft is None or scheduled_ns is None
             else (ex.first_content_ns - scheduled_ns - ex.conn_setup_ns) / 1e6  # type: ignore[operator]
         ),
-        "last_byte_ms": None if ex.last_byte_ns is None else (ex.last_byte_ns - ex.sent_ns) / 1e6,
-        "loop_lag_ms": lag,
-        "stalls": ex.stalls,
-        "max_gap_ms": ex.max_gap_ms,
-        "prompt_tokens": (ex.usage or {}).get("prompt_tokens"),
-        "completion_tokens": (ex.usage or {}).get("completion_tokens"),
-        "interrupted": ex.interrupted_at_ns is not None,
-        "error": ex.error,
-        "text": ex.text,
-    }
-
-
-def tool_result_text(result: Any) -> str:
-    return result if isinstance(result, str) else json.dumps(result, separators=(",", ":"))
+        last_byte_ms=None if ex.last_byte_ns is None else (ex.last_byte_ns - ex.sent_ns) / 1e6,
+        loop_lag_ms=lag, stalls=ex.stalls, max_gap_ms=ex.max_gap_ms,
+        prompt_tokens=usage.get("prompt_tokens"),
+        completion_tokens=usage.get("completion_tokens"),
+        interrupted=ex.interrupted_at_ns is not None, error=ex.error, text=ex.text,
+    )

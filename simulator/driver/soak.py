@@ -18,31 +18,47 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulator.backend import ToolBackend
 from simulator.callscript import CallScript, Turn
 from simulator.driver.gctune import load_gc
+from simulator.driver.replay import CallerFactory, replay_call
 from simulator.driver.runner import make_transport
-from simulator.driver.session import run_text_call, tool_result_text
-from simulator.personas import Pack, caller_for
+from simulator.personas import Pack
+from simulator.seeding import rng
+from simulator.tools.answers import ToolAnswers, scheduled_faults
+from simulator.tools.backend import ToolBackend
 from simulator.transports.base import Deadlines
+from simulator.transports.registry import DEFAULT_TRANSPORT, transport_spec
 
 DISCONNECTS = {"reset", "connect_refused", "connect_error", "connection_error"}
 
 
 class LongCaller:
-    """Chains callers of several scripts into one conversation, ``gap_s`` between turns."""
+    """Chains callers of several scripts into one conversation, ``gap_s`` between turns.
+    Each script's caller is the one the replay path chooses (see :meth:`around`)."""
 
     def __init__(self, scripts: list[CallScript], packs: dict[str, Pack], start: int,
                  gap_s: float, until: float) -> None:
         self.scripts, self.packs, self.gap, self.until = scripts, packs, gap_s, until
         self.i = start
         self.current = scripts[start % len(scripts)]
-        self.caller = caller_for(self.current, packs[self.current.pack])
+        self.caller: Any = None
+        self._choose: CallerFactory | None = None
+
+    def around(self, choose: CallerFactory) -> LongCaller:
+        """This long caller, building each script's caller with ``choose`` (given by
+        :func:`~simulator.driver.replay.replay_call`)."""
+        self._choose = choose
+        self.caller = choose(self.current, self.packs[self.current.pack])
+        return self
 
     def _gap(self, t: Turn | None) -> Turn | None:
         if t is None or time.monotonic() >= self.until:
             return None
         return t.model_copy(update={"pause_before_s": max(t.pause_before_s, self.gap)})
+
+    def current_id(self) -> str:
+        """The call id of the script being spoken now (its records answer tool calls)."""
+        return self.current.call_id
 
     def first(self) -> Turn | None:
         return self.caller.first()
@@ -52,7 +68,8 @@ class LongCaller:
         if nxt is None and time.monotonic() < self.until:
             self.i += 1
             self.current = self.scripts[self.i % len(self.scripts)]
-            self.caller = caller_for(self.current, self.packs[self.current.pack])
+            assert self._choose is not None
+            self.caller = self._choose(self.current, self.packs[self.current.pack])
             nxt = self.caller.first()
         return self._gap(nxt)
 
@@ -106,7 +123,7 @@ class SoakResult:
 
 async def soak(
     calls: list[CallScript], packs: dict[str, Pack], *, target: str, lines: int,
-    duration_s: float, gap_s: float = 5.0, transport: str = "openai-chat",
+    duration_s: float, gap_s: float = 5.0, transport: str = DEFAULT_TRANSPORT,
     model: str = "callsim-reference", api_key: str | None = None,
     deadlines: Deadlines | None = None, sample_every_s: float = 10.0,
     watch_pid: int | None = None, progress: Any = None,
@@ -117,6 +134,7 @@ async def soak(
     dl = deadlines or Deadlines(call_s=duration_s + 120)
     cfg = RunConfig(target=target, transport=transport, model=model, deadlines=dl)
     tr = make_transport(cfg, api_key)
+    spec = transport_spec(transport)
     backend = ToolBackend(packs)
     backend.load(calls)
     res = SoakResult(lines=lines, duration_s=duration_s)
@@ -128,24 +146,19 @@ async def soak(
         k = n
         while time.monotonic() < until:
             lc = LongCaller(calls, packs, k, gap_s, until)
-
-            async def execute(name: str, parsed: dict[str, Any] | None, raw: str, _k: int,
-                              lc: LongCaller = lc) -> tuple[str, None]:
-                if parsed is None:
-                    return '{"error":"invalid_arguments"}', None
-                return tool_result_text(backend.execute(lc.current.call_id, name, parsed)), None
-
-            pack = packs[lc.current.pack]
+            first = lc.current
+            tools = ToolAnswers(backend, lc.current_id, dl,
+                                rng(0, "faults", k), scheduled_faults(first))
             t0 = time.monotonic()
-            run = await run_text_call(lc.current, lc, pack.system_prompt, schemas[pack.name],
-                                      tr, execute, deadlines=dl, run_t0_ns=0,
-                                      call_id=f"{k:06d}")
+            run = await replay_call(first, packs[first.pack], tr, spec, tools, caller=lc.around,
+                                    deadlines=dl, run_t0_ns=0, call_id=f"{k:06d}",
+                                    tool_schemas=schemas[first.pack])
             took = time.monotonic() - t0
             res.call_hours += took / 3600
             res.longest_call_s = max(res.longest_call_s, took)
             res.calls += 1
-            res.turns += sum(1 for e in run.exchanges if e["phase"] == "caller")
-            res.stalls += sum(int(e["stalls"] or 0) for e in run.exchanges)
+            res.turns += sum(1 for e in run.exchanges if e.phase == "caller")
+            res.stalls += sum(e.stalls for e in run.exchanges)
             if run.error:
                 res.errors[run.error] += 1
                 if run.error in DISCONNECTS:

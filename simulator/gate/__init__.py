@@ -1,9 +1,10 @@
 """The eval gate: does a candidate run earn its slot against a baseline run?
 
 Pure core over lists of :class:`simulator.results.CallOutcome`: the rubric
-(:mod:`.rubric`), the numbers (:mod:`.numbers`), seeded bootstrap intervals (:mod:`.stats`),
-the decision (:mod:`.decide`), renderers (:mod:`.output`) and multi-run ranking with a
-routing table (:mod:`.compare`). See docs/gate.md.
+(:mod:`.rubric`), the metric definitions (:mod:`simulator.metrics.numbers`), seeded
+bootstrap intervals (:mod:`.stats`), the decision (:mod:`.decide`), renderers
+(:mod:`.output`) and multi-run ranking with a routing table (:mod:`.compare`). See
+docs/gate.md.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from simulator.gate.decide import (
     judge,
     scenario_set_id,
 )
-from simulator.gate.numbers import gate_numbers
 from simulator.gate.output import render, to_json, write_junit
 from simulator.gate.rubric import GATE_NUMBERS, Rubric, load_rubric, rubric_from_dict
 from simulator.gate.stats import Estimate, bootstrap_one, bootstrap_pair
+from simulator.metrics.numbers import gate_numbers
 
 __all__ = [
     "GATE_NUMBERS",

@@ -20,8 +20,8 @@ from rich.text import Text
 
 from simulator.errors import GateError
 from simulator.gate.decide import GateResult, evaluate, fmt_value
-from simulator.gate.numbers import gate_numbers
 from simulator.gate.rubric import GATE_NUMBERS, Rubric
+from simulator.metrics.numbers import gate_numbers
 from simulator.results import CallOutcome
 
 DIMENSIONS: tuple[str, ...] = ("pack", "profile", "intent")

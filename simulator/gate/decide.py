@@ -24,9 +24,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from simulator.errors import GateError
-from simulator.gate.numbers import REPORTED
 from simulator.gate.rubric import GATE_NUMBERS, Direction, NumberRule, Rubric
 from simulator.gate.stats import Estimate, PairEstimate, bootstrap_one, bootstrap_pair
+from simulator.metrics.numbers import METRICS, REPORTED
 from simulator.results import CallOutcome
 
 Decision = Literal["win", "tie", "loss", "loss_badly", "inconclusive"]
@@ -64,6 +64,7 @@ class GuardRow:
     candidate: Estimate
     breached: bool | None            # None: the candidate has no data for it
     reason: str
+    applies: bool = True             # False: neither run records the metric (no vote)
 
 
 @dataclass(frozen=True)
@@ -99,12 +100,15 @@ class GateResult:
 
 
 def unit_of(name: str) -> str:
-    """``ms``, ``usd``, ``rate`` (0..1, shown in %) or ``""`` (plain) for a metric name."""
+    """``ms``, ``s``, ``usd``, ``rate`` (0..1, shown in %) or ``""`` (plain) for a metric
+    name: a defined metric's own unit; for an ``extra`` guard metric, read off its name."""
+    if name in METRICS:
+        return METRICS[name].unit
     if name.endswith("_ms"):
         return "ms"
     if name.endswith("_usd"):
         return "usd"
-    if name in REPORTED or name.endswith(("_rate", "_accuracy")):
+    if name.endswith(("_rate", "_accuracy")):
         return "rate"
     return ""
 
@@ -115,6 +119,8 @@ def fmt_value(name: str, v: float | None) -> str:
     u = unit_of(name)
     if u == "ms":
         return f"{v:.0f} ms"
+    if u == "s":
+        return f"{v:.2f} s"
     if u == "usd":
         return f"${v:.4f}"
     if u == "rate":
@@ -128,6 +134,8 @@ def fmt_delta(name: str, v: float | None) -> str:
     u = unit_of(name)
     if u == "ms":
         return f"{v:+.0f} ms"
+    if u == "s":
+        return f"{v:+.2f} s"
     if u == "usd":
         return f"{'+' if v >= 0 else '-'}${abs(v):.4f}"
     if u == "rate":
@@ -145,14 +153,20 @@ def fmt_interval(name: str, e: Estimate, delta: bool = False) -> str:
 # ------------------------------------------------------------------------------ decision
 
 
+_COUNTED = {
+    "calls": "calls", "missing_record": "calls on missing records",
+    "existing_record": "calls on existing records",
+    "tool_args": "calls with expected tool arguments", "timed_turns": "ok calls with timed turns",
+}
+
+
 def _min_calls(name: str, rubric: Rubric) -> tuple[int, str]:
-    if name == "refusal_rate":
-        return rubric.min_missing_record_calls, "calls on missing records"
-    if name == "tool_arg_accuracy":
-        return rubric.min_calls_per_arm, "calls with expected tool arguments"
-    if name == "p95_ttft_ms":
-        return rubric.min_calls_per_arm, "ok calls with timed turns"
-    return rubric.min_calls_per_arm, "calls"
+    """The rubric minimum a number needs and what it counts, from its definition."""
+    d = METRICS.get(name)
+    population = d.population if d is not None else "calls"
+    if population == "missing_record":
+        return rubric.min_missing_record_calls, _COUNTED[population]
+    return rubric.min_calls_per_arm, _COUNTED[population]
 
 
 def decide_number(name: str, rule: NumberRule, est: PairEstimate, rubric: Rubric) -> NumberRow:
@@ -200,6 +214,11 @@ def decide_number(name: str, rule: NumberRule, est: PairEstimate, rubric: Rubric
 
 def _guard(name: str, rubric: Rubric, b: Estimate, c: Estimate) -> GuardRow:
     g = rubric.guards[name]
+    if c.value is None and b.value is None:
+        # e.g. time to first audio on two text runs: the guard is about calls these runs
+        # did not make, so it neither passes nor holds up the verdict.
+        return GuardRow(name, g.max, g.min, b, c, None,
+                        "recorded by neither run: does not apply", applies=False)
     if c.value is None:
         return GuardRow(name, g.max, g.min, b, c, None, "no data in the candidate run")
     over = g.max is not None and c.value > g.max
@@ -245,7 +264,7 @@ def _verdict(rows: Sequence[NumberRow], guards: Sequence[GuardRow],
             unsure.append(f"{r.name}: the interval does not rule out losing badly "
                           f"(threshold {fmt_delta(r.name, r.lose_badly).lstrip('+')})")
     for gr in guards:
-        if gr.breached is None:
+        if gr.breached is None and gr.applies:
             unsure.append(f"guard {gr.name}: {gr.reason}")
     if unsure:
         return "INCONCLUSIVE", unsure

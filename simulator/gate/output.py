@@ -58,6 +58,8 @@ def render(result: GateResult) -> RenderableType:
     for g in result.guards:
         style = "bold red" if g.breached else ("magenta" if g.breached is None else "green")
         label = "breached" if g.breached else ("no data" if g.breached is None else "ok")
+        if not g.applies:
+            style, label = "dim", "n/a"
         table.add_row(f"guard {g.name}", _cell(g.name, g.baseline), _cell(g.name, g.candidate),
                       "", Text(label, style=style), g.reason, style="dim" if not g.breached
                       else None)
@@ -104,7 +106,8 @@ def to_json(result: GateResult) -> dict[str, Any]:
         ],
         "guards": [
             {"name": g.name, "max": g.max, "min": g.min, "baseline": _est(g.baseline),
-             "candidate": _est(g.candidate), "breached": g.breached, "reason": g.reason}
+             "candidate": _est(g.candidate), "breached": g.breached, "reason": g.reason,
+             "applies": g.applies}
             for g in result.guards
         ],
         "context": {k: {"baseline": _est(v.baseline), "candidate": _est(v.candidate),

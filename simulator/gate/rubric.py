@@ -17,16 +17,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from simulator.errors import RubricError, format_validation_error
+from simulator.metrics.numbers import GATE_METRICS, METRICS
 
 Direction = Literal["lower", "higher"]
 
-#: The four gate numbers and which way is better.
-GATE_NUMBERS: dict[str, Direction] = {
-    "p95_ttft_ms": "lower",
-    "tool_arg_accuracy": "higher",
-    "refusal_rate": "higher",
-    "cost_per_session_usd": "lower",
-}
+#: The four gate numbers and which way is better (from their metric definitions).
+GATE_NUMBERS: dict[str, Direction] = {n: METRICS[n].direction for n in GATE_METRICS}
 
 
 class _Model(BaseModel):

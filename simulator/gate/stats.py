@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.gate.numbers import _QEPS, Metric, Quantile, Ratio, metric, point
+from simulator.metrics.numbers import _QEPS, Metric, Quantile, Ratio, metric, point
 from simulator.results import CallOutcome
 from simulator.seeding import np_rng
 

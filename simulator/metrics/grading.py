@@ -97,12 +97,17 @@ def grade_call(
     ttft_ms: tuple[float, ...],
     prices: Prices,
     write_tools: set[str],
+    timings: dict[str, tuple[float, ...]] | None = None,
 ) -> tuple[CallOutcome, dict[str, Any]]:
     """Grade a finished call. Returns the outcome and a grading detail dict for the store.
 
+    ``timings``: the other per-turn timings of the call by :class:`CallOutcome` field
+    (``ttfa_ms``, ``barge_in_reaction_ms``...: see ``CallRun.timings``), kept on the outcome.
+
     ``transcript`` holds ``agent`` (texts), ``caller`` (texts as sent and clean),
     ``tool_calls`` (name, arguments, result), ``usage`` (summed), ``usage_estimated`` and
-    ``duration_s``.
+    ``duration_s``; ``caller_llm`` (a model played the caller: its usage, cost and invented
+    values) and ``frozen`` (a frozen fixture's divergence) when the caller reported them.
     """
     agent_texts: list[str] = [t for t in transcript.get("agent", []) if t]
     made = [
@@ -125,6 +130,10 @@ def grade_call(
     refused = any(says_not_found(t) for t in agent_texts)
     usage = transcript.get("usage") or {}
     cost = session_cost(usage, float(transcript.get("duration_s", 0.0)) / 60.0, prices)
+    tm = timings or {}
+    model = transcript.get("caller_llm") or {}   # a model played the caller
+    model_usage = model.get("usage") or {}
+    frozen = transcript.get("frozen") or {}
     outcome = CallOutcome(
         call_id=call_id,
         script_id=script.call_id,
@@ -143,6 +152,15 @@ def grade_call(
         cost_usd=cost,
         cost_estimated=bool(transcript.get("usage_estimated")),
         injected_wer=script.degradation.measured_wer if script.degradation else None,
+        ttfa_ms=tm.get("ttfa_ms", ()),
+        first_voiced_ms=tm.get("first_voiced_ms", ()),
+        barge_in_reaction_ms=tm.get("barge_in_reaction_ms", ()),
+        agent_speech_s=tm.get("agent_speech_s", ()),
+        caller_prompt_tokens=int(model_usage.get("prompt_tokens", 0)),
+        caller_completion_tokens=int(model_usage.get("completion_tokens", 0)),
+        caller_cost_usd=float(model.get("cost_usd", 0.0)),
+        caller_invented=len(model.get("invented") or ()),
+        frozen_diverged_at=frozen.get("diverged_at"),
     )
     detail = {
         "mismatches": mismatches,

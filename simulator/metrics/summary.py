@@ -11,10 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from simulator.gate.numbers import gate_numbers
-from simulator.store import RunStore
+from simulator.metrics.numbers import GATE_METRICS, METRICS, gate_numbers
+from simulator.storage.store import RunStore
 
-GATE_KEYS = ("p95_ttft_ms", "tool_arg_accuracy", "refusal_rate", "cost_per_session_usd")
+GATE_KEYS = GATE_METRICS
+
+#: Per-turn audio timings summarised beside first-token latency (empty on text runs).
+AUDIO_TIMINGS = ("ttfa_ms", "first_voiced_ms", "barge_in_reaction_ms", "agent_speech_s")
 
 
 def _pcts(values: list[float]) -> dict[str, float | None]:
@@ -32,11 +35,16 @@ def summarize(store: RunStore) -> dict[str, Any]:
     outcomes = store.outcomes()
     numbers = gate_numbers(outcomes)
     ttft, sched, conn, lags, dispatch = [], [], [], [], []
+    audio: dict[str, list[float]] = {k: [] for k in AUDIO_TIMINGS}
     stalls = 0
     for t in store.turns():
         if t["warmup"]:
             continue
         stalls += t["stalls"] or 0
+        if t["phase"] == "caller":
+            for k in AUDIO_TIMINGS:
+                if t[k] is not None:
+                    audio[k].append(t[k])
         if t["phase"] == "caller" and t["ttft_ms"] is not None:
             ttft.append(t["ttft_ms"])
             lags.append(t["loop_lag_ms"] or 0.0)
@@ -52,9 +60,9 @@ def summarize(store: RunStore) -> dict[str, Any]:
             errors[c["error"] or "error"] += 1
     wers = [o.injected_wer for o in outcomes if o.injected_wer is not None]
     every = store.outcomes(include_flagged=True)
-    flagged = sum(1 for o in every if o.extra.get("caller_invented"))
-    caller_cost = sum(o.extra.get("caller_cost_usd", 0.0) for o in every)
-    caller_tokens = sum(o.extra.get("caller_tokens", 0.0) for o in every)
+    flagged = sum(1 for o in every if o.caller_invented)
+    caller_cost = sum(o.caller_cost_usd for o in every)
+    caller_tokens = sum(o.caller_prompt_tokens + o.caller_completion_tokens for o in every)
     total = meta.get("total_calls")
     completed = len(store.completed_indices())
     return {
@@ -72,6 +80,7 @@ def summarize(store: RunStore) -> dict[str, Any]:
         "numbers": numbers,
         "ttft_ms": _pcts(ttft),
         "ttft_from_schedule_ms": _pcts(sched),
+        "audio": {k: _pcts(v) for k, v in audio.items()},
         "dispatch_delay_ms": _pcts(dispatch),
         "connection_setup_ms": _pcts(conn),
         "stalls": stalls,
@@ -94,26 +103,29 @@ def render_summary(summary: dict[str, Any]) -> Any:
     def f(v: Any, fmt: str) -> str:
         return "—" if v is None else format(v, fmt)
 
-    g = summary["gate"]
     t = Table(title=f"callsim run {summary['run_id']} ({summary['status']})", show_lines=False)
     t.add_column("number")
     t.add_column("value", justify="right")
-    t.add_row("p95 first-token latency", f(g["p95_ttft_ms"], ".1f") + " ms")
-    t.add_row("tool-call argument accuracy", f(g["tool_arg_accuracy"], ".3f"))
-    t.add_row("refusal-on-missing-record rate", f(g["refusal_rate"], ".3f"))
-    t.add_row("per-session cost", "$" + f(g["cost_per_session_usd"], ".5f"))
     n = summary["numbers"]
-    t.add_row("strict pass rate", f(n.get("strict_pass_rate"), ".3f"), style="dim")
-    t.add_row("fabrication rate (missing records)", f(n.get("fabrication_rate"), ".3f"),
-              style="dim")
-    t.add_row("over-refusal rate (existing records)", f(n.get("over_refusal_rate"), ".3f"),
-              style="dim")
+    shapes = {"ms": (".1f", "", " ms"), "usd": (".5f", "$", ""), "rate": (".3f", "", "")}
+    for name in ("p95_ttft_ms", "tool_arg_accuracy", "refusal_rate", "cost_per_session_usd",
+                 "strict_pass_rate", "fabrication_rate", "over_refusal_rate"):
+        d = METRICS[name]
+        fmt, pre, post = shapes.get(d.unit, (".3f", "", ""))
+        v = n.get(name)
+        t.add_row(d.label, "—" if v is None else f"{pre}{v:{fmt}}{post}",
+                  style=None if d.gate else "dim")
     tt, ds, ts = summary["ttft_ms"], summary["dispatch_delay_ms"], summary["ttft_from_schedule_ms"]
     t.add_row("ttft p50 / p99", f"{f(tt['p50'], '.1f')} / {f(tt['p99'], '.1f')} ms", style="dim")
     if ds["n"]:
         t.add_row("dispatch delay p50 / p99", f"{f(ds['p50'], '.1f')} / {f(ds['p99'], '.1f')} ms",
                   style="dim")
         t.add_row("ttft from schedule p95", f(ts["p95"], ".1f") + " ms", style="dim")
+    for k, p in summary.get("audio", {}).items():
+        if p["n"]:
+            unit = " s" if k.endswith("_s") else " ms"
+            t.add_row(f"{METRICS['p95_' + k].label[4:]} p50 / p95",
+                      f"{f(p['p50'], '.1f')} / {f(p['p95'], '.1f')}{unit}", style="dim")
     if summary.get("injected_wer") is not None:
         t.add_row("injected WER (mean)", f(summary["injected_wer"], ".3f"), style="dim")
     c = summary["calls"]

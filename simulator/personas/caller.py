@@ -114,7 +114,7 @@ def recurrence(script: CallScript) -> float:
 
 
 def apply_edits(clean: str, edits: list[dict[str, object]]) -> str:
-    """``clean`` with the recognition ``edits`` of :mod:`simulator.degradation.asr` applied
+    """``clean`` with the recognition ``edits`` of :mod:`simulator.degradation.asr_noise` applied
     (``op``/``from``/``to``/``pos``, ``pos`` a word index into ``clean.split()``)."""
     tokens = clean.split()
     at: dict[int, dict[str, object]] = {}
@@ -303,6 +303,10 @@ class Caller:
         cont = self._continuation()
         if cont is not None:
             return self._send(cont)
+        if not agent_text.strip():
+            # Nothing to read (an audio agent whose words do not travel): the script's
+            # next turn as written, then its closing.
+            return self._next_scripted()
         asks = requests(agent_text)
         if asks and _CONFIRM_Q.search(asks[-1]):
             reply = self._confirm_reply(asks[-1])
@@ -456,6 +460,12 @@ class Caller:
         return turn.model_copy(
             update={"text": apply_edits(turn.clean_text, kept), "edits": kept, "wer": None}
         )
+
+    def _next_scripted(self) -> Turn | None:
+        for turn in self.script.turns:
+            if turn.index not in self._sent and turn.kind != "closing":
+                return self._send(turn)
+        return self._closing_turn()
 
     def _closing_turn(self) -> Turn | None:
         if self._closing is None:

@@ -67,7 +67,7 @@ def freeze_call(script: CallScript, transcript: dict[str, Any], pack: Pack) -> C
 def freeze_run(run_dir: Path, packs: dict[str, Pack]) -> list[CallScript]:
     """Frozen scripts for every call of the run at ``run_dir`` that a model played (each
     script once: its first call). Raises :class:`InputError` when there is none."""
-    from simulator.store import RunStore
+    from simulator.storage.store import RunStore
 
     scripts = {s.call_id: s for s in load_calls(run_dir / "calls.jsonl")}
     store = RunStore(run_dir)
@@ -131,8 +131,3 @@ class FrozenCaller:
         answered differently (None: the frozen conversation replayed whole)."""
         return {"diverged": self.diverged_at is not None, "diverged_at": self.diverged_at}
 
-
-def caller_for(script: CallScript, pack: Pack) -> Caller | FrozenCaller:
-    """The scripted caller for ``script``: the frozen caller for a frozen fixture, else the
-    rule-based one."""
-    return FrozenCaller(script, pack) if is_frozen(script) else Caller(script, pack)

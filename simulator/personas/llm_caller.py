@@ -43,6 +43,16 @@ class CallerLLMConfig:
     timeout_s: float = 60.0
 
 
+@dataclass(frozen=True)
+class CallerModel:
+    """A run's caller model: its ``config``, the aiohttp ``session`` its requests share and
+    the run ``seed`` (keys each request's seed and the degradation of each line)."""
+
+    config: CallerLLMConfig
+    session: aiohttp.ClientSession
+    seed: int
+
+
 def persona_prompt(script: CallScript, pack: Pack) -> str:
     """The system prompt that makes a model play ``script``'s caller."""
     p = script.persona
@@ -101,15 +111,13 @@ class LLMCallerStats:
 
 
 class LLMCaller:
-    """A caller policy (``first`` / ``respond``, both awaitable) whose lines a model
-    writes. ``session`` is an aiohttp session the run shares; ``seed`` (the run's) keys the
-    request seed and the degradation of each line."""
+    """A caller policy (``first`` / ``respond``, both awaitable) whose lines the run's
+    caller ``model`` writes."""
 
-    def __init__(self, script: CallScript, pack: Pack, config: CallerLLMConfig,
-                 session: aiohttp.ClientSession, seed: int) -> None:
-        self.script, self.pack, self.config = script, pack, config
-        self.session = session
-        self.seed = seed
+    def __init__(self, script: CallScript, pack: Pack, model: CallerModel) -> None:
+        self.script, self.pack, self.config = script, pack, model.config
+        self.session = model.session
+        self.seed = model.seed
         self.stats = LLMCallerStats()
         self._messages: list[dict[str, str]] = [
             {"role": "system", "content": persona_prompt(script, pack)},

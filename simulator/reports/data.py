@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from simulator.gate.numbers import REPORTED, gate_numbers, metric_calls
+from simulator.metrics.numbers import REPORTED, gate_numbers, metric_calls
 from simulator.metrics.summary import summarize
 from simulator.results import CallOutcome
-from simulator.store import RunStore
+from simulator.storage.store import RunStore
 
 #: Injected-WER buckets (lower bound inclusive, upper exclusive) for accuracy by noise level.
 WER_BUCKETS: tuple[tuple[float, float], ...] = (

@@ -22,23 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from simulator.gate.decide import GateResult, fmt_delta, fmt_value
-from simulator.gate.numbers import REPORTED
+from simulator.metrics.numbers import GATE_METRICS, METRICS, REPORTED
 from simulator.reports import charts
 from simulator.reports.data import collect
 
-_GATE_LABELS = {
-    "p95_ttft_ms": "p95 first-token latency",
-    "tool_arg_accuracy": "tool-call argument accuracy",
-    "refusal_rate": "refusal-on-missing-record rate",
-    "cost_per_session_usd": "per-session cost",
-    "strict_pass_rate": "strict pass rate",
-    "fabrication_rate": "fabrication rate (missing records)",
-    "over_refusal_rate": "over-refusal rate (existing records)",
-    "error_rate": "error rate",
-}
-_LOWER_BETTER = {"p95_ttft_ms", "cost_per_session_usd", "fabrication_rate",
-                 "over_refusal_rate", "error_rate"}
-_GATE_FOUR = REPORTED[:4]
+_GATE_LABELS = {name: d.label for name, d in METRICS.items()}
+_LOWER_BETTER = {name for name, d in METRICS.items() if d.direction == "lower"}
+_GATE_FOUR = GATE_METRICS
 
 
 def e(value: object) -> str:

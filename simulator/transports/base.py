@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from simulator.registry import Registry
-
 
 @dataclass(frozen=True, slots=True)
 class Deadlines:
@@ -77,9 +75,6 @@ class TextTransport(Protocol):
     async def warmup(self, connections: int) -> None: ...
 
     async def aclose(self) -> None: ...
-
-
-transports: Registry[type] = Registry("transport")
 
 
 def check_close(msg: Any, ws: Any) -> None:

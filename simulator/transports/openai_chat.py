@@ -2,7 +2,7 @@
 
 POSTs ``/chat/completions`` with ``stream: true`` and ``stream_options.include_usage``,
 stamps bytes with ``perf_counter_ns()`` as the socket read delivers them (see
-:mod:`simulator.transports.arrival`; on resume of the reading coroutine as a fallback),
+:mod:`simulator.transports.stamps`; on resume of the reading coroutine as a fallback),
 and assembles text and ``tool_calls`` deltas. Connection set-up is measured with aiohttp
 trace hooks and kept out of first-token latency; connections are pooled and pre-warmed.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -19,9 +18,10 @@ from typing import Any
 
 import aiohttp
 
-from simulator.errors import InputError, TransportError
-from simulator.transports import arrival
-from simulator.transports.base import Deadlines, Exchange, ToolCallOut, transports
+from simulator.errors import TransportError
+from simulator.transports import stamps
+from simulator.transports.base import Deadlines, Exchange, ToolCallOut
+from simulator.transports.registry import TransportSpec, register
 from simulator.transports.sse import SSEParser
 
 _now = time.perf_counter_ns
@@ -40,16 +40,6 @@ except ImportError:  # pragma: no cover - exercised where orjson is not installe
         return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def api_key_from_env(name: str | None) -> str | None:
-    """The API key held in environment variable ``name`` (never logged or stored)."""
-    if not name:
-        return None
-    key = os.environ.get(name)
-    if not key:
-        raise InputError(f"--api-key-env: environment variable {name} is not set or empty")
-    return key
-
-
 def _has_content(delta: dict[str, Any]) -> bool:
     """First content: a non-empty text or any tool-call delta (role-only chunks don't count)."""
     content = delta.get("content")
@@ -58,7 +48,6 @@ def _has_content(delta: dict[str, Any]) -> bool:
     return bool(delta.get("tool_calls"))
 
 
-@transports.register("openai-chat")
 class OpenAIChatTransport:
     """Streaming Chat Completions client. One instance per run, shared by all calls."""
 
@@ -114,7 +103,7 @@ class OpenAIChatTransport:
             conn = aiohttp.TCPConnector(
                 limit=self._limit, keepalive_timeout=120, ttl_dns_cache=None
             )
-            self.stamps_at_arrival = arrival.install(conn)
+            self.stamps_at_arrival = stamps.install(conn)
             self._session = aiohttp.ClientSession(
                 connector=conn,
                 trace_configs=[self._trace()],
@@ -262,7 +251,7 @@ class OpenAIChatTransport:
             else:
                 timer = loop.call_later((d - now) / 1e9, fire)
 
-        rx = arrival.attach(resp)
+        rx = stamps.attach(resp)
         try:
             timer = loop.call_later(max(0, deadline() - _now()) / 1e9, fire)
             while not done:
@@ -377,3 +366,11 @@ def _merge_tool_delta(calls: dict[int, ToolCallOut], tc: Any) -> None:
         cur.name += str(fn["name"]) if not cur.name else ""
     if isinstance(fn.get("arguments"), str):
         cur.parts.append(fn["arguments"])  # joined once at the end: no quadratic concatenation
+
+
+register(TransportSpec(
+    name="openai-chat", carries="text",
+    build=lambda o: OpenAIChatTransport(o.target, o.model, api_key=o.api_key,
+                                        deadlines=o.deadlines),
+    summary="OpenAI Chat Completions, streamed (SSE)",
+))

@@ -21,10 +21,12 @@ import aiohttp
 import numpy as np
 
 from simulator.audio import dsp
+from simulator.audio.line import is_voiced_mulaw
 from simulator.callscript import CallScript
 from simulator.errors import TransportError
-from simulator.transports.audio_session import LineEvent, is_voiced_mulaw, realtime_usage_to_openai
-from simulator.transports.base import Deadlines, WebSocketClient, receive_data, transports
+from simulator.transports.base import Deadlines, WebSocketClient, receive_data
+from simulator.transports.line import LineEvent
+from simulator.transports.registry import TransportOptions, TransportSpec, register
 
 _now = time.perf_counter_ns
 AudioFormat = Literal["pcm16", "g711_ulaw"]
@@ -109,6 +111,21 @@ def caller_text(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- server events
+
+
+def realtime_usage_to_openai(usage: dict[str, Any]) -> dict[str, Any]:
+    """Realtime ``response.done`` usage -> Chat-Completions field names used by the cost model."""
+    inp = usage.get("input_token_details") or {}
+    out = usage.get("output_token_details") or {}
+    return {
+        "prompt_tokens": int(usage.get("input_tokens") or 0),
+        "completion_tokens": int(usage.get("output_tokens") or 0),
+        "prompt_tokens_details": {
+            "cached_tokens": int(inp.get("cached_tokens") or 0),
+            "audio_tokens": int(inp.get("audio_tokens") or 0),
+        },
+        "completion_tokens_details": {"audio_tokens": int(out.get("audio_tokens") or 0)},
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +231,7 @@ def server_event(typ: str, **fields: Any) -> str:
 
 
 class RealtimeLine:
-    """One Realtime session (see :class:`~simulator.transports.audio_session.AudioLine`).
+    """One Realtime session (see :class:`~simulator.driver.audio_call.AudioLine`).
     Audio crosses this seam as 8 kHz mu-law; pcm16 24 kHz is converted at the edge."""
 
     agent_calls_tools = False
@@ -297,7 +314,6 @@ class RealtimeLine:
                 await self.ws.close()
 
 
-@transports.register("openai-realtime")
 class RealtimeTransport(WebSocketClient):
     """Realtime client towards ``url`` (e.g. ``wss://api.openai.com/v1/realtime?model=...``).
 
@@ -333,3 +349,11 @@ class RealtimeTransport(WebSocketClient):
         return RealtimeLine(ws, conn_ns, self.audio_format, self.chunk_ms, self.server_vad,
                             self.cancel, self.text_hints)
 
+
+def _build(o: TransportOptions) -> RealtimeTransport:
+    return RealtimeTransport(o.target, deadlines=o.deadlines, api_key=o.api_key,
+                             text_hints=o.text_hints)
+
+
+register(TransportSpec(name="openai-realtime", carries="audio", build=_build,
+                       summary="OpenAI Realtime over WebSocket (pcm16 24 kHz)"))

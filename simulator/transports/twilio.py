@@ -21,10 +21,12 @@ import aiohttp
 import numpy as np
 
 from simulator.audio import dsp
+from simulator.audio.line import FRAME_SAMPLES, is_voiced_mulaw
 from simulator.callscript import CallScript
 from simulator.errors import TransportError
-from simulator.transports.audio_session import FRAME_SAMPLES, LineEvent, is_voiced_mulaw
-from simulator.transports.base import Deadlines, WebSocketClient, receive_data, transports
+from simulator.transports.base import Deadlines, WebSocketClient, receive_data
+from simulator.transports.line import LineEvent
+from simulator.transports.registry import TransportOptions, TransportSpec, register
 
 _now = time.perf_counter_ns
 FRAME_BYTES = 160
@@ -224,7 +226,7 @@ def agent_text(stream_sid: str, text: str) -> str:
 
 
 class TwilioLine:
-    """One Media Streams call (see :class:`~simulator.transports.audio_session.AudioLine`)."""
+    """One Media Streams call (see :class:`~simulator.driver.audio_call.AudioLine`)."""
 
     chunk_ms = 20
     silence_chunk = SILENCE_FRAME
@@ -314,7 +316,6 @@ class TwilioLine:
                 await self._mark_task
 
 
-@transports.register("twilio")
 class TwilioTransport(WebSocketClient):
     """Plays Twilio towards ``url`` (a ``ws://``/``wss://`` Media Streams endpoint).
 
@@ -346,6 +347,14 @@ class TwilioTransport(WebSocketClient):
         await ws.send_str(codec.connected())
         await ws.send_str(codec.start(params))
         return line
+
+
+def _build(o: TransportOptions) -> TwilioTransport:
+    return TwilioTransport(o.target, deadlines=o.deadlines, text_hints=o.text_hints)
+
+
+register(TransportSpec(name="twilio", carries="audio", build=_build, tool_relay=True,
+                       summary="Twilio Media Streams (the simulator plays Twilio; mu-law 8 kHz)"))
 
 
 __all__ = [

@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.backend import ToolBackend
 from simulator.callscript import CallScript
 from simulator.personas.caller import Caller
 from simulator.personas.pack import Pack
+from simulator.tools.backend import ToolBackend
 
 # complete(messages, tools) -> (content, [(id, name, arguments_json)])
 Complete = Callable[

@@ -9,11 +9,11 @@ import aiohttp
 import pytest
 
 from simulator.agent import AgentConfig, start_agent
-from simulator.backend import ToolBackend
 from simulator.callscript import CallScript
 from simulator.personas.generator import generate_calls
 from simulator.personas.pack import Pack
 from simulator.slots import normalise_arg
+from simulator.tools.backend import ToolBackend
 from tests.agent.loop import Transcript, over_http, run_call
 
 PACKS = ["after_hours", "healthcare", "real_estate", "salon"]

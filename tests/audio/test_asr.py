@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from simulator.audio import asr, tts
-from simulator.audio.calibrate_audio import calibrate_audio, caller_utterances, spoken_form
+from simulator.audio.calibrate_audio import calibrate_audio, caller_utterances
 from simulator.audio.chain import AudioParams, degrade_audio
+from simulator.audio.spoken import spoken_form
 from simulator.degradation import get_profile
-from simulator.degradation.asr import error_counts, normalise, word_error_rate
+from simulator.degradation.asr_noise import error_counts, normalise, word_error_rate
 from simulator.seeding import np_rng
 
 ASR_OK, ASR_WHY = asr.asr_available()

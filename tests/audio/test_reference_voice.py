@@ -12,7 +12,7 @@ import pytest
 
 from simulator.audio import asr, reference_voice, tts
 from simulator.audio.calibrate_audio import caller_utterances
-from simulator.degradation.asr import error_counts
+from simulator.degradation.asr_noise import error_counts
 
 REF_OK, REF_WHY = reference_voice.reference_voice_available()
 needs_ref = pytest.mark.skipif(not REF_OK, reason=f"needs the reference voice ({REF_WHY})")

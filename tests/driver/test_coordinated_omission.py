@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from simulator.cli import agent_process
+from simulator.agent.process import agent_process
 from simulator.driver.arrivals import ArrivalSpec
 from simulator.driver.runner import RunConfig, run_load
 from simulator.metrics.summary import render_summary

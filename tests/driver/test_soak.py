@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from simulator.cli import agent_process
+from simulator.agent.process import agent_process
 from simulator.driver.soak import soak
 from simulator.personas import generate_calls, load_packs
 from simulator.transports.base import Deadlines

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator.gate.numbers import Quantile
 from simulator.gate.stats import _weighted_quantiles, bootstrap_one, bootstrap_pair
 from simulator.gate.synthetic import AgentModel, synthetic_run
+from simulator.metrics.numbers import Quantile
 from simulator.results import CallOutcome
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.store import RunStore
+from simulator.storage.store import RunStore
 from tests.conftest import TIME_FACTOR
 from tests.hostile.server import FAULTS, fault_for
 

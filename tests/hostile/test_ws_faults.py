@@ -14,7 +14,7 @@ from aiohttp import web
 from simulator.driver.arrivals import ArrivalSpec
 from simulator.driver.runner import RunConfig, run_load
 from simulator.personas import generate_calls, load_packs
-from simulator.store import RunStore
+from simulator.storage.store import RunStore
 from simulator.transports.base import Deadlines
 from tests.conftest import serve_app
 

@@ -34,6 +34,18 @@ def test_caller_answers_the_slot_asked_out_of_order(packs: dict[str, Pack]) -> N
     assert caller.respond("Goodbye!") is None
 
 
+def test_a_reply_with_no_text_gets_the_scripts_next_turn(packs: dict[str, Pack]) -> None:
+    """An audio agent whose words do not reach the driver: nothing to follow, so the
+    script is spoken as written, then its closing, then the caller hangs up."""
+    call = _call(packs, lambda c: c.intent == "book_appointment" and len(c.turns) == 7)
+    caller = Caller(call, packs["healthcare"])
+    sent = [caller.first()]
+    while (t := caller.respond("")) is not None and len(sent) < 20:
+        sent.append(t)
+    assert [t.index for t in sent] == [t.index for t in call.turns]
+    assert sent[-1].kind == "closing" and NOT_UNDERSTOOD not in [t.text for t in sent]
+
+
 def test_caller_hangs_up_on_goodbye_and_on_transfer(packs: dict[str, Pack]) -> None:
     call = _call(packs, lambda c: True)
     caller = Caller(call, packs["healthcare"])

@@ -16,7 +16,7 @@ from simulator.cli import main
 from simulator.driver.arrivals import ArrivalSpec
 from simulator.driver.runner import RunConfig, run_load
 from simulator.personas import generate_calls, load_packs
-from simulator.store import RunStore
+from simulator.storage.store import RunStore
 from tests.personas import caller_stub
 
 COUNT = 16
@@ -76,8 +76,26 @@ def test_frozen_fixtures_replay_byte_identically_and_grade_the_same(tmp_path: Pa
     for sid in orig:
         assert _said(r1[sid]) == _said(r2[sid]) == _said(orig[sid]), sid
         assert r1[sid]["transcript"]["frozen"] == {"diverged": False, "diverged_at": None}
+        assert r1[sid]["outcome"]["frozen_diverged_at"] is None
         assert _grade(r1[sid]) == _grade(r2[sid]) == _grade(orig[sid]), sid
         assert "caller_llm" not in r1[sid]["transcript"]
+        assert r1[sid]["outcome"]["caller_prompt_tokens"] == 0
+        assert orig[sid]["outcome"]["caller_prompt_tokens"] > 0
+
+    # The pytest plugin replays a frozen fixture the same way (one replay path).
+    from simulator.agent.process import agent_process
+    from simulator.pytest_plugin import replay_call
+
+    packs = load_packs()
+    with agent_process() as url:
+        for script in load_calls(out)[:3]:
+            got = replay_call(script, url, packs=packs)
+            tr = got.transcript
+            assert tr["frozen"] == {"diverged": False, "diverged_at": None}
+            said = ([t["text"] for t in tr["caller"]], list(tr["agent"]))
+            assert said == _said(orig[script.call_id]), script.call_id
+            assert (got.outcome.arg_total, got.outcome.arg_correct) == \
+                _grade(orig[script.call_id])[:2]
 
 
 def test_replay_against_a_different_agent_falls_back_and_says_so(tmp_path: Path) -> None:
@@ -88,6 +106,8 @@ def test_replay_against_a_different_agent_falls_back_and_says_so(tmp_path: Path)
     calls = _calls(tmp_path / "varied")
     diverged = [c for c in calls.values() if c["transcript"]["frozen"]["diverged"]]
     assert diverged
+    for c in calls.values():
+        assert c["outcome"]["frozen_diverged_at"] == c["transcript"]["frozen"]["diverged_at"]
     # From the divergence on, the rule-based caller carries the call to an end.
     assert all(c["outcome"]["ok"] for c in calls.values())
     assert sum(c["outcome"]["arg_correct"] for c in diverged) > 0

@@ -5,6 +5,8 @@ recorded apart, and a caller that invents a value is flagged and left out of gra
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from simulator.driver.arrivals import ArrivalSpec
 from simulator.driver.runner import RunConfig, run_load
 from simulator.personas import generate_calls, load_packs
 from simulator.personas.llm_caller import invented_values
-from simulator.store import RunStore
+from simulator.storage.store import RunStore, export_run
 from tests.personas import caller_stub
 
 COUNT = 24
@@ -48,6 +50,17 @@ def test_llm_caller_completes_calls_and_is_graded(tmp_path: Path) -> None:
     assert tr["caller_llm"]["model"] == "stub-caller" and tr["caller_llm"]["lines"]
     agent_tokens = tr["usage"]["prompt_tokens"]
     assert tr["caller_llm"]["usage"]["prompt_tokens"] != agent_tokens
+    # The outcome carries them as its own fields, so the store and export have them.
+    outcomes = store.outcomes()
+    assert all(o.caller_prompt_tokens > 0 and o.caller_completion_tokens > 0
+               and o.caller_invented == 0 for o in outcomes)
+    assert sum(o.caller_cost_usd for o in outcomes) == s["caller_llm"]["cost_usd"]
+    out = io.StringIO()
+    export_run(store, "csv", out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert len(rows) == COUNT
+    assert all(float(r["caller_cost_usd"]) > 0 and int(r["caller_prompt_tokens"]) > 0
+               and r["caller_invented"] == "0" for r in rows)
     store.close()
 
 
@@ -60,6 +73,10 @@ def test_a_caller_that_invents_a_value_is_flagged_and_not_graded(tmp_path: Path)
     store = RunStore(tmp_path / "run")
     tr = next(iter(store.calls()))["transcript"]
     assert any(i["value"] == "1901-01-01" for i in tr["caller_llm"]["invented"])
+    assert store.outcomes() == []
+    flagged_outcomes = store.outcomes(include_flagged=True)
+    assert len(flagged_outcomes) == COUNT
+    assert all(o.caller_invented >= 1 for o in flagged_outcomes)
     store.close()
 
 

@@ -12,8 +12,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from simulator.results import CallOutcome
-from simulator.store import RunStore
+from simulator.results import CallOutcome, CallRecord, turn_from_row
+from simulator.storage.store import RunStore
 
 SCRIPT_PAYLOAD = "<script>window.__pwned=1</script>"
 ATTR_PAYLOAD = '" onmouseover="alert(1)'
@@ -115,9 +115,10 @@ def build_run(run_dir: Path, *, calls: int = 24, partial: bool = False, seed: in
         events: list[tuple[str, dict[str, Any]]] = [("asr_noise", {"turn": 0, "wer": wer})]
         if fault:
             events.append(("tool_fault", {"k": 0, "tool": "find_patient", **fault}))
-        store.record_call(i, outcome, warmup=False, scheduled_s=None, started_s=start,
-                          finished_s=start + 2.5, dispatch_delay_ms=None, turns=ttfts,
-                          events=events, transcript=transcript)
+        store.record_call(CallRecord(
+            idx=i, outcome=outcome, warmup=False, scheduled_s=None, started_s=start,
+            finished_s=start + 2.5, dispatch_delay_ms=None,
+            turns=[turn_from_row(t) for t in ttfts], events=events, transcript=transcript))
     if not partial:
         store.set_meta(status="complete", finished_at=1_790_000_030.0, loop_lag_p99_ms=1.2,
                        loop_lag_verdict="loop lag p99 1.2 ms: latencies trustworthy")

@@ -51,7 +51,7 @@ def _gate(base: Path, cand: Path, allow_mismatch: bool = False) -> dict[str, Any
     data.update(bootstrap_resamples=200, min_calls_per_arm=5, min_missing_record_calls=3)
     data.pop("guards", None)
     rubric = rubric_from_dict(data, sha256="a" * 64)
-    from simulator.store import RunStore
+    from simulator.storage.store import RunStore
 
     metas = []
     for d in (base, cand):
@@ -116,7 +116,7 @@ def test_partial_run_renders_with_what_was_stored(tmp_path: Path) -> None:
 
 
 def test_report_json_numbers_match_the_gate(run: Path) -> None:
-    from simulator.gate.numbers import gate_numbers
+    from simulator.metrics.numbers import gate_numbers
 
     data = report_json(run)
     assert data["numbers"] == pytest.approx(gate_numbers(outcomes_of(run)))

@@ -18,14 +18,14 @@ from simulator.transports.realtime import (
     parse_server_event,
     session_update,
 )
-from tests.conftest import TIME_FACTOR
-from tests.voice_agent.harness import (
+from tests.agent.voice_harness import (
     PACKS,
     TTFT_MS,
     VAD_MS,
     call_reference,
     script_with_tool_and_barge_in,
 )
+from tests.conftest import TIME_FACTOR
 
 
 @pytest.mark.parametrize(("ga", "beta", "kind"), [
@@ -94,17 +94,17 @@ async def test_multi_turn_call_with_tool_call_and_barge_in_against_reference_age
     # Function calls were answered in-band through execute_tool, then the agent spoke again.
     assert [c["name"] for c in run.transcript["tool_calls"]] == [
         c.name for c in script.expected_tool_calls]
-    tool_phase = [e for e in run.exchanges if e["phase"] == "tool"]
+    tool_phase = [e for e in run.exchanges if e.phase == "tool"]
     assert len(tool_phase) == len(script.expected_tool_calls)
-    assert all(e["ttfa_ms"] is not None for e in tool_phase)
+    assert all(e.ttfa_ms is not None for e in tool_phase)
     barge = [e for e in run.events if e[0] == "barge_in"]
     assert len(barge) == 1 and barge[0][1]["cleared"]
     assert run.transcript["usage"]["prompt_tokens"] > 0 and not run.transcript["usage_estimated"]
     assert any("all set" in t.lower() for t in run.transcript["agent"])
-    caller_turns = [e for e in run.exchanges if e["phase"] == "caller" and not e["interrupted"]
-                    and e["text"]]
-    assert all(e["first_text_ms"] is not None for e in caller_turns)
+    caller_turns = [e for e in run.exchanges if e.phase == "caller" and not e.interrupted
+                    and e.text]
+    assert all(e.first_text_ms is not None for e in caller_turns)
     # Server VAD: first audio = hangover + configured delay; manual commit: the delay alone.
     offset = VAD_MS if server_vad else 0.0
-    plain = [e["ttfa_ms"] - offset for e in caller_turns]
+    plain = [e.ttfa_ms - offset for e in caller_turns]
     assert abs(statistics.median(plain) - TTFT_MS) <= 25 * TIME_FACTOR, plain

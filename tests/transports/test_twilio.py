@@ -14,10 +14,11 @@ from aiohttp import WSMsgType, web
 from hypothesis import given
 from hypothesis import strategies as st
 
+from simulator.audio.line import SyntheticSpeech
 from simulator.callscript import CallScript
+from simulator.driver.audio_call import run_audio_call
 from simulator.errors import TransportError
 from simulator.personas import Caller
-from simulator.transports.audio_session import SyntheticSpeech, run_audio_call
 from simulator.transports.base import Deadlines
 from simulator.transports.twilio import (
     TwilioCodec,
@@ -27,14 +28,14 @@ from simulator.transports.twilio import (
     parse_agent_message,
     parse_twilio_message,
 )
-from tests.conftest import TIME_FACTOR, serve_app
-from tests.voice_agent.harness import (
+from tests.agent.voice_harness import (
     PACKS,
     TTFT_MS,
     VAD_MS,
     call_reference,
     script_with_tool_and_barge_in,
 )
+from tests.conftest import TIME_FACTOR, serve_app
 
 
 @given(st.binary(min_size=160, max_size=160))
@@ -129,7 +130,7 @@ async def test_frames_are_160_byte_base64_with_increasing_sequence_numbers() -> 
     seqs = [int(m["sequenceNumber"]) for m in seen[1:]]
     assert seqs == list(range(1, len(seqs) + 1))
     assert [int(m["media"]["chunk"]) for m in media] == list(range(1, len(media) + 1))
-    assert run.exchanges and run.exchanges[0]["ttfa_ms"] is not None
+    assert run.exchanges and run.exchanges[0].ttfa_ms is not None
 
 
 async def test_bad_base64_from_the_agent_is_a_protocol_error() -> None:
@@ -182,16 +183,16 @@ async def test_multi_turn_call_with_tool_call_and_barge_in_against_reference_age
     run = await call_reference(lambda u: TwilioTransport(u, text_hints=True), script,
                                greeting_wait_s=2.0, path="/twilio")
     assert run.error is None, run.error_detail
-    caller_turns = [e for e in run.exchanges if e["phase"] == "caller"]
+    caller_turns = [e for e in run.exchanges if e.phase == "caller"]
     assert len(caller_turns) >= 4
     # The agent called the tool backend itself (over HTTP, through the relay).
     made = [c["name"] for c in run.transcript["tool_calls"]]
     assert [c.name for c in script.expected_tool_calls] == made
     barge = [e for e in run.events if e[0] == "barge_in"]
     assert len(barge) == 1 and barge[0][1]["cleared"]
-    assert run.exchanges[0]["interrupted"] and run.exchanges[0]["barge_in_reaction_ms"] is not None
+    assert run.exchanges[0].interrupted and run.exchanges[0].barge_in_reaction_ms is not None
     assert any("all set" in t.lower() or "booked" in t.lower() for t in run.transcript["agent"])
     # Time to first audio = the agent's VAD hangover + its configured delay (see docs).
-    plain = [e["ttfa_ms"] - VAD_MS for e in caller_turns
-             if not e["interrupted"] and e["ttfa_ms"] is not None]
+    plain = [e.ttfa_ms - VAD_MS for e in caller_turns
+             if not e.interrupted and e.ttfa_ms is not None]
     assert abs(statistics.median(plain) - TTFT_MS) <= 25 * TIME_FACTOR, plain

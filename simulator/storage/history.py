@@ -18,20 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from simulator.errors import StoreError
-from simulator.store import RunStore
+from simulator.metrics.numbers import GATE_METRICS
+from simulator.storage.store import RunStore
 
 INDEX_NAME = "index.sqlite"
-NUMBERS = ("p95_ttft_ms", "tool_arg_accuracy", "refusal_rate", "cost_per_session_usd")
+NUMBERS = GATE_METRICS
 _COLUMNS = ("run_id", "run_dir", "started_at", "finished_at", "status", "target", "profile",
             "model", "calls", "failed", *NUMBERS, "rubric_sha256", "passed", "gated_at")
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     run_dir TEXT NOT NULL,
     started_at REAL, finished_at REAL,
     status TEXT, target TEXT, profile TEXT, model TEXT,
     calls INTEGER, failed INTEGER,
-    p95_ttft_ms REAL, tool_arg_accuracy REAL, refusal_rate REAL, cost_per_session_usd REAL,
+    {", ".join(f"{n} REAL" for n in NUMBERS)},
     rubric_sha256 TEXT,
     passed INTEGER,
     gated_at REAL

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from aiohttp import web
 
-from simulator.transports import arrival
+from simulator.transports import stamps
 from simulator.transports.openai_chat import OpenAIChatTransport
 
 BUSY_S = 0.004  # each busy callback holds the client's loop this long
@@ -106,7 +106,7 @@ async def test_first_content_is_stamped_at_the_socket_read_not_on_resume(
 ) -> None:
     at_arrival, arrival_err = await _errors_under_busy_loop(stamping_server, 12)
     assert at_arrival, "aiohttp's protocol factory could not be swapped: stamps fall back"
-    monkeypatch.setattr(arrival, "install", lambda _conn: False)
+    monkeypatch.setattr(stamps, "install", lambda _conn: False)
     at_resume, resume_err = await _errors_under_busy_loop(stamping_server, 12)
     assert not at_resume
     # On resume the stamp also waits for the busy callback queued behind the read (the
@@ -124,7 +124,7 @@ def test_split_gives_each_piece_its_arrival_stamp() -> None:
         rx = None
 
     reader = Reader()
-    log = arrival.ArrivalLog(reader, Proto())  # type: ignore[arg-type]
+    log = stamps.ArrivalLog(reader, Proto())  # type: ignore[arg-type]
     reader.total_bytes = 10  # fed before attaching: arrival unknown
     log.base = 0
     log.marks.extend([(100, 10)])
@@ -135,7 +135,7 @@ def test_split_gives_each_piece_its_arrival_stamp() -> None:
     assert pieces == [(100, chunk[:10]), (200, chunk[10:18]), (300, chunk[18:])]
     assert not log.marks
     # Bytes with no mark (fed before the log was attached) get the fallback stamp.
-    log2 = arrival.ArrivalLog(reader, Proto())  # type: ignore[arg-type]
+    log2 = stamps.ArrivalLog(reader, Proto())  # type: ignore[arg-type]
     reader.total_bytes = 30
     log2.marks.append((400, 30))
     assert log2.split(bytes(10), fallback_ns=7) == [(7, bytes(5)), (400, bytes(5))]

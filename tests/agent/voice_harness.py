@@ -7,19 +7,16 @@ import json
 import time
 from typing import Any
 
-from simulator.backend import ToolBackend
+from simulator.agent.voice import VoiceAgentConfig, create_voice_app
+from simulator.audio.line import SyntheticSpeech
 from simulator.callscript import CallScript
+from simulator.driver.audio_call import run_audio_call
 from simulator.driver.session import CallRun
 from simulator.personas import Caller, generate_calls, load_packs
-from simulator.transports.audio_session import (
-    AudioTransport,
-    SyntheticSpeech,
-    ToolRelay,
-    create_tool_relay_app,
-    run_audio_call,
-)
+from simulator.tools.backend import ToolBackend
+from simulator.tools.relay import ToolRelay, create_tool_relay_app
 from simulator.transports.base import Deadlines
-from simulator.voice_agent import VoiceAgentConfig, create_voice_app
+from simulator.transports.line import AudioTransport
 from tests.conftest import serve_app
 
 TTFT_MS = 120.0

@@ -10,9 +10,16 @@ from reports._fixture import build_run  # tests/ is on sys.path (pytest rootdir 
 from rich.console import Console
 
 from simulator.errors import StoreError
-from simulator.history import index_path, index_run, last_passed, list_runs, mark_gate, render_runs
 from simulator.metrics.summary import summarize
-from simulator.store import RunStore
+from simulator.storage.history import (
+    index_path,
+    index_run,
+    last_passed,
+    list_runs,
+    mark_gate,
+    render_runs,
+)
+from simulator.storage.store import RunStore
 
 
 def _finish(run_dir: Path, runs: Path, started: float) -> None:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from simulator.errors import GateError
-from simulator.gate.numbers import gate_numbers, metric, metric_calls, point
+from simulator.metrics.numbers import gate_numbers, metric, metric_calls, point
 from simulator.results import CallOutcome
 
 

@@ -29,7 +29,7 @@ from simulator.agent_profile import AgentProfile
 from simulator.callscript import CallScript
 from simulator.driver.looplag import LoopLagMonitor, lag_verdict
 from simulator.driver.runner import (
-    CallResult,
+    CallRecord,
     Progress,
     RunConfig,
     RunControls,
@@ -44,7 +44,7 @@ from simulator.driver.runner import (
 from simulator.errors import CallsimError, InputError
 from simulator.histogram import LatencyHistogram
 from simulator.personas import Pack
-from simulator.store import RunStore
+from simulator.storage.store import RunStore
 
 RAY_HINT = "pip install 'callsim[ray]'"
 # How long before the shared start time the driver hands out the shards: enough for the
@@ -126,7 +126,9 @@ class ShardWorker:
         # Import what the first call would import lazily, so that import does not stall the
         # event loop (and show up as loop lag) in the middle of the run.
         import simulator.degradation.faults  # noqa: F401
-        import simulator.transports.openai_chat  # noqa: F401
+        from simulator.transports.registry import transport_spec
+
+        transport_spec(config.transport)
 
         # Ray starts workers at nice 15; a worker is a timing loop and must not lose the
         # CPU to every other process on the node. Lowering niceness needs privileges (or
@@ -135,7 +137,7 @@ class ShardWorker:
             os.setpriority(os.PRIO_PROCESS, 0, 0)
         self.runner = ShardRunner(calls, packs, config, agent=agent, api_key=api_key,
                                   offsets=offsets, n_warm=n_warm)
-        self.results: list[CallResult] = []
+        self.results: list[CallRecord] = []
         self.stop_event: asyncio.Event | None = None
         self.task: asyncio.Task[bool] | None = None
         self.sent = 0
@@ -168,7 +170,7 @@ class ShardWorker:
             self.runner.run(indices, t0, self._sink, self.stop_event,
                             resume_base_s=resume_base_s))
 
-    def _sink(self, r: CallResult) -> None:
+    def _sink(self, r: CallRecord) -> None:
         # Not ``self.results.append``: drain() swaps the list, the sink must follow.
         self.results.append(r)
 
@@ -400,7 +402,7 @@ async def _collect(ray: Any, states: list[_WorkerState], sink: StoreSink, progre
                 _missed(ray, s, reply, out)
                 continue
             s.unreachable_since = None
-            results: list[CallResult] = reply["results"]
+            results: list[CallRecord] = reply["results"]
             if results:
                 # One job on the store's writer thread per poll; counted once committed.
                 await asyncio.get_running_loop().run_in_executor(sink.pool, _commit_all,
@@ -423,7 +425,7 @@ async def _collect(ray: Any, states: list[_WorkerState], sink: StoreSink, progre
             progress.lag.current_ms = max(lags, default=0.0)
 
 
-def _commit_all(sink: StoreSink, results: list[CallResult]) -> None:
+def _commit_all(sink: StoreSink, results: list[CallRecord]) -> None:
     for r in results:
         sink.commit(r)
 

@@ -13,14 +13,34 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from simulator.errors import StoreError
-from simulator.results import CallOutcome
+from simulator.results import TURN_COLUMNS, CallOutcome, CallRecord, TurnRecord
 
-_SCHEMA = """
+
+def _sql_type(annotation: Any) -> str:
+    text = str(annotation)
+    if text.startswith(("int", "bool")):
+        return "INTEGER"
+    if text.startswith("float"):
+        return "REAL"
+    return "TEXT"
+
+
+_TURN_TYPES = {f.name: _sql_type(f.type) for f in fields(TurnRecord)}
+_TURN_DDL = ",\n    ".join(f"{c} {_TURN_TYPES[c]}" for c in TURN_COLUMNS if c != "seq")
+
+#: What a call row holds beside the outcome and transcript (JSON): the outcome's identity
+#: and status, then the call's own scalar fields.
+_OUTCOME_COLUMNS = ("call_id", "script_id", "pack", "intent", "profile", "ok", "error")
+_RECORD_COLUMNS = ("warmup", "scheduled_s", "started_s", "finished_s", "dispatch_delay_ms")
+CALL_COLUMNS = ("idx", *_OUTCOME_COLUMNS, *_RECORD_COLUMNS, "outcome", "transcript")
+_TUPLE_FIELDS = tuple(f.name for f in fields(CallOutcome) if str(f.type).startswith("tuple"))
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS calls (
     idx INTEGER PRIMARY KEY,
@@ -38,16 +58,7 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE TABLE IF NOT EXISTS turns (
     call_idx INTEGER NOT NULL,
     seq INTEGER NOT NULL,
-    caller_turn INTEGER,
-    phase TEXT NOT NULL,
-    scheduled_s REAL, sent_s REAL,
-    conn_setup_ms REAL,
-    ttft_ms REAL, ttft_from_schedule_ms REAL, last_byte_ms REAL,
-    loop_lag_ms REAL,
-    stalls INTEGER, max_gap_ms REAL,
-    prompt_tokens INTEGER, completion_tokens INTEGER,
-    interrupted INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
+    {_TURN_DDL},
     PRIMARY KEY (call_idx, seq)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -57,6 +68,9 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE TABLE IF NOT EXISTS histograms (name TEXT PRIMARY KEY, encoded TEXT NOT NULL);
 """
+_INSERT_CALL = f"INSERT OR REPLACE INTO calls VALUES ({','.join('?' * len(CALL_COLUMNS))})"
+_INSERT_TURN = (f"INSERT INTO turns (call_idx, {', '.join(TURN_COLUMNS)}) "
+                f"VALUES ({','.join('?' * (len(TURN_COLUMNS) + 1))})")
 
 
 def new_run_id(prefix: str = "run") -> str:
@@ -86,8 +100,17 @@ class RunStore:
             # NORMAL under WAL: a committed transaction survives a killed process.
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
+            self._add_missing_turn_columns()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{db}: cannot open run store: {exc}") from None
+
+    def _add_missing_turn_columns(self) -> None:
+        """A store written before a per-turn field existed gets the column (empty for its
+        turns), so old runs still read, export and summarise."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(turns)")}
+        for col in TURN_COLUMNS:
+            if col not in have:
+                self.db.execute(f"ALTER TABLE turns ADD COLUMN {col} {_TURN_TYPES[col]}")
 
     @property
     def run_id(self) -> str:
@@ -106,55 +129,28 @@ class RunStore:
         return {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM meta")}
 
     # -- calls --------------------------------------------------------------------------
-    def record_call(
-        self,
-        idx: int,
-        outcome: CallOutcome,
-        *,
-        warmup: bool,
-        scheduled_s: float | None,
-        started_s: float,
-        finished_s: float,
-        dispatch_delay_ms: float | None,
-        turns: list[dict[str, Any]],
-        events: list[tuple[str, dict[str, Any]]],
-        transcript: dict[str, Any],
-    ) -> None:
+    def record_call(self, rec: CallRecord) -> None:
         """Commit one finished call, its turns and its events in a single transaction."""
+        o, idx = rec.outcome, rec.idx
+        row = (idx, *(getattr(o, c) for c in _OUTCOME_COLUMNS),
+               *(getattr(rec, c) for c in _RECORD_COLUMNS),
+               self._clean(json.dumps(asdict(o), separators=(",", ":"))),
+               self._clean(json.dumps(rec.transcript, separators=(",", ":"),
+                                      ensure_ascii=False)))
         try:
             with self.db:
                 self.db.execute("BEGIN")
                 self.db.execute("DELETE FROM turns WHERE call_idx=?", (idx,))
                 self.db.execute("DELETE FROM events WHERE call_idx=?", (idx,))
-                self.db.execute(
-                    "INSERT OR REPLACE INTO calls VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        idx, outcome.call_id, outcome.script_id, outcome.pack, outcome.intent,
-                        outcome.profile, int(outcome.ok), outcome.error, int(warmup),
-                        scheduled_s, started_s, finished_s, dispatch_delay_ms,
-                        self._clean(json.dumps(asdict(outcome), separators=(",", ":"))),
-                        self._clean(json.dumps(transcript, separators=(",", ":"),
-                                               ensure_ascii=False)),
-                    ),
-                )
+                self.db.execute(_INSERT_CALL, row)
                 self.db.executemany(
-                    "INSERT INTO turns VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [
-                        (
-                            idx, t["seq"], t.get("caller_turn"), t["phase"], t.get("scheduled_s"),
-                            t.get("sent_s"), t.get("conn_setup_ms"), t.get("ttft_ms"),
-                            t.get("ttft_from_schedule_ms"), t.get("last_byte_ms"),
-                            t.get("loop_lag_ms"), t.get("stalls"), t.get("max_gap_ms"),
-                            t.get("prompt_tokens"), t.get("completion_tokens"),
-                            int(bool(t.get("interrupted"))), t.get("error"),
-                        )
-                        for t in turns
-                    ],
+                    _INSERT_TURN,
+                    [(idx, *(getattr(t, c) for c in TURN_COLUMNS)) for t in rec.turns],
                 )
                 self.db.executemany(
                     "INSERT INTO events VALUES (?,?,?)",
                     [(idx, kind, self._clean(json.dumps(data, separators=(",", ":"))))
-                     for kind, data in events],
+                     for kind, data in rec.events],
                 )
         except sqlite3.OperationalError as exc:
             raise StoreError(f"{self.dir}: cannot write call {idx}: {exc}") from None
@@ -169,22 +165,27 @@ class RunStore:
 
     def outcomes(self, *, include_warmup: bool = False,
                  include_flagged: bool = False) -> list[CallOutcome]:
-        """The graded calls. Calls whose LLM caller invented a value (``extra``
-        ``caller_invented``) are left out unless ``include_flagged``."""
+        """The graded calls. Calls whose LLM caller invented a value
+        (``caller_invented``) are left out unless ``include_flagged``."""
         q = "SELECT outcome FROM calls" + ("" if include_warmup else " WHERE warmup=0")
         out = []
         for (raw,) in self.db.execute(q + " ORDER BY idx"):
             d = json.loads(raw)
-            d["ttft_ms"] = tuple(d["ttft_ms"])
-            if not include_flagged and (d.get("extra") or {}).get("caller_invented"):
+            for k in _TUPLE_FIELDS:
+                if k in d:
+                    d[k] = tuple(d[k])
+            o = CallOutcome(**d)
+            if o.caller_invented and not include_flagged:
                 continue
-            out.append(CallOutcome(**d))
+            out.append(o)
         return out
 
     def turns(self) -> Iterator[dict[str, Any]]:
+        """Every stored turn as a row: ``call_idx``, the :data:`TURN_COLUMNS` and the call's
+        ``warmup``, in call and turn order."""
         cur = self.db.execute(
-            "SELECT t.*, c.warmup FROM turns t JOIN calls c ON c.idx = t.call_idx"
-            " ORDER BY t.call_idx, t.seq"
+            f"SELECT t.call_idx, {', '.join('t.' + c for c in TURN_COLUMNS)}, c.warmup"
+            " FROM turns t JOIN calls c ON c.idx = t.call_idx ORDER BY t.call_idx, t.seq"
         )
         cols = [d[0] for d in cur.description]
         for row in cur:
@@ -231,3 +232,53 @@ def resolve_run(ref: str, runs_dir: str | Path = "runs") -> Path:
     if (base / ref / "store.sqlite").exists():
         return base / ref
     raise StoreError(f"{ref}: no such run (looked for {p}/store.sqlite and {base / ref})")
+
+
+#: ``callsim export`` formats: every call and turn as JSON lines, one CSV row per call, or
+#: one CSV row per turn.
+EXPORT_FORMATS = ("jsonl", "csv", "turns-csv")
+_CALL_CSV = ("idx", *_OUTCOME_COLUMNS, *_RECORD_COLUMNS,
+             *(f.name for f in fields(CallOutcome)
+               if f.name not in _OUTCOME_COLUMNS and f.name not in _TUPLE_FIELDS
+               and f.name != "extra"),
+             "turns", *(f"{k}_first" for k in _TUPLE_FIELDS))
+
+
+def export_run(store: RunStore, fmt: str, out: Any) -> None:
+    """Write every call of ``store`` to the text stream ``out`` as ``fmt``.
+
+    ``jsonl``: each call as ``{"record": "call", ...}`` (outcome and transcript included)
+    followed by its turns as ``{"record": "turn", "call_idx": ..., <TurnRecord fields>}``.
+    ``csv``: one row per call (first value of each per-turn timing). ``turns-csv``: one row
+    per turn, the :class:`~simulator.results.TurnRecord` columns."""
+    import csv
+
+    turns: dict[int, list[dict[str, Any]]] = {}
+    for t in store.turns():
+        turns.setdefault(t["call_idx"], []).append(t)
+    if fmt == "jsonl":
+        for c in store.calls():
+            out.write(json.dumps({"record": "call", **c}, separators=(",", ":"),
+                                 ensure_ascii=False) + "\n")
+            for t in turns.get(c["idx"], []):
+                row = {"record": "turn", "call_idx": t["call_idx"],
+                       **{k: t[k] for k in TURN_COLUMNS}}
+                out.write(json.dumps(row, separators=(",", ":")) + "\n")
+    elif fmt == "csv":
+        w = csv.writer(out)
+        w.writerow(_CALL_CSV)
+        for c in store.calls():
+            o = c["outcome"]
+            row = {**o, **{k: v for k, v in c.items() if k != "outcome"},
+                   "turns": len(turns.get(c["idx"], [])),
+                   **{f"{k}_first": (o.get(k) or [None])[0] for k in _TUPLE_FIELDS}}
+            w.writerow([row.get(k) for k in _CALL_CSV])
+    elif fmt == "turns-csv":
+        w = csv.writer(out)
+        cols = ("call_idx", *TURN_COLUMNS, "warmup")
+        w.writerow(cols)
+        for rows in turns.values():
+            for t in rows:
+                w.writerow([t[k] for k in cols])
+    else:
+        raise StoreError(f"export format {fmt!r}: known are {', '.join(EXPORT_FORMATS)}")

@@ -1,4 +1,4 @@
-"""One simulated call over an audio transport (``twilio``, ``openai-realtime``).
+"""One simulated call over an audio transport (a registered spec that carries audio).
 
 The caller's audio leaves on absolute 20 ms deadlines (``next += 0.020``), with silence
 between turns as on a phone line. Agent audio is timed as it arrives; the agent's turn is
@@ -11,298 +11,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import inspect
 import json
-import math
 import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-from aiohttp import web
 
 from simulator.agent_profile import add_usage
-from simulator.audio import dsp
+from simulator.audio.line import (
+    SR,
+    SyntheticSpeech,
+    fit_to_duration,
+    samples_sha256,
+    synthetic_speech,
+    voiced_chunks,
+)
 from simulator.callscript import CallScript, Turn
-from simulator.driver.session import CallRun, caller_turn
+from simulator.driver.session import CallRun, awaited_turn
 from simulator.errors import TransportError
+from simulator.results import TurnRecord
+from simulator.tools.relay import ExecuteTool, ToolRelay
 from simulator.transports.base import Deadlines
+from simulator.transports.line import AudioLine, AudioTransport, LineEvent
 
 _now = time.perf_counter_ns
 _TOKEN = re.compile(r"\w+|[^\w\s]")
-SR = dsp.TELEPHONE_RATE
-FRAME_S = 0.020
-FRAME_SAMPLES = 160
 MAX_TOOL_ROUNDS = 8
-# A 20 ms frame whose RMS is below this (dBFS) is silence: above mu-law idle noise and
-# a -45 dB line-noise floor, well below speech (about -26 dBFS active level).
-VOICED_DBFS = -40.0
 
-ExecuteTool = Callable[
-    [str, "dict[str, Any] | None", str, int], Awaitable[tuple[str, "dict[str, Any] | None"]]
-]
 # A turn's caller audio (8 kHz float32), or an awaitable of it (TTS rendered off the loop).
 SpeechFn = Callable[[Turn], "np.ndarray | Awaitable[np.ndarray]"]
-
-
-# --------------------------------------------------------------------------- pure helpers
-
-
-def frame_dbfs(pcm: np.ndarray) -> float:
-    """RMS level of float32 samples in dBFS (-inf for digital silence)."""
-    if len(pcm) == 0:
-        return -math.inf
-    p = float(np.mean(np.square(pcm, dtype=np.float64)))
-    return 10 * math.log10(p) if p > 0 else -math.inf
-
-
-# Squared linear value of every mu-law code: a frame's power is one table lookup + mean
-# (this runs for every agent frame of every call, on the event loop).
-_MULAW_POWER = (dsp.ulaw2lin(np.arange(256, dtype=np.uint8)).astype(np.float64) / 32768.0) ** 2
-
-
-def is_voiced_mulaw(payload: bytes, threshold_dbfs: float = VOICED_DBFS) -> bool:
-    """True when mu-law ``payload`` carries sound above ``threshold_dbfs``."""
-    if not payload:
-        return False
-    p = float(_MULAW_POWER[np.frombuffer(payload, dtype=np.uint8)].mean())
-    return p > 10 ** (threshold_dbfs / 10)
-
-
-def synthetic_speech(
-    n_words: int, *, seconds_per_word: float = 0.3, min_s: float = 0.2, f0_hz: float = 140.0,
-    sr: int = SR,
-) -> np.ndarray:
-    """A deterministic stand-in for speech: a voiced tone (f0 plus harmonics) at about
-    -20 dBFS with a 4 Hz syllable envelope that never drops to silence, lasting
-    ``max(min_s, n_words * seconds_per_word)``. Used when TTS is off (load tests)."""
-    dur = max(min_s, n_words * seconds_per_word)
-    n = int(round(dur * sr))
-    t = np.arange(n) / sr
-    voice = sum(np.sin(2 * np.pi * f0_hz * k * t) / k for k in (1, 2, 3, 4))
-    env = 0.65 + 0.35 * np.sin(2 * np.pi * 4.0 * t)
-    ramp = min(int(0.01 * sr), n // 2)
-    if ramp:
-        env[:ramp] *= np.linspace(0, 1, ramp)
-        env[n - ramp:] *= np.linspace(1, 0, ramp)
-    return (0.1 * voice * env).astype(np.float32)
-
-
-class SyntheticSpeech:
-    """A :data:`SpeechFn` giving each turn :func:`synthetic_speech` of its word count
-    (cached per word count: under load, synthesis must not stall the event loop). The
-    ``tones`` caller audio of ``callsim run --caller-audio tones``."""
-
-    mode = "tones"
-
-    def __init__(self, seconds_per_word: float = 0.3, min_s: float = 0.2) -> None:
-        self.seconds_per_word = seconds_per_word
-        self.min_s = min_s
-        self._cache: dict[int, np.ndarray] = {}
-
-    def __call__(self, turn: Turn) -> np.ndarray:
-        n = len(turn.text.split())
-        if n not in self._cache:
-            self._cache[n] = synthetic_speech(n, seconds_per_word=self.seconds_per_word,
-                                              min_s=self.min_s)
-        return self._cache[n]
-
-
-def fit_to_duration(pcm: np.ndarray, seconds: float, gap_s: float = 0.15,
-                    sr: int = SR) -> np.ndarray:
-    """``pcm`` said again (after ``gap_s`` of silence) until it lasts at least ``seconds``:
-    a caller talking over the agent for a scripted time keeps repeating the same words.
-    Never cuts an utterance short."""
-    n = int(round(seconds * sr))
-    if len(pcm) == 0 or len(pcm) >= n:
-        return pcm
-    gap = np.zeros(int(round(gap_s * sr)), dtype=np.float32)
-    parts = [pcm]
-    total = len(pcm)
-    while total < n:
-        parts += [gap, pcm]
-        total += len(gap) + len(pcm)
-    return np.concatenate(parts).astype(np.float32)
-
-
-def samples_sha256(samples: np.ndarray) -> str:
-    """sha256 of float32 samples: the caller audio of a turn, before framing."""
-    return hashlib.sha256(np.ascontiguousarray(samples, dtype=np.float32).tobytes()).hexdigest()
-
-
-def voiced_chunks(pcm: np.ndarray, chunk_samples: int,
-                  threshold_dbfs: float = VOICED_DBFS) -> list[bool]:
-    """Per ``chunk_samples`` chunk of ``pcm`` (last one zero-padded): is it voiced?"""
-    n = -(-len(pcm) // chunk_samples)
-    if n == 0:
-        return []
-    x = np.zeros(n * chunk_samples, dtype=np.float64)
-    x[: len(pcm)] = pcm
-    power = np.mean(np.square(x.reshape(n, chunk_samples)), axis=1)
-    thr = 10 ** (threshold_dbfs / 10)
-    return [bool(v) for v in power > thr]
-
-
-class EnergyVAD:
-    """Energy end-pointer over 20 ms frames: speech starts at the first voiced frame and
-    ends at the ``hangover_frames``-th consecutive silent frame after speech.
-
-    ``feed`` returns ``"start"``, ``"end"`` or None for each frame."""
-
-    def __init__(self, hangover_ms: float = 500.0, threshold_dbfs: float = VOICED_DBFS) -> None:
-        self.hangover = max(1, int(round(hangover_ms / 20.0)))
-        self.threshold = threshold_dbfs
-        self.in_speech = False
-        self.voiced = False  # was the last frame fed voiced?
-        self._silent = 0
-
-    def feed(self, pcm: np.ndarray) -> str | None:
-        voiced = self.voiced = frame_dbfs(pcm) > self.threshold
-        if voiced:
-            self._silent = 0
-            if not self.in_speech:
-                self.in_speech = True
-                return "start"
-            return None
-        if self.in_speech:
-            self._silent += 1
-            if self._silent >= self.hangover:
-                self.in_speech = False
-                self._silent = 0
-                return "end"
-        return None
-
-
-def realtime_usage_to_openai(usage: dict[str, Any]) -> dict[str, Any]:
-    """Realtime ``response.done`` usage -> Chat-Completions field names used by the cost model."""
-    inp = usage.get("input_token_details") or {}
-    out = usage.get("output_token_details") or {}
-    return {
-        "prompt_tokens": int(usage.get("input_tokens") or 0),
-        "completion_tokens": int(usage.get("output_tokens") or 0),
-        "prompt_tokens_details": {
-            "cached_tokens": int(inp.get("cached_tokens") or 0),
-            "audio_tokens": int(inp.get("audio_tokens") or 0),
-        },
-        "completion_tokens_details": {"audio_tokens": int(out.get("audio_tokens") or 0)},
-    }
-
-
-# --------------------------------------------------------------------------- line seam
-
-
-@dataclass(frozen=True, slots=True)
-class LineEvent:
-    """Something the agent did, stamped (``t_ns``) when its bytes arrived.
-
-    ``kind``: ``audio`` (``audio`` is 8 kHz mu-law, ``duration_s`` long), ``clear`` (flush /
-    cleared: the agent stopped talking), ``text`` (transcript delta), ``tool_call``,
-    ``done`` (end of a response, ``usage``), ``error``."""
-
-    kind: str
-    t_ns: int
-    audio: bytes = b""
-    duration_s: float = 0.0
-    voiced: bool = False
-    text: str = ""
-    call_id: str = ""
-    name: str = ""
-    arguments: str = ""
-    usage: dict[str, Any] | None = None
-
-
-class AudioLine(Protocol):
-    """One connected call to an audio agent (made by an :class:`AudioTransport`)."""
-
-    chunk_ms: int
-    silence_chunk: bytes
-    conn_setup_ns: int
-    agent_calls_tools: bool  # True: the agent calls the HTTP tool backend itself
-
-    def encode(self, pcm8k: np.ndarray) -> list[bytes]: ...
-
-    async def send_audio(self, payload: bytes) -> None: ...
-
-    async def send_dtmf(self, digit: str) -> None: ...
-
-    async def send_caller_text(self, text: str) -> None: ...
-
-    async def end_of_turn(self) -> None: ...
-
-    async def interrupt(self) -> None: ...
-
-    async def send_tool_result(self, call_id: str, output: str) -> int: ...
-
-    async def receive(self) -> LineEvent | None: ...
-
-    async def aclose(self) -> None: ...
-
-
-class AudioTransport(Protocol):
-    async def open_line(self, call_id: str, script: CallScript, tools: list[dict[str, Any]],
-                        system_prompt: str) -> AudioLine: ...
-
-    async def warmup(self, connections: int) -> None: ...
-
-    async def aclose(self) -> None: ...
-
-
-# --------------------------------------------------------------------------- tool relay
-
-
-class ToolRelay:
-    """Routes an agent's HTTP tool calls (``POST /tools/{name}``, call id in
-    ``X-Callsim-Call-Id``) to the ``execute_tool`` of the running call, so faults and grading
-    stay per call exactly as for text agents. Serve it with :func:`create_tool_relay_app`."""
-
-    def __init__(self) -> None:
-        self._calls: dict[str, tuple[ExecuteTool, list[dict[str, Any]], list[int]]] = {}
-
-    def register(self, call_id: str, execute_tool: ExecuteTool) -> list[dict[str, Any]]:
-        """Route ``call_id``'s tool calls to ``execute_tool``; returns the call's tool log."""
-        log: list[dict[str, Any]] = []
-        self._calls[call_id] = (execute_tool, log, [0])
-        return log
-
-    def unregister(self, call_id: str) -> None:
-        self._calls.pop(call_id, None)
-
-    async def call(self, call_id: str, name: str, raw: str) -> tuple[int, str]:
-        entry = self._calls.get(call_id)
-        if entry is None:
-            return 404, json.dumps({"error": "unknown_call",
-                                    "message": f"no running call {call_id!r}"})
-        execute, log, counter = entry
-        try:
-            parsed = json.loads(raw) if raw else {}
-        except json.JSONDecodeError:
-            parsed = None
-        if not isinstance(parsed, dict):
-            parsed = None
-        k = counter[0]
-        counter[0] += 1
-        result, fault = await execute(name, parsed, raw, k)
-        log.append({"name": name, "arguments": parsed, "raw": raw, "result": result,
-                    "fault": fault, "k": k})
-        return 200, result
-
-
-def create_tool_relay_app(relay: ToolRelay) -> web.Application:
-    """``POST /tools/{name}`` -> the running call's ``execute_tool`` (see :class:`ToolRelay`)."""
-    from simulator.backend import CALL_ID_HEADER
-
-    async def handle(request: web.Request) -> web.Response:
-        call_id = request.headers.get(CALL_ID_HEADER, "")
-        raw = (await request.read()).decode("utf-8", "replace")
-        status, body = await relay.call(call_id, request.match_info["name"], raw)
-        return web.Response(status=status, text=body, content_type="application/json")
-
-    app = web.Application(client_max_size=1024 * 1024)
-    app.router.add_post("/tools/{name}", handle)
-    return app
 
 
 # --------------------------------------------------------------------------- the call
@@ -523,39 +264,31 @@ def _estimate_tokens(text: str) -> int:
 
 def _record(seq: int, caller_turn: int, phase: str, tr: _Turn, conn_ns: int, t0: int,
             scheduled_ns: int | None, lag: float, interrupted: bool, error: str | None,
-            barge_ms: float | None) -> dict[str, Any]:
+            barge_ms: float | None) -> TurnRecord:
     def ms(ns: int | None) -> float | None:
         return None if ns is None else (ns - tr.sent_ns) / 1e6
 
     fc = tr.first_content_ns
-    ttft = ms(fc)
-    text = "".join(tr.text)
-    return {
-        "seq": seq,
-        "caller_turn": caller_turn,
-        "phase": phase,
-        "scheduled_s": None if scheduled_ns is None else (scheduled_ns - t0) / 1e9,
-        "sent_s": (tr.sent_ns - t0) / 1e9,
-        "conn_setup_ms": conn_ns / 1e6,
-        "ttft_ms": ttft,
-        "ttft_from_schedule_ms": (None if fc is None or scheduled_ns is None
-                                  else (fc - scheduled_ns - conn_ns) / 1e6),
-        "last_byte_ms": ms(tr.last_arrival_ns),
-        "loop_lag_ms": lag,
-        "stalls": tr.stalls,
-        "max_gap_ms": tr.max_gap_ms,
-        "prompt_tokens": (tr.usage or {}).get("prompt_tokens"),
-        "completion_tokens": (tr.usage or {}).get("completion_tokens"),
-        "interrupted": interrupted,
-        "error": error,
-        "text": text,
-        # audio-only fields
-        "ttfa_ms": ms(tr.first_audio_ns),
-        "first_voiced_ms": ms(tr.first_voiced_ns),
-        "first_text_ms": ms(tr.first_text_ns),
-        "agent_speech_s": round(tr.voiced_s, 4),
-        "barge_in_reaction_ms": barge_ms,
-    }
+    usage = tr.usage or {}
+    return TurnRecord(
+        seq=seq, caller_turn=caller_turn, phase=phase,
+        scheduled_s=None if scheduled_ns is None else (scheduled_ns - t0) / 1e9,
+        sent_s=(tr.sent_ns - t0) / 1e9,
+        conn_setup_ms=conn_ns / 1e6,
+        ttft_ms=ms(fc),
+        ttft_from_schedule_ms=(None if fc is None or scheduled_ns is None
+                               else (fc - scheduled_ns - conn_ns) / 1e6),
+        last_byte_ms=ms(tr.last_arrival_ns),
+        loop_lag_ms=lag, stalls=tr.stalls, max_gap_ms=tr.max_gap_ms,
+        prompt_tokens=usage.get("prompt_tokens"),
+        completion_tokens=usage.get("completion_tokens"),
+        interrupted=interrupted, error=error, text="".join(tr.text),
+        ttfa_ms=ms(tr.first_audio_ns),
+        first_voiced_ms=ms(tr.first_voiced_ns),
+        first_text_ms=ms(tr.first_text_ns),
+        agent_speech_s=round(tr.voiced_s, 4),
+        barge_in_reaction_ms=barge_ms,
+    )
 
 
 async def run_audio_call(
@@ -582,8 +315,8 @@ async def run_audio_call(
 
     ``caller`` has ``first() -> Turn`` and ``respond(agent_text) -> Turn | None``.
     ``execute_tool(name, parsed_args, raw_args, k)`` answers the agent's k-th tool call,
-    either in-band (Realtime function calls) or through ``relay`` (agents that call the HTTP
-    tool backend themselves, e.g. behind Twilio). ``speech(turn)`` gives the caller's 8 kHz
+    either in-band (function calls on the line) or through ``relay`` (agents that call the
+    HTTP tool backend themselves). ``speech(turn)`` gives the caller's 8 kHz
     float32 audio, or an awaitable of it (default: :class:`SyntheticSpeech`; TTS:
     :class:`simulator.audio.caller_audio.CallSpeech`). ``agent_silence_s``: agent
     silence (after its audio has played out) that ends its turn. ``greeting_wait_s``: how
@@ -651,7 +384,7 @@ class _Session:
             async with asyncio.timeout(self.remaining()):
                 if self.greeting_wait_s > 0:
                     await self._greeting(call)
-                turn: Turn | None = await caller_turn(self.caller.first())
+                turn: Turn | None = await awaited_turn(self.caller.first())
                 while turn is not None:
                     turn = await self._caller_turn(call, line, turn)
                     self.first_turn = False
@@ -718,7 +451,7 @@ class _Session:
                     await line.send_dtmf(d)
             self.run_.events.append(("dtmf", {"turn": turn.index, "digits": turn.dtmf}))
         sent_ns = call.last_voiced_sent_ns or _now()
-        await line.end_of_turn()  # explicit commit (Realtime without VAD); timed from sent_ns
+        await line.end_of_turn()  # explicit commit (a line without server VAD); timed from sent_ns
         barge = next((e for e in turn.events if e.get("type") == "barge_in"), None)
         phase = "caller"
         for _ in range(MAX_TOOL_ROUNDS + 1):
@@ -746,12 +479,12 @@ class _Session:
                     phase = "tool"
                     barge = None
                     continue
-                return await caller_turn(self.caller.respond("".join(tr.text)))
+                return await awaited_turn(self.caller.respond("".join(tr.text)))
             if tr.pending_tools:
                 sent_ns = await self._answer_tools(line, tr)
                 phase = "tool"
                 continue
-            return await caller_turn(self.caller.respond("".join(tr.text)))
+            return await awaited_turn(self.caller.respond("".join(tr.text)))
         raise TransportError("tool_loop", "agent kept calling tools")
 
     async def _wait_first(self, call: _AudioCall, tr: _Turn) -> None:
@@ -813,7 +546,7 @@ class _Session:
         return bturn, reaction
 
     async def _answer_tools(self, line: AudioLine, tr: _Turn) -> int:
-        """Realtime function calls: answer in-band; returns when the last answer was sent."""
+        """Function calls on the line: answer in-band; returns when the last answer was sent."""
         sent = _now()
         for ev in tr.pending_tools:
             try:
@@ -839,7 +572,7 @@ class _Session:
                       self.t0, sched, self.lag_ms(), interrupted, None, barge_ms)
         self.run_.exchanges.append(rec)
         self.seq += 1
-        said = rec["text"]
+        said = rec.text
         if said:
             self.agent_log.append(said)
         if tr.usage:

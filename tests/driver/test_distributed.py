@@ -13,19 +13,19 @@ from typing import Any
 
 import pytest
 
-from simulator.cli import agent_process
-from simulator.distributed import (
+from simulator.agent.process import agent_process
+from simulator.driver.arrivals import ArrivalSpec, split_schedule
+from simulator.driver.distributed import (
     actor_name,
     run_distributed,
     shard_config,
     shard_indices,
     split_evenly,
 )
-from simulator.driver.arrivals import ArrivalSpec, split_schedule
 from simulator.driver.runner import RunConfig, plan, run_load
 from simulator.errors import InputError
 from simulator.personas import generate_calls, load_packs
-from simulator.store import RunStore
+from simulator.storage.store import RunStore
 from tests.conftest import TIME_FACTOR
 
 ray: Any

@@ -9,19 +9,15 @@ import aiohttp
 import numpy as np
 import pytest
 
+from simulator.agent.voice import VoiceAgentConfig, create_voice_app
+from simulator.audio.line import EnergyVAD, SyntheticSpeech, synthetic_speech
+from simulator.driver.audio_call import run_audio_call
 from simulator.errors import InputError
 from simulator.personas import Caller, generate_calls
-from simulator.transports.audio_session import (
-    EnergyVAD,
-    SyntheticSpeech,
-    run_audio_call,
-    synthetic_speech,
-)
 from simulator.transports.base import Deadlines
 from simulator.transports.twilio import TwilioTransport
-from simulator.voice_agent import VoiceAgentConfig, create_voice_app
+from tests.agent.voice_harness import PACKS, voice_config
 from tests.conftest import serve_app
-from tests.voice_agent.harness import PACKS, voice_config
 
 
 def test_vad_ends_speech_at_the_hangover_th_silent_frame() -> None:
@@ -60,7 +56,7 @@ async def test_without_text_hints_the_agent_still_answers_every_utterance() -> N
     assert [e[0] for e in run.events][:1] == ["greeting"]
     # No words travel without hints: the agent is heard (audio), not read.
     assert len(run.exchanges) == 2
-    assert all(e["ttfa_ms"] is not None and e["agent_speech_s"] > 0 and e["text"] == ""
+    assert all(e.ttfa_ms is not None and e.agent_speech_s > 0 and e.text == ""
                for e in run.exchanges)
 
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import aiohttp
 
-from simulator.backend import CALL_ID_HEADER, ToolBackend, create_tools_app
 from simulator.callscript import CallScript
 from simulator.personas.generator import generate_calls
 from simulator.personas.pack import load_packs
+from simulator.tools.backend import CALL_ID_HEADER, ToolBackend, create_tools_app
 from tests.conftest import serve_app
 
 PACKS = load_packs()

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from simulator.cli import agent_process
+from simulator.agent.process import agent_process
 from simulator.driver.arrivals import ArrivalSpec
 from simulator.driver.runner import RunConfig, run_load
-from simulator.metrics.judge import judge_run, stored_judgements
+from simulator.metrics.llm_judge import judge_run, stored_judgements
 from simulator.personas import generate_calls, load_packs
-from simulator.store import RunStore
+from simulator.storage.store import RunStore
 from tests.conftest import serve_app
 
 

@@ -15,17 +15,16 @@ from typing import Any
 import numpy as np
 import pytest
 
+from simulator.agent.voice import SPEECH_KEY, create_voice_app, resolve_stt
 from simulator.audio.caller_audio import CallerAudio, spoken_text
 from simulator.audio.chain import AudioParams
+from simulator.audio.line import SyntheticSpeech, samples_sha256
 from simulator.degradation import degrade_calls, get_profile
 from simulator.personas import generate_calls
-from simulator.store import RunStore
-from simulator.transports.audio_session import SyntheticSpeech, samples_sha256
+from simulator.storage.store import RunStore
 from simulator.transports.twilio import TwilioTransport
-from simulator.voice_agent import create_voice_app
-from simulator.voice_agent.server import SPEECH_KEY, resolve_stt
+from tests.agent.voice_harness import PACKS, call_reference, script_with_tool_and_barge_in
 from tests.conftest import serve_app
-from tests.voice_agent.harness import PACKS, call_reference, script_with_tool_and_barge_in
 
 pytest.importorskip("pyttsx3")
 pytest.importorskip("pocketsphinx")
@@ -94,7 +93,7 @@ async def test_barge_in_still_stops_the_agent_when_it_hears(tmp_path: Path) -> N
     assert run.error is None, run.error_detail
     barge = [e for e in run.events if e[0] == "barge_in"]
     assert len(barge) == 1 and barge[0][1]["cleared"], run.events
-    assert run.exchanges[0]["interrupted"]
+    assert run.exchanges[0].interrupted
 
 
 def test_auto_stt_means_pocketsphinx_when_installed() -> None:
@@ -106,7 +105,7 @@ def test_auto_stt_means_pocketsphinx_when_installed() -> None:
 async def test_cli_run_with_tts_caller_against_the_hearing_agent(
         transport: str, tmp_path: Path) -> None:
     relay = _free_port()
-    from simulator.voice_agent import VoiceAgentConfig
+    from simulator.agent.voice import VoiceAgentConfig
 
     app = create_voice_app(VoiceAgentConfig(ttft_ms=0.0, vad_silence_ms=500.0,
                                             stt="pocketsphinx",

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.degradation.asr import (
+from simulator.degradation.asr_noise import (
     calibrated_p_word,
     degrade_text,
     entity_words,

@@ -40,13 +40,13 @@ from aiohttp import web
 from simulator.agent.policy import AgentConfig, decide, identify_pack
 from simulator.audio import dsp
 from simulator.audio.asr import RecogniserConfig
+from simulator.audio.line import EnergyVAD, synthetic_speech
 from simulator.audio.tts import Voice
-from simulator.backend import CALL_ID_HEADER
 from simulator.errors import InputError, TransportError
 from simulator.personas.pack import Pack, load_packs
+from simulator.tools.backend import CALL_ID_HEADER
 from simulator.transports import realtime as rt
 from simulator.transports import twilio as tw
-from simulator.transports.audio_session import EnergyVAD, synthetic_speech
 
 _now = time.perf_counter
 log = logging.getLogger("callsim.voice_agent")

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from simulator.store import RunStore
+from simulator.storage.store import RunStore
 
 JUDGE_SYSTEM = (
     "You grade phone calls between a caller and an AI agent. Reply with one JSON object and "

@@ -1,0 +1,8 @@
+"""Lets the example's tests run from a checkout without installing it first."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "src"))
