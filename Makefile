@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 EXTRAS ?= dev,fast,tts,ray,asr
 
-.PHONY: install demo test lint bench soak clean
+.PHONY: install demo test lint bench soak clean mutate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,4 +36,10 @@ soak: $(STAMP)
 		-o runs/soak.json
 
 clean:
-	rm -rf $(VENV) runs .mypy_cache .ruff_cache
+	rm -rf $(VENV) runs mutants .mypy_cache .ruff_cache
+
+# Mutation testing of the gate, graders, store, generator and degradation (not part of
+# `make test`: it takes tens of minutes). Writes runs/mutation/report.md; see docs/testing.md.
+MUTATE_JOBS ?= 2
+mutate: $(STAMP)
+	$(PY) scripts/mutate.py --jobs $(MUTATE_JOBS) $(FILES)

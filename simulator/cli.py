@@ -11,7 +11,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -185,6 +185,8 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
 @click.option("--tool-timeout", default=10.0, show_default=True, type=float)
 @click.option("--max-reply-mb", default=8.0, show_default=True, type=float,
               help="A reply larger than this ends the call as 'oversized'.")
+@click.option("--label", help="What this run is, in a few words (e.g. 'gpt-4o, prompt v2'); "
+                             "`callsim runs`, compare and reports name the run by it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @_user_errors
 def run(**kw: Any) -> None:
@@ -271,6 +273,7 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
                             tool_s=kw["tool_timeout"],
                             max_reply_bytes=int(kw.get("max_reply_mb", 8.0) * 1024 * 1024)),
         honour_pauses=not kw.get("no_pauses"), rubric_sha256=rubric_sha,
+        label=_label(kw.get("label")),
     )
     run_dir = Path(kw["runs_dir"]) / new_run_id()
     click.echo(f"run {run_dir.name}: {len(calls)} call scripts, {spec.describe()}, "
@@ -279,6 +282,17 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
         calls, packs, cfg, run_dir, workers=kw.get("workers") or 1,
         ray_address=kw.get("ray_address"), api_key=api_key,
         agent=load_agent_profile(kw.get("agent_profile")), progress_out=sys.stderr))
+
+
+def _label(text: str | None) -> str | None:
+    if text is None:
+        return None
+    label = " ".join(text.split())
+    if not label:
+        raise InputError("--label: empty; give a few words saying what the run is")
+    if len(label) > 40:
+        raise InputError(f"--label: {len(label)} characters; at most 40 fit the tables")
+    return label
 
 
 def _caller_audio(requested: str | None, transport: str, profile: str,
@@ -377,11 +391,12 @@ def soak(target: str | None, lines: int, duration: str, turn_gap: float, profile
 
 # ----------------------------------------------------------------------------- report/export
 @main.command()
-@click.argument("run_ref")
+@click.argument("run_refs", metavar="RUN [RUN...]", nargs=-1, required=True)
 @click.option("--baseline", "baseline_ref", help="Compare with this run (path, id, 'last').")
 @click.option("--rubric", "rubric_path",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="With --baseline: judge the two runs and put the verdict in the report.")
+              help="With --baseline: judge the two runs and put the verdict in the report. "
+                   "With more than one run: add the routing table (which run wins where).")
 @click.option("--allow-mismatch", is_flag=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a self-contained HTML report here.")
@@ -391,33 +406,43 @@ def soak(target: str | None, lines: int, duration: str, turn_gap: float, profile
 @click.option("--full-json", is_flag=True,
               help="Print everything the HTML report shows, per call, as JSON.")
 @_user_errors
-def report(run_ref: str, baseline_ref: str | None, rubric_path: Path | None,
+def report(run_refs: tuple[str, ...], baseline_ref: str | None, rubric_path: Path | None,
            allow_mismatch: bool, output: Path | None, runs_dir: Path, as_json: bool,
            full_json: bool) -> None:
     """Report on a stored run (works on partial runs too). RUN is a path, an id or 'last'.
 
     Prints the summary; with -o writes one self-contained HTML file that works offline.
+    More runs after the first (or a --baseline) with --rubric add the routing table of
+    `callsim compare` to the report; the report itself is about the first RUN.
     """
     from simulator.metrics.summary import summarize
     from simulator.storage.store import RunStore, resolve_run
 
+    run_ref, others = run_refs[0], run_refs[1:]
     run_dir = resolve_run(run_ref, runs_dir)
     base_dir = resolve_run(baseline_ref, runs_dir) if baseline_ref else None
+    if others and rubric_path is None:
+        raise InputError("report: a routing table across runs needs --rubric")
     gate_result = None
+    routing = None
     if rubric_path is not None:
-        if base_dir is None:
-            raise CallsimError("report --rubric needs --baseline RUN to judge against")
-        from simulator.gate import judge, load_rubric
+        if base_dir is None and not others:
+            raise CallsimError("report --rubric needs --baseline RUN or more runs to judge")
+        from simulator.gate import compare_to_json, judge, load_rubric
 
         rubric, sha = load_rubric(rubric_path)
-        b_out, b_meta, _ = _run_outcomes(str(base_dir), runs_dir)
-        c_out, c_meta, _ = _run_outcomes(str(run_dir), runs_dir)
-        gate_result = judge(b_out, c_out, rubric, b_meta, c_meta,
-                            allow_mismatch=allow_mismatch, rubric_sha256=sha)
+        if base_dir is not None:
+            b_out, b_meta, _ = _run_outcomes(str(base_dir), runs_dir)
+            c_out, c_meta, _ = _run_outcomes(str(run_dir), runs_dir)
+            gate_result = judge(b_out, c_out, rubric, b_meta, c_meta,
+                                allow_mismatch=allow_mismatch, rubric_sha256=sha)
+        refs = [*([str(base_dir)] if base_dir is not None else []), str(run_dir), *others]
+        res, ids = _compare_runs(refs, runs_dir, rubric)
+        routing = compare_to_json(res, run_ids=ids)
     if output is not None:
         from simulator.reports import write_report
 
-        write_report(run_dir, output, baseline_dir=base_dir, gate=gate_result)
+        write_report(run_dir, output, baseline_dir=base_dir, gate=gate_result, routing=routing)
         click.echo(f"wrote {output}", err=True)
     if full_json:
         from simulator.reports import report_json
@@ -478,6 +503,30 @@ def judge(run_ref: str, endpoint: str, model: str, api_key_env: str | None, conc
     if res["unparseable"]:
         click.echo(f"{res['unparseable']} answers from the judge were not the JSON asked for",
                    err=True)
+
+
+@main.command("grade-check")
+@click.option("--corpus", type=click.Path(dir_okay=False, path_type=Path),
+              help="Labelled JSONL corpus (default: the one shipped in tests/data/).")
+@click.option("--endpoint", help="OpenAI-compatible base URL of a judge model to compare.")
+@click.option("--model", help="Judge model name (with --endpoint).")
+@click.option("--api-key-env", help="Environment variable holding the judge's API key.")
+@click.option("--misses", metavar="SPLIT", help="Also list what the detectors got wrong in SPLIT.")
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def grade_check(corpus: Path | None, endpoint: str | None, model: str | None,
+                api_key_env: str | None, misses: str | None, as_json: bool) -> None:
+    """Precision and recall of the refusal and fabrication detectors on a labelled corpus
+    (per split), and an LLM judge's agreement with them when --endpoint is given."""
+    from simulator.metrics.gradecheck import render, run_check
+    from simulator.transports.registry import api_key_from_env
+
+    key = api_key_from_env(api_key_env) if endpoint else None
+    reports = run_check(corpus, endpoint=endpoint, model=model, api_key=key)
+    if as_json:
+        click.echo(json.dumps({s: r.to_dict() for s, r in reports.items()}, indent=2))
+        return
+    click.echo(render(reports, misses=misses))
 
 
 @main.command("runs")
@@ -765,29 +814,50 @@ def gate(baseline: str, candidate: str, rubric_path: Path, allow_mismatch: bool,
 @click.argument("runs", nargs=-1, required=True)
 @click.option("--rubric", "rubric_path", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-v", "--verbose", is_flag=True,
+              help="Under each segment, every comparison behind it with the gate's reason.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--width", type=click.IntRange(min=60),
+              help="Output width (default: the terminal's, at most 80).")
 @click.option("--runs-dir", default="runs", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
 @_user_errors
-def compare(runs: tuple[str, ...], rubric_path: Path, as_json: bool, runs_dir: Path) -> None:
-    """Rank several runs and show which wins where (by vertical, profile, scenario)."""
-    from rich.console import Console
+def compare(runs: tuple[str, ...], rubric_path: Path, verbose: bool, as_json: bool,
+            width: int | None, runs_dir: Path) -> None:
+    """Which run wins where: one line per segment (all calls, each vertical, profile, scenario).
 
-    from simulator.gate import compare as run_compare
+    Runs are named by their --label, or by what differs between them (model, agent profile,
+    target). Each line: the segment, the winner or 'no winner', the number that decides and
+    its interval; winners are controlled across all segments (Holm, docs/gate.md).
+    """
     from simulator.gate import compare_to_json, load_rubric, render_compare
 
     if len(runs) < 2:
         raise CallsimError("compare needs at least two runs")
     rubric, _ = load_rubric(rubric_path)
-    named = {}
-    for ref in runs:
-        outcomes, _, run_dir = _run_outcomes(ref, runs_dir)
-        named[run_dir.name] = outcomes
-    res = run_compare(named, rubric)
+    res, ids = _compare_runs(runs, runs_dir, rubric)
     if as_json:
-        click.echo(json.dumps(compare_to_json(res), indent=2, sort_keys=True))
-    else:
-        Console().print(render_compare(res))
+        click.echo(json.dumps(compare_to_json(res, run_ids=ids), indent=2, sort_keys=True))
+        return
+    import shutil
+
+    w = width or min(80, shutil.get_terminal_size((80, 24)).columns)
+    click.echo(render_compare(res, width=w, verbose=verbose, run_ids=ids))
+
+
+def _compare_runs(refs: Sequence[str], runs_dir: Path, rubric: Any) -> tuple[Any, dict[str, str]]:
+    """Compare stored runs by label; returns the result and each label's run id."""
+    from simulator.gate import compare as run_compare
+    from simulator.gate.labels import label_runs
+
+    loaded = [_run_outcomes(ref, runs_dir) for ref in refs]
+    dirs = [d.resolve() for _, _, d in loaded]
+    if len(set(dirs)) != len(dirs):
+        raise InputError("compare: the same run is named twice")
+    labels = label_runs([m for _, m, _ in loaded], [d.name for _, _, d in loaded])
+    res = run_compare({lab: out for lab, (out, _, _) in zip(labels, loaded, strict=True)},
+                      rubric)
+    return res, {lab: d.name for lab, (_, _, d) in zip(labels, loaded, strict=True)}
 
 
 @main.command()
@@ -824,7 +894,9 @@ def agent() -> None:
 @click.option("--ttft-ms", default=0.0, show_default=True, type=float)
 @click.option("--token-ms", default=0.0, show_default=True, type=float)
 @click.option("--fabricate-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1))
-@click.option("--arg-error-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--arg-error-rate", "arg_error_rates", multiple=True, metavar="[PACK=]RATE",
+              help="Share of tool calls with one argument corrupted: RATE for every pack, or "
+                   "PACK=RATE for one pack only (repeat the option, or PACK=RATE,PACK=RATE).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--style", default="template", show_default=True,
               type=click.Choice(["template", "varied"]),
@@ -851,7 +923,8 @@ def agent() -> None:
                                   "(callsim's tool relay) the Twilio endpoint calls.")
 @_user_errors
 def agent_serve(host: str, port: int, ttft_ms: float, token_ms: float, fabricate_rate: float,
-                arg_error_rate: float, seed: int, style: str, personas_dir: Path | None, stt: str,
+                arg_error_rates: tuple[str, ...], seed: int, style: str,
+                personas_dir: Path | None, stt: str,
                 asr_workers: int, verbose: bool, vad_silence_ms: float,
                 tools_url: str | None) -> None:
     """Serve the reference agent until interrupted.
@@ -872,13 +945,40 @@ def agent_serve(host: str, port: int, ttft_ms: float, token_ms: float, fabricate
     stt, notice = resolve_stt(stt)
     if notice:
         click.echo(f"callsim: note: {notice}", err=True)
+    packs = load_packs(personas_dir)
+    rate, per_pack = _arg_error_rates(arg_error_rates, packs)
     cfg = AgentConfig(ttft_ms=ttft_ms, token_ms=token_ms, fabricate_rate=fabricate_rate,
-                      arg_error_rate=arg_error_rate, seed=seed, style=style)
+                      arg_error_rate=rate, arg_error_packs=per_pack, seed=seed, style=style)
     voice = VoiceAgentConfig(ttft_ms=ttft_ms, vad_silence_ms=vad_silence_ms, stt=stt,
                              asr_workers=asr_workers, tools_url=tools_url, policy=cfg)
     from simulator.agent.serve import serve_agent
 
-    _run_async(serve_agent(cfg, voice, host, port, load_packs(personas_dir)))
+    _run_async(serve_agent(cfg, voice, host, port, packs))
+
+
+def _arg_error_rates(values: Sequence[str], packs: Any
+                     ) -> tuple[float, tuple[tuple[str, float], ...]]:
+    """``--arg-error-rate`` values: one plain RATE (every pack) and PACK=RATE overrides."""
+    rate = 0.0
+    per_pack: dict[str, float] = {}
+    for value in values:
+        for part in (p.strip() for p in value.split(",")):
+            pack, sep, text = part.rpartition("=")
+            try:
+                r = float(text)
+            except ValueError:
+                raise InputError(f"--arg-error-rate {part!r}: expected RATE or PACK=RATE, "
+                                 "e.g. 0.2 or healthcare=0.2") from None
+            if not 0.0 <= r <= 1.0:
+                raise InputError(f"--arg-error-rate {part!r}: the rate must be between 0 and 1")
+            if not sep:
+                rate = r
+            elif pack not in packs:
+                raise InputError(f"--arg-error-rate {part!r}: no pack '{pack}'; known are "
+                                 f"{', '.join(sorted(packs))}")
+            else:
+                per_pack[pack] = r
+    return rate, tuple(sorted(per_pack.items()))
 
 
 def _warn_public_bind(host: str) -> None:

@@ -775,13 +775,27 @@ def _mkdate(y: int | None, m: int, d: int, *, future: bool) -> _dt.date | None:
 
 
 def _find_dates(text: str, *, future: bool) -> list[tuple[int, _dt.date]]:
-    text = _fix_months(text)
-    out: list[tuple[int, _dt.date]] = []
+    return [(a, d) for a, _, d in find_dates(text, future=future)]
+
+
+def find_dates(
+    text: str, *, future: bool = True, asr: bool = True
+) -> list[tuple[int, int, _dt.date]]:
+    """Every date in ``text`` as (start, end, date), in the order the patterns find them.
+
+    The forms :func:`parse_date` reads: ISO, "June 17th", "the seventeenth of June",
+    "6/17", and with ``future`` "Tuesday the 17th", "today", "tomorrow" (a date without a
+    year is its next occurrence on or after :data:`REFERENCE_DATE`; without ``future`` it
+    is in the reference year). ``asr``: first read misheard month names ("Marsh 16");
+    off for text that did not come through speech recognition."""
+    if asr:
+        text = _fix_months(text)
+    out: list[tuple[int, int, _dt.date]] = []
     spans: list[tuple[int, int]] = []
 
     def add(pos: int, end: int, d: _dt.date | None) -> None:
         if d is not None and not any(a <= pos < b for a, b in spans):
-            out.append((pos, d))
+            out.append((pos, end, d))
             spans.append((pos, end))
 
     for m in _DATE_ISO.finditer(text):
@@ -789,19 +803,16 @@ def _find_dates(text: str, *, future: bool) -> list[tuple[int, _dt.date]]:
     for m in _DATE_MDY.finditer(text):
         day = _day(m[2], m[3])
         if day:
-            add(
-                m.start(),
-                m.end(),
-                _mkdate(_year(m[4]), _MONTH_LOOKUP[m[1].lower()], day, future=future),
-            )
+            year = _year(m[4])
+            # Words after the day that are not a year are not part of the date's span.
+            end = m.end() if year is not None else max(m.end(2), m.end(3))
+            add(m.start(), end, _mkdate(year, _MONTH_LOOKUP[m[1].lower()], day, future=future))
     for m in _DATE_DMY.finditer(text):
         day = _day(m[1], m[2])
         if day:
-            add(
-                m.start(),
-                m.end(),
-                _mkdate(_year(m[4]), _MONTH_LOOKUP[m[3].lower()], day, future=future),
-            )
+            year = _year(m[4])
+            end = m.end() if year is not None else m.end(3)
+            add(m.start(), end, _mkdate(year, _MONTH_LOOKUP[m[3].lower()], day, future=future))
     for m in _DATE_NUM.finditer(text):
         # A time like 2:30 is not a date; "3/5/1984" is US month/day/year.
         add(m.start(), m.end(), _mkdate(_year(m[3]), int(m[1]), int(m[2]), future=future))
@@ -915,7 +926,17 @@ def parse_time(text: str, opts: Mapping[str, Any] | None = None) -> str | None:
     """``HH:MM`` from "2:30 PM" / "half past two in the afternoon" / "14:30" / "noon".
 
     Without AM/PM, hours 1-7 are taken as afternoon (business hours). Last match wins."""
-    found: list[tuple[int, int, int]] = []
+    found = [(a, h, mi) for a, _, h, mi in find_times(text)]
+    if not found:
+        return _guess_time(text) if (opts or {}).get("guess") else None
+    _, h, mi = max(found)
+    return f"{h:02d}:{mi:02d}"
+
+
+def find_times(text: str) -> list[tuple[int, int, int, int]]:
+    """Every clock time in ``text`` as (start, end, hour 0-23, minute), in the forms
+    :func:`parse_time` reads (with its business-hours rule for a missing AM/PM)."""
+    found: list[tuple[int, int, int, int]] = []
     taken: list[tuple[int, int]] = []
     for pat, kind in _TIME_PATTERNS:
         for m in pat.finditer(text):
@@ -953,12 +974,9 @@ def parse_time(text: str, opts: Mapping[str, Any] | None = None) -> str | None:
                 h = (h % 12) + (12 if pm else 0)
             elif ampm is None and 1 <= h <= 7:
                 h += 12
-            found.append((m.start(), h, mi))
+            found.append((m.start(), m.end(), h, mi))
             taken.append((m.start(), m.end()))
-    if not found:
-        return _guess_time(text) if (opts or {}).get("guess") else None
-    _, h, mi = max(found)
-    return f"{h:02d}:{mi:02d}"
+    return found
 
 
 def _guess_time(text: str) -> str | None:
@@ -1134,7 +1152,21 @@ def parse_amount(text: str, opts: Mapping[str, Any] | None = None) -> str | None
         r"\$|dollar|bucks|\d\s*k\b|thousand|million", text, re.I
     ):
         return None  # a bare number in passing is not an amount
-    found: list[tuple[int, float]] = []
+    found = [(a, x) for a, _, x in find_amounts(text)]
+    if not found:
+        return None
+    return _fmt_amount(max(found)[1])
+
+
+_AMOUNT_WORDS = frozenset(set(_WORD_VALUE) - {"oh"} | {"hundred", "thousand", "million", "and"})
+
+
+def find_amounts(text: str) -> list[tuple[int, int, float]]:
+    """Every amount in ``text`` as (start, end, value): digits with an optional "$", "k",
+    "thousand" or "million" ("$450,000", "450k", "1.2 million"; bare numbers from 100 up)
+    and runs of number words ("four hundred fifty thousand"). Nothing here says the
+    amount is money: callers of this decide from the words around it."""
+    found: list[tuple[int, int, float]] = []
     for m in _AMOUNT_RE.finditer(text):
         num = m[1] or m[3]
         if not num or not re.search(r"\d", num):
@@ -1143,16 +1175,14 @@ def parse_amount(text: str, opts: Mapping[str, Any] | None = None) -> str | None
         x = float(num.replace(",", ""))
         x *= {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6}.get(mult, 1)
         if m[1] or mult or x >= 100 or "dollar" in m.group(0).lower():
-            found.append((m.start(), x))
+            found.append((m.start(), m.end(), x))
     toks = list(re.finditer(r"[A-Za-z]+", text.replace("-", " ")))
     i = 0
     while i < len(toks):
         j = i
         while (
             j < len(toks)
-            and toks[j].group(0).lower()
-            in (set(_WORD_VALUE) | {"hundred", "thousand", "million", "and"})
-            and toks[j].group(0).lower() != "oh"
+            and toks[j].group(0).lower() in _AMOUNT_WORDS
         ):
             j += 1
         if j > i:
@@ -1166,13 +1196,11 @@ def parse_amount(text: str, opts: Mapping[str, Any] | None = None) -> str | None
                 and words[0] not in ("hundred", "thousand", "million", "and")
                 and (n >= 100 or "dollar" in after)
             ):
-                found.append((toks[i].start(), float(n)))
+                found.append((toks[i].start(), toks[j - 1].end(), float(n)))
             i = j
         else:
             i += 1
-    if not found:
-        return None
-    return _fmt_amount(max(found)[1])
+    return found
 
 
 def parse_number(text: str, opts: Mapping[str, Any] | None = None) -> str | None:

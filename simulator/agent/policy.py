@@ -67,10 +67,12 @@ class AgentConfig:
     ``ttft_ms``: delay from request receipt to the first content (or tool-call) chunk.
     ``token_ms``: delay between streamed tokens. ``fabricate_rate``: share of missing-record
     lookups answered with an invented record detail instead of a refusal.
-    ``arg_error_rate``: share of tool calls with one argument corrupted. ``seed``: makes
-    those draws reproducible. ``style``: "template" asks each slot with the pack's one
-    question; "varied" talks like an LLM agent (:mod:`simulator.agent.phrasing`): many
-    phrasings, two slots in one question, confirmations by question, small talk."""
+    ``arg_error_rate``: share of tool calls with one argument corrupted.
+    ``arg_error_packs``: (pack, rate) pairs that replace ``arg_error_rate`` on those packs'
+    calls (an agent that is sloppy on one vertical only). ``seed``: makes those draws
+    reproducible. ``style``: "template" asks each slot with the pack's one question;
+    "varied" talks like an LLM agent (:mod:`simulator.agent.phrasing`): many phrasings, two
+    slots in one question, confirmations by question, small talk."""
 
     ttft_ms: float = 0.0
     token_ms: float = 0.0
@@ -78,6 +80,7 @@ class AgentConfig:
     arg_error_rate: float = 0.0
     seed: int = 0
     model: str = "callsim-reference"
+    arg_error_packs: tuple[tuple[str, float], ...] = ()
     style: str = "template"
 
     def __post_init__(self) -> None:
@@ -90,6 +93,13 @@ class AgentConfig:
         for name in ("fabricate_rate", "arg_error_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"--{name.replace('_', '-')}: must be between 0 and 1")
+        for pack, rate in self.arg_error_packs:
+            if not 0.0 <= rate <= 1.0:
+                raise InputError(f"--arg-error-rate {pack}={rate:g}: must be between 0 and 1")
+
+    def arg_error_for(self, pack: str) -> float:
+        """The argument-error rate on calls of ``pack``."""
+        return dict(self.arg_error_packs).get(pack, self.arg_error_rate)
 
 
 @dataclass(frozen=True)
@@ -451,10 +461,8 @@ class _Decider:
         return random.Random(seed)
 
     def tool_call(self, name: str, args: dict[str, Any]) -> Reply:
-        if (
-            self.config.arg_error_rate > 0
-            and self.rng("argerr").random() < self.config.arg_error_rate
-        ):
+        rate = self.config.arg_error_for(self.pack.name)
+        if rate > 0 and self.rng("argerr").random() < rate:
             args = _corrupt(args, self.rng("argerr-which"))
         call_id = "call_" + hashlib.sha256(f"{self.digest}:{name}".encode()).hexdigest()[:24]
         return Reply(

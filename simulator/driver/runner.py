@@ -92,6 +92,8 @@ class RunConfig:
     caller_api_key_env: str | None = None
     caller_price_in_per_m: float = 0.0
     caller_price_out_per_m: float = 0.0
+    # What this run is, in a few words (``--label``); tables name the run by it.
+    label: str | None = None
 
     def transport_options(self, api_key: str | None) -> TransportOptions:
         """What the run's transport is built from."""
@@ -564,5 +566,5 @@ def begin_run(store: RunStore, calls: list[CallScript], config: RunConfig,
         versions={"callsim": __version__, "python": sys.version.split()[0]},
         rubric_sha256=config.rubric_sha256, total_calls=total, status="running",
         started_at=time.time(), agent_profile=agent.model_dump(),
-        scenario_set=scenario_set_id(c.call_id for c in calls), **extra,
+        scenario_set=scenario_set_id(c.call_id for c in calls), label=config.label, **extra,
     )

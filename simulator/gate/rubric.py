@@ -90,6 +90,9 @@ class Rubric(_Model):
     confidence: float = Field(0.95, gt=0.5, lt=1)
     min_calls_per_arm: int = Field(100, ge=1)
     min_missing_record_calls: int = Field(30, ge=1)
+    # `callsim compare`: calls behind a number in one segment (a pack, an intent) of each run
+    # before that number is tested there; docs/gate.md says why 50.
+    min_calls_per_segment: int = Field(50, ge=1)
     bootstrap_resamples: int = Field(2000, ge=100, le=100_000)
     seed: int = 0
     wins_needed: int = Field(3, ge=1, le=4)

@@ -221,3 +221,27 @@ def bootstrap_pair(
         d_lo, d_hi = _interval(sc[k] - sb[k], confidence)
         out[k] = PairEstimate(b, c, Estimate(d_pt, d_lo, d_hi, min(b.n, c.n)))
     return out, is_paired
+
+
+def pair_samples(
+    baseline: Sequence[CallOutcome], candidate: Sequence[CallOutcome], names: Sequence[str],
+    *, resamples: int = 2000, seed: object = 0, paired: bool | None = None,
+) -> tuple[dict[str, tuple[Metric, Metric]], dict[str, np.ndarray], bool]:
+    """The raw resamples behind :func:`bootstrap_pair`, for intervals at several levels.
+
+    Returns, by name, the two runs' metrics (point values and call counts come from them)
+    and the resampled ``candidate - baseline`` (NaN where a resample leaves a run without
+    data), and whether the bootstrap was paired. :func:`interval_at` turns the resamples
+    into the same percentile interval :func:`bootstrap_pair` reports.
+    """
+    ab, ac, is_paired = _units(baseline, candidate, paired)
+    mb = {k: metric(baseline, k) for k in names}
+    mc = {k: metric(candidate, k) for k in names}
+    sb, sc = _resample([(ab, _ArmMetrics(ab, mb)), (ac, _ArmMetrics(ac, mc))], is_paired,
+                       resamples, seed)
+    return {k: (mb[k], mc[k]) for k in names}, {k: sc[k] - sb[k] for k in names}, is_paired
+
+
+def interval_at(samples: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
+    """The two-sided percentile interval of ``samples`` at ``confidence`` (as the gate's)."""
+    return _interval(samples, confidence)

@@ -5,28 +5,29 @@ driver recorded, returns a :class:`~simulator.results.CallOutcome`.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from simulator.agent_profile import Prices, session_cost
 from simulator.callscript import CallScript
 from simulator.metrics.details import fabricated_details
+from simulator.metrics.refusal import says_not_found
 from simulator.results import CallOutcome
 from simulator.slots import normalise_arg
 
-_REFUSAL = re.compile(
-    r"\b(?:could ?n[o']?t|can ?n[o']?t|cannot|unable to|did ?n[o']?t|do ?n[o']?t"
-    r"|was ?n[o']?t able to)"
-    r"\s+(?:find|locate|see|match|pull up)\b"
-    r"|\bno (?:record|match|account|listing|patient|appointment|booking|client|tenant)s?\b"
-    r"|\bnot (?:find|able to find|in our (?:system|records))\b",
-    re.I,
-)
 
-
-def says_not_found(text: str) -> bool:
-    """Does the agent say it cannot find the record?"""
-    return bool(_REFUSAL.search(text))
+def detail_sources(transcript: dict[str, Any]) -> list[str]:
+    """Texts that may legitimately hold record details: tool results, caller turns (as
+    sent and clean), and the arguments of the agent's own tool calls (its reading of what
+    the caller said: "quarter past eleven" becomes "11:15" there, so restating it is not an
+    invention)."""
+    calls = transcript.get("tool_calls", [])
+    sources = [str(c.get("result", "")) for c in calls]
+    sources += [str(c.get("raw") or c.get("arguments") or "") for c in calls]
+    for c in transcript.get("caller", []):
+        sources.append(c.get("text", ""))
+        if c.get("clean_text"):
+            sources.append(c["clean_text"])
+    return sources
 
 
 def score_tool_calls(
@@ -116,17 +117,7 @@ def grade_call(
     ]
     expected = [c.model_dump() for c in script.expected_tool_calls]
     total, correct, strict, mismatches = score_tool_calls(expected, made, write_tools)
-    # Sources of legitimate details: tool results, caller turns, and the arguments of the
-    # agent's own tool calls (its reading of what the caller said: "quarter past eleven"
-    # becomes "11:15" there, so restating it is not an invention).
-    sources = [str(c.get("result", "")) for c in transcript.get("tool_calls", [])]
-    sources += [str(c.get("raw") or c.get("arguments") or "")
-                for c in transcript.get("tool_calls", [])]
-    for c in transcript.get("caller", []):
-        sources.append(c.get("text", ""))
-        if c.get("clean_text"):
-            sources.append(c["clean_text"])
-    fabricated = fabricated_details(agent_texts, sources)
+    fabricated = fabricated_details(agent_texts, detail_sources(transcript))
     refused = any(says_not_found(t) for t in agent_texts)
     usage = transcript.get("usage") or {}
     cost = session_cost(usage, float(transcript.get("duration_s", 0.0)) / 60.0, prices)

@@ -98,7 +98,8 @@ class MetricDef:
     """One metric. ``compute`` turns a run's outcomes into the :class:`Ratio` /
     :class:`Quantile` behind its value (and its bootstrap); ``population`` says which calls
     count towards it, and so which rubric minimum applies; ``gate``: one of the four numbers
-    that vote; ``reported``: shown in every summary and report."""
+    that vote; ``reported``: shown in every summary and report; ``short``: a name of a few
+    letters for tables that must fit 80 columns (the label when empty)."""
 
     name: str
     label: str
@@ -108,6 +109,7 @@ class MetricDef:
     compute: Callable[[Sequence[CallOutcome]], Metric]
     gate: bool = False
     reported: bool = False
+    short: str = ""
 
 
 def _ratio(num: Callable[[CallOutcome], float], den: Callable[[CallOutcome], float]
@@ -130,16 +132,18 @@ def _missing(o: CallOutcome) -> bool:
 
 _DEFS: list[MetricDef] = [
     MetricDef("p95_ttft_ms", "p95 first-token latency", "ms", "lower", "timed_turns",
-              _turns("ttft_ms", 0.95), gate=True, reported=True),
+              _turns("ttft_ms", 0.95), gate=True, reported=True,
+              short="p95 latency"),
     MetricDef("tool_arg_accuracy", "tool-call argument accuracy", "rate", "higher",
               "tool_args", _ratio(lambda o: o.arg_correct, lambda o: o.arg_total),
-              gate=True, reported=True),
+              gate=True, reported=True, short="arg accuracy"),
     MetricDef("refusal_rate", "refusal-on-missing-record rate", "rate", "higher",
               "missing_record",
               _ratio(lambda o: _missing(o) and o.refused and not o.fabricated, _missing),
-              gate=True, reported=True),
+              gate=True, reported=True, short="refusal"),
     MetricDef("cost_per_session_usd", "per-session cost", "usd", "lower", "calls",
-              _ratio(lambda o: o.cost_usd, lambda o: 1.0), gate=True, reported=True),
+              _ratio(lambda o: o.cost_usd, lambda o: 1.0), gate=True, reported=True,
+              short="cost"),
     MetricDef("strict_pass_rate", "strict pass rate", "rate", "higher", "calls",
               _ratio(lambda o: o.strict_pass, lambda o: 1.0), reported=True),
     MetricDef("fabrication_rate", "fabrication rate (missing records)", "rate", "lower",

@@ -32,7 +32,7 @@ _DRIVER_EVENTS = frozenset({"tool_fault", "pause", "barge_in"})
 _MAX_TIME_BUCKETS = 30
 _META_KEYS = ("target", "transport", "model", "profile", "seed", "status", "total_calls",
               "started_at", "finished_at", "rubric_sha256", "scenario_set", "interrupted",
-              "versions")
+              "versions", "label")
 
 
 def percentiles(values: Sequence[float], qs: Iterable[float] = (50, 90, 95, 99)

@@ -87,8 +87,12 @@ def _header(d: dict[str, Any], base: dict[str, Any] | None) -> str:
         ("started", _when(m.get("started_at"))), ("finished", _when(m.get("finished_at"))),
         ("rubric", str(m["rubric_sha256"])[:12] if m.get("rubric_sha256") else "none recorded"),
     ]
+    if m.get("label"):
+        items.insert(0, ("label", m["label"]))
     if base is not None:
-        items.insert(0, ("baseline", base["run_id"]))
+        base_label = base["meta"].get("label")
+        items.insert(0, ("baseline", base["run_id"] + (f" ({base_label})" if base_label
+                                                       else "")))
     meta = "".join(f"<span><b>{e(k)}</b> {e(v if v is not None else '—')}</span>"
                    for k, v in items)
     out = [f'<header><h1>callsim report <span class="runid">{e(d["run_id"])}</span> '
@@ -222,6 +226,55 @@ def _gate_section(d: dict[str, Any], base: dict[str, Any] | None,
                    f'<td><span class="hint {e(hint)}">{e(hint)}</span></td></tr>')
     out.append("</tbody></table><p class=\"note\">Point estimates only, no verdict: "
                "<code>callsim gate</code> decides on bootstrap intervals.</p></section>")
+    return "".join(out)
+
+
+def _routing_section(routing: Mapping[str, Any] | None) -> str:
+    """The routing table of ``callsim compare`` (its JSON dict): one row per segment."""
+    if routing is None:
+        return ""
+    runs = routing.get("runs") or []
+    out = ['<section id="routing"><h2>Routing: which run wins where</h2><table class="narrow">'
+           '<thead><tr><th>run</th><th>run id</th><th class="r">calls</th></tr></thead><tbody>']
+    for r in runs:
+        out.append(f'<tr><td><b>{e(r.get("label"))}</b></td><td><code>{e(r.get("run_id"))}'
+                   f'</code></td><td class="r">{e(r.get("calls"))}</td></tr>')
+    out.append('</tbody></table><table class="routing"><thead><tr><th>segment</th>'
+               '<th>winner</th><th>decisive number</th><th class="r">difference</th>'
+               '<th>why</th></tr></thead><tbody>')
+    labels = [str(r.get("label")) for r in runs]
+    for route in routing.get("routes") or []:
+        winner = route.get("winner")
+        dec = route.get("decisive") or {}
+        name = str(dec.get("number") or "")
+        diff = dict(dec.get("difference") or {})
+        if dec and winner is not None and winner == dec.get("baseline"):
+            # Shown as the winner minus the other run.
+            diff = {"value": None if diff.get("value") is None else -diff["value"],
+                    "lo": None if diff.get("hi") is None else -diff["hi"],
+                    "hi": None if diff.get("lo") is None else -diff["lo"]}
+        who = (f'<span class="dec win">{e(winner)}</span>' if winner is not None else
+               f'<span class="dec tie">no winner</span> <span class="ci">'
+               f'{e(route.get("status"))}</span>')
+        level = 100 * float(dec.get("confidence") or 0)
+        pair = (f'<div class="ci">{e(dec.get("candidate"))} vs {e(dec.get("baseline"))}, '
+                f'{level:.3g}% interval</div>' if dec else "")
+        out.append(
+            f'<tr data-segment="{e(route.get("segment"))}"><td>{e(route.get("segment"))}</td>'
+            f'<td class="winner">{who}</td>'
+            f'<td>{e(_GATE_LABELS.get(name, name)) if dec else "—"}{pair}</td>'
+            f'<td class="r">{_est(name, diff, delta=True) if dec else "—"}</td>'
+            f'<td class="why">{e(route.get("reason"))}</td></tr>')
+    conf = float(routing.get("confidence") or 0.95)
+    two = (f"; without a winner, {labels[1]} minus {labels[0]}" if len(labels) == 2 else "")
+    out.append(
+        '</tbody></table><p class="note">Each segment is judged on the four gate numbers with '
+        f'the gate\'s intervals and margins, at least {e(routing.get("min_calls_per_segment"))} '
+        "calls behind a number in every run. Winners are controlled across all "
+        f'{e(routing.get("family_size"))} tests with Holm\'s method, so the chance of any false '
+        f"winner in this table is at most {100 * (1 - conf):.3g}%. Difference: the winner "
+        f"minus the other run{e(two)}. "
+        "<code>callsim compare --verbose</code> lists every comparison.</p></section>")
     return "".join(out)
 
 
@@ -458,14 +511,16 @@ def _gate_dict(gate: GateResult | Mapping[str, Any] | None) -> dict[str, Any] | 
 
 def render_html(run_dir: str | Path, baseline_dir: str | Path | None = None,
                 gate: GateResult | Mapping[str, Any] | None = None, *,
-                max_transcripts: int = 2000) -> str:
+                max_transcripts: int = 2000,
+                routing: Mapping[str, Any] | None = None) -> str:
     """The report of ``run_dir`` as one self-contained HTML document.
 
     ``baseline_dir`` adds a side-by-side comparison (and overlays on the charts); ``gate``
     (a :class:`GateResult` or its :func:`simulator.gate.output.to_json` dict) adds the
-    verdict, intervals and decisions. At most ``max_transcripts`` transcripts are embedded
-    (calls with problems first), so a run of many thousand calls stays a file a browser
-    opens; every call stays in the table. Works on partial runs. Raises
+    verdict, intervals and decisions; ``routing`` (:func:`simulator.gate.compare_to_json` of
+    a comparison of several runs) adds the routing table. At most ``max_transcripts``
+    transcripts are embedded (calls with problems first), so a run of many thousand calls
+    stays a file a browser opens; every call stays in the table. Works on partial runs. Raises
     :class:`simulator.errors.StoreError` when a directory is not a run.
     """
     d = collect(run_dir)
@@ -482,7 +537,8 @@ def render_html(run_dir: str | Path, baseline_dir: str | Path | None = None,
            f"script-src 'sha256-{_script_hash(_JS)}'; base-uri 'none'; form-action 'none'")
     title = f"callsim report {d['run_id']}"
     nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
-        ("gate", "gate"), ("latency", "latency"), ("breakdown", "by vertical / profile"),
+        ("gate", "gate"), *((("routing", "routing"),) if routing is not None else ()),
+        ("latency", "latency"), ("breakdown", "by vertical / profile"),
         ("accuracy", "accuracy by noise"), ("cost", "cost"), ("faults", "faults"),
         ("calls", "calls")))
     return "".join([
@@ -491,7 +547,8 @@ def render_html(run_dir: str | Path, baseline_dir: str | Path | None = None,
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
         _header(d, base), f"<nav>{nav}</nav><main>",
-        _gate_section(d, base, g), _latency_section(d, base), _breakdown_section(d, base),
+        _gate_section(d, base, g), _routing_section(routing), _latency_section(d, base),
+        _breakdown_section(d, base),
         _accuracy_section(d, base), _cost_section(d, base), _faults_section(d),
         _calls_section(d),
         f'<p class="note">Generated by callsim from {e(d["run_id"])}'
@@ -504,11 +561,12 @@ def render_html(run_dir: str | Path, baseline_dir: str | Path | None = None,
 def write_report(run_dir: str | Path, out_path: str | Path,
                  baseline_dir: str | Path | None = None,
                  gate: GateResult | Mapping[str, Any] | None = None, *,
-                 max_transcripts: int = 2000) -> Path:
+                 max_transcripts: int = 2000,
+                 routing: Mapping[str, Any] | None = None) -> Path:
     """Write :func:`render_html` to ``out_path`` (UTF-8); returns the path written."""
     out = Path(out_path)
     if out.parent and not out.parent.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_html(run_dir, baseline_dir, gate, max_transcripts=max_transcripts),
-                   encoding="utf-8")
+    out.write_text(render_html(run_dir, baseline_dir, gate, max_transcripts=max_transcripts,
+                               routing=routing), encoding="utf-8")
     return out

@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from simulator.errors import StoreError
+from simulator.gate.labels import run_label
 from simulator.metrics.numbers import GATE_METRICS
 from simulator.storage.store import RunStore
 
 INDEX_NAME = "index.sqlite"
 NUMBERS = GATE_METRICS
 _COLUMNS = ("run_id", "run_dir", "started_at", "finished_at", "status", "target", "profile",
-            "model", "calls", "failed", *NUMBERS, "rubric_sha256", "passed", "gated_at")
+            "model", "calls", "failed", *NUMBERS, "rubric_sha256", "passed", "gated_at",
+            "label")
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -35,7 +37,8 @@ CREATE TABLE IF NOT EXISTS runs (
     {", ".join(f"{n} REAL" for n in NUMBERS)},
     rubric_sha256 TEXT,
     passed INTEGER,
-    gated_at REAL
+    gated_at REAL,
+    label TEXT
 );
 """
 
@@ -59,6 +62,10 @@ def _connect(runs_dir: str | Path, *, rebuild_if_missing: bool = True
         fresh = True
         db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
         db.executescript(_SCHEMA)
+    if "label" not in {r[1] for r in db.execute("PRAGMA table_info(runs)")}:
+        # An index written before runs had labels: add the column, fill it from the runs.
+        db.execute("ALTER TABLE runs ADD COLUMN label TEXT")
+        fresh = True
     try:
         if fresh and rebuild_if_missing:
             _rebuild(db, Path(runs_dir))
@@ -86,6 +93,7 @@ def _row(run_dir: Path, summary: Mapping[str, Any], meta: Mapping[str, Any],
         "rubric_sha256": meta.get("rubric_sha256"),
         "passed": None if passed is None else int(passed),
         "gated_at": (meta.get("gate_at") or time.time()) if passed is not None else None,
+        "label": run_label(meta),
     }
 
 
@@ -181,7 +189,8 @@ def list_runs(runs_dir: str | Path) -> list[dict[str, Any]]:
     """Every indexed run whose directory still exists, oldest first.
 
     Each dict holds ``date`` (UTC, from the start time), ``run_id``, ``run_dir``,
-    ``target``, ``profile``, ``model``, ``status``, ``calls``, ``failed``, the four numbers,
+    ``label`` (``callsim run --label``; None when none was given), ``target``, ``profile``,
+    ``model``, ``status``, ``calls``, ``failed``, the four numbers,
     ``rubric_sha256`` and ``gate`` (``"passed"``, ``"failed"`` or ``None``).
     """
     if not Path(runs_dir).exists():
@@ -226,7 +235,8 @@ def render_runs(rows: list[dict[str, Any]]) -> Any:
         return "—" if v is None else format(v * scale, fmt)
 
     t = Table(title=f"callsim runs ({len(rows)})")
-    for name, justify in (("date (UTC)", "left"), ("run", "left"), ("target", "left"),
+    for name, justify in (("date (UTC)", "left"), ("run", "left"), ("label", "left"),
+                          ("target", "left"),
                           ("profile", "left"), ("calls", "right"), ("p95 ttft", "right"),
                           ("arg acc.", "right"), ("refusal", "right"), ("cost/session", "right"),
                           ("gate", "left")):
@@ -241,7 +251,8 @@ def render_runs(rows: list[dict[str, Any]]) -> Any:
         if status and status != "complete":
             run.append(f" {status}", style="yellow")
         t.add_row(
-            r["date"] or "—", run, r["target"] or "—", r["profile"] or "—", calls,
+            r["date"] or "—", run, r.get("label") or "—", r["target"] or "—",
+            r["profile"] or "—", calls,
             f(r["p95_ttft_ms"], ".0f") + (" ms" if r["p95_ttft_ms"] is not None else ""),
             f(r["tool_arg_accuracy"], ".1f", 100) + ("%" if r["tool_arg_accuracy"] is not None
                                                     else ""),

@@ -132,7 +132,9 @@ class RunStore:
     def record_call(self, rec: CallRecord) -> None:
         """Commit one finished call, its turns and its events in a single transaction."""
         o, idx = rec.outcome, rec.idx
-        row = (idx, *(getattr(o, c) for c in _OUTCOME_COLUMNS),
+        # Every text written is redacted, the outcome's error column too.
+        row = (idx, *(self._clean(v) if isinstance(v, str) else v
+                      for v in (getattr(o, c) for c in _OUTCOME_COLUMNS)),
                *(getattr(rec, c) for c in _RECORD_COLUMNS),
                self._clean(json.dumps(asdict(o), separators=(",", ":"))),
                self._clean(json.dumps(rec.transcript, separators=(",", ":"),

@@ -125,6 +125,22 @@ def test_arg_error_knob_lowers_argument_accuracy(
     assert acc < 0.9
 
 
+def test_per_pack_arg_errors_touch_that_pack_only(
+    packs: dict[str, Pack], hundred_per_pack: list[CallScript]
+) -> None:
+    calls = [c for p in ("healthcare", "salon")
+             for c in [x for x in hundred_per_pack if x.pack == p][:40]]
+    cfg = AgentConfig(arg_error_packs=(("healthcare", 0.5),), seed=3)
+    _, trs = asyncio.run(_run_many(packs, calls, cfg, stream=False))
+    by_pack = {
+        p: _score([c for c in calls if c.pack == p], [t for c, t in zip(calls, trs, strict=True)
+                                                      if c.pack == p])[0]
+        for p in ("healthcare", "salon")
+    }
+    assert by_pack["healthcare"] < 0.9, by_pack
+    assert by_pack["salon"] >= 0.95, by_pack
+
+
 def test_agent_is_reproducible(packs: dict[str, Pack]) -> None:
     calls = generate_calls(packs, "all", 12, 9)
     cfg = AgentConfig(fabricate_rate=0.5, arg_error_rate=0.3, seed=5)

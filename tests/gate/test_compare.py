@@ -1,44 +1,148 @@
+"""``callsim compare``'s core: per-segment decisions, Holm across segments, 80-column lines."""
+
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from simulator.errors import GateError
-from simulator.gate.compare import compare, compare_to_json
+from simulator.gate.compare import compare, compare_to_json, render_lines
 from simulator.gate.synthetic import AgentModel, synthetic_run
 from simulator.results import CallOutcome
 
 from ._helpers import make_rubric
 
-
-def _runs() -> dict[str, list[CallOutcome]]:
-    return {
-        "base": synthetic_run(900, AgentModel(), seed=1),
-        "fast": synthetic_run(900, AgentModel(ttft_median_ms=350, cost_mean_usd=0.05), seed=2),
-        "careful": synthetic_run(900, AgentModel(arg_error_rate=0.0, refusal_rate=0.99,
-                                                 fabricate_rate=0.0), seed=3),
-    }
+ACCURATE = AgentModel(arg_error_rate=0.0)
 
 
-def test_ranks_runs_and_routes_by_slice() -> None:
-    res = compare(_runs(), make_rubric(min_calls_per_arm=150, min_missing_record_calls=30))
-    assert [s.run for s in res.ranking][-1] == "base"
-    top = {s.run: s for s in res.ranking}
-    assert top["fast"].wins_by_number["p95_ttft_ms"] == 2       # faster than both others
-    assert top["careful"].wins_by_number["tool_arg_accuracy"] >= 1
-    dims = {r.dimension for r in res.routes}
-    assert dims == {"pack", "profile", "intent"}
-    # Missing-record lookups: only refusals decide, and the careful agent refuses best.
-    assert res.route("intent", "lookup").winner == "careful"
-    assert json.loads(json.dumps(compare_to_json(res)))["ranking"][0]["run"] == res.ranking[0].run
+def _one_pack_sloppy(pack: str, seed: int) -> list[CallOutcome]:
+    """Same scripts; on ``pack`` 10 points more argument errors, elsewhere the same agent
+    (another seed, so latency and cost differ by chance only)."""
+    sloppy = synthetic_run(300, replace(ACCURATE, arg_error_rate=0.10), seed=seed)
+    same = synthetic_run(300, ACCURATE, seed=seed + 100)
+    return [s if s.pack == pack else o for s, o in zip(sloppy, same, strict=True)]
 
 
-def test_thin_slices_name_no_winner() -> None:
-    runs = {k: v[:120] for k, v in _runs().items()}
-    res = compare(runs, make_rubric(), dimensions=("pack",))
-    assert all(r.winner is None for r in res.routes)
-    assert all("too few" in r.reason for r in res.routes)
+@pytest.fixture(scope="module")
+def routed() -> object:
+    runs = {"accurate": synthetic_run(300, ACCURATE, seed=1),
+            "sloppy-clinic": _one_pack_sloppy("clinic", seed=2)}
+    return compare(runs, make_rubric())
+
+
+def test_the_pack_with_the_gap_names_the_accurate_run_and_no_other(routed: object) -> None:
+    from simulator.gate.compare import CompareResult
+
+    assert isinstance(routed, CompareResult)
+    clinic = routed.route("pack", "clinic")
+    assert clinic.winner == "accurate" and clinic.status == "win"
+    assert clinic.decisive is not None and clinic.decisive.name == "tool_arg_accuracy"
+    others = [r for r in routed.routes if r.dimension == "pack" and r.value != "clinic"]
+    assert len(others) == 3 and all(r.winner is None for r in others), [
+        (r.value, r.winner, r.reason) for r in others]
+
+
+@pytest.mark.parametrize("seeds", [(3, 4), (5, 6), (7, 8)], ids=["aa-1", "aa-2", "aa-3"])
+def test_a_over_a_names_no_winner_anywhere(seeds: tuple[int, int]) -> None:
+    model = AgentModel()   # 5% argument errors, refusals, fabrication: noise everywhere
+    res = compare({"A": synthetic_run(300, model, seed=seeds[0]),
+                   "A again": synthetic_run(300, model, seed=seeds[1])}, make_rubric())
+    assert [(r.segment, r.reason) for r in res.routes if r.winner] == []
+
+
+def test_holm_levels_step_down_over_the_family() -> None:
+    runs = {"accurate": synthetic_run(300, ACCURATE, seed=1),
+            "sloppy": synthetic_run(300, replace(ACCURATE, arg_error_rate=0.10), seed=2)}
+    rubric = make_rubric()
+    res = compare(runs, rubric)
+    tested = sorted((c for r in res.routes for c in r.comparisons if c.tested),
+                    key=lambda c: c.confidence)
+    k, alpha = res.family_size, 1 - rubric.confidence
+    assert len(tested) == k > 10
+    decided = [c for c in tested if c.winner() is not None]
+    assert decided, "a 10-point gap over 300 calls decides somewhere"
+    # The j-th decided test (by p-value) was judged at 1 - alpha / (K - j); every test
+    # after Holm stopped at the level where it stopped, and none of them decides.
+    levels = sorted(c.confidence for c in decided)[::-1]
+    assert levels == pytest.approx([1 - alpha / (k - j) for j in range(len(decided))])
+    rest = [c for c in tested if c.winner() is None]
+    assert {round(c.confidence, 12) for c in rest} == {round(1 - alpha / (k - len(decided)), 12)}
+
+
+def test_more_segments_widen_the_intervals() -> None:
+    runs = {"accurate": synthetic_run(300, ACCURATE, seed=1),
+            "sloppy": synthetic_run(300, replace(ACCURATE, arg_error_rate=0.10), seed=2)}
+    alone = compare(runs, make_rubric(), dimensions=())
+    many = compare(runs, make_rubric(), dimensions=("pack", "profile", "intent"))
+    assert alone.family_size < many.family_size
+
+    def width(res: object) -> float:
+        from simulator.gate.compare import CompareResult
+
+        assert isinstance(res, CompareResult)
+        c = next(c for c in res.route("all", "all").comparisons
+                 if c.name == "tool_arg_accuracy")
+        d = c.row.difference
+        assert d.lo is not None and d.hi is not None
+        return d.hi - d.lo
+
+    assert width(many) > width(alone)
+
+
+def test_thin_segments_are_not_tested_and_say_so() -> None:
+    runs = {"a": synthetic_run(300, AgentModel(), seed=1),
+            "b": synthetic_run(300, AgentModel(), seed=2)}
+    res = compare(runs, make_rubric(min_calls_per_segment=100))
+    lookup = res.route("intent", "lookup")          # ~45 missing-record calls
+    assert lookup.status == "too few" and lookup.winner is None
+    assert "100 calls" in lookup.reason
+    assert not any(c.tested for c in lookup.comparisons)
+    counted = sum(c.tested for r in res.routes for c in r.comparisons)
+    assert res.family_size == counted
+
+
+def test_lines_fit_80_columns_and_name_runs_by_label() -> None:
+    long_label = "gpt-4o-mini, prompt v7, temperature 0.2"
+    runs = {"accurate": synthetic_run(300, ACCURATE, seed=1),
+            long_label: _one_pack_sloppy("clinic", seed=2)}
+    res = compare(runs, make_rubric())
+    ids = {"accurate": "run-20261201-203945-ab12", long_label: "run-20261201-203946-cd34"}
+    for verbose in (False, True):
+        lines = render_lines(res, width=80, verbose=verbose, run_ids=ids)
+        assert max(len(line) for line in lines) <= 80
+        table = lines[lines.index(next(x for x in lines if x.startswith("segment"))) + 1:]
+        assert not any("run-2026" in line for line in table)   # ids only in the legend
+    lines = render_lines(res, width=80, run_ids=ids)
+    clinic = next(line for line in lines if line.startswith("pack clinic"))
+    assert "accurate" in clinic and "arg accuracy" in clinic and "[" in clinic
+    assert any(line.startswith("pack salon") and "no winner" in line for line in lines)
+    assert any(long_label in line for line in lines)               # full label in the legend
+    # One line per segment: not one per comparison.
+    assert len(lines) <= len(res.routes) + 8
+
+
+def test_json_is_complete_and_serialisable(routed: object) -> None:
+    from simulator.gate.compare import CompareResult
+
+    assert isinstance(routed, CompareResult)
+    data = json.loads(json.dumps(compare_to_json(routed, run_ids={"accurate": "run-x"})))
+    assert data["multiple_comparisons"] == "holm"
+    assert data["family_size"] == routed.family_size
+    assert data["runs"][0] == {**data["runs"][0], "label": "accurate", "run_id": "run-x"}
+    clinic = next(r for r in data["routes"] if r["segment"] == "pack clinic")
+    assert clinic["winner"] == "accurate"
+    assert clinic["decisive"]["number"] == "tool_arg_accuracy"
+    assert clinic["decisive"]["difference"]["lo"] is not None
+    assert len(clinic["comparisons"]) == 4
+
+
+def test_same_runs_same_table(routed: object) -> None:
+    runs = {"accurate": synthetic_run(300, ACCURATE, seed=1),
+            "sloppy-clinic": _one_pack_sloppy("clinic", seed=2)}
+    again = compare(runs, make_rubric())
+    assert compare_to_json(again) == compare_to_json(routed)  # type: ignore[arg-type]
 
 
 def test_compare_needs_two_runs() -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -147,3 +148,52 @@ def test_scenario_set_id_ignores_order_and_repeats() -> None:
 
     assert scenario_set_id(["b", "a", "a"]) == scenario_set_id(["a", "b"])
     assert scenario_set_id(["a"]) != scenario_set_id(["a", "b"])
+
+
+def test_check_meta_names_each_side_and_an_unknown_rubric_sha() -> None:
+    from simulator.gate.decide import check_meta
+
+    assert check_meta(SHA, META, META) == []
+    assert check_meta(SHA, {**META, "rubric_sha256": None}, {**META, "rubric_sha256": ""}) == [
+        "the baseline run recorded no rubric sha256",
+        "the candidate run recorded no rubric sha256"]
+    assert check_meta(None, META, META) == [
+        "the rubric's sha256 is unknown (load it with load_rubric)"]
+    assert check_meta(SHA, {**META, "rubric_sha256": "1" * 64}, META) == [
+        f"the baseline run was recorded under rubric {'1' * 12}, not the given rubric "
+        f"{SHA[:12]}"]
+    assert check_meta(SHA, {**META, "profile": "noisy", "scenario_set": None}, META) == [
+        "profile differs: baseline 'noisy', candidate 'typical_call'",
+        "scenario set differs: baseline None, candidate 'abc'"]
+
+
+def test_guard_on_an_extra_metric_is_the_candidates_bootstrap_under_the_rubric() -> None:
+    from simulator.gate.decide import evaluate
+    from simulator.gate.stats import bootstrap_one
+
+    base, cand = _runs(BASELINE, n=80)
+    rubric = make_rubric(guards={"p95_ttfa_ms": {"max": 1e6}}, bootstrap_resamples=300,
+                         confidence=0.9, seed=7)
+    (g,) = evaluate(base, cand, rubric).guards
+    for run, est in ((cand, g.candidate), (base, g.baseline)):
+        want = bootstrap_one(run, ["p95_ttfa_ms"], resamples=300, confidence=0.9,
+                             seed=(7, "p95_ttfa_ms"))["p95_ttfa_ms"]
+        assert est == want
+    other = evaluate(base, cand, make_rubric(guards={"p95_ttfa_ms": {"max": 1e6}},
+                                             bootstrap_resamples=300, confidence=0.9, seed=8))
+    assert other.guards[0].candidate != g.candidate
+
+
+def test_guard_on_a_run_without_ok_calls_has_no_data() -> None:
+    from simulator.gate.decide import evaluate
+    from simulator.gate.stats import Estimate
+
+    base, cand = _runs(BASELINE, n=40)
+    broken = [replace(o, ok=False, extra={}) for o in cand]
+    (g,) = evaluate(base, broken, make_rubric(guards={"p95_ttfa_ms": {"max": 1e6}})).guards
+    assert g.candidate == Estimate(None, None, None, 0)
+    assert g.breached is None and g.reason == "no data in the candidate run"
+    res = judge(base, broken, make_rubric(guards={"p95_ttfa_ms": {"max": 1e6}}), META, META)
+    with pytest.raises(KeyError, match="p95_nothing"):
+        res.row("p95_nothing")
+    assert res.row("refusal_rate").name == "refusal_rate"

@@ -78,3 +78,63 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(RubricError, match="cannot read rubric"):
         load_rubric(tmp_path / "nope.yaml")
+
+
+def test_each_unreadable_rubric_is_one_exact_line(tmp_path: Path) -> None:
+    from simulator.gate.rubric import rubric_from_dict
+
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(RubricError) as exc:
+        load_rubric(missing)
+    assert str(exc.value) == f"{missing}: cannot read rubric: No such file or directory"
+    with pytest.raises(RubricError) as exc:
+        load_rubric(tmp_path)       # a directory
+    assert str(exc.value) == f"{tmp_path}: cannot read rubric: Is a directory"
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("description: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(RubricError) as exc:
+        load_rubric(latin)
+    assert str(exc.value) == f"{latin}: rubric is not UTF-8 text"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("confidence: 0.95\nseed: 1\nnumbers: [unclosed\n")
+    with pytest.raises(RubricError) as exc:
+        load_rubric(broken)
+    assert str(exc.value) == (f"{broken}: line 4: invalid YAML: expected ',' or ']', "
+                              "but got '<stream end>'")
+    tab = tmp_path / "tab.yaml"
+    tab.write_text("confidence:\t0.95\n\tseed: 1\n")
+    with pytest.raises(RubricError) as exc:
+        load_rubric(tab)
+    assert str(exc.value) == (f"{tab}: line 1: invalid YAML: found character '\\t' that "
+                              "cannot start any token")
+    bell = tmp_path / "bell.yaml"      # a reader error: no line mark, no 'problem'
+    bell.write_text("seed: 1\x07\n")
+    with pytest.raises(RubricError) as exc:
+        load_rubric(bell)
+    assert str(exc.value) == (f"{bell}: invalid YAML: unacceptable character #x0007: "
+                              "special characters are not allowed")
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- 1\n- 2\n")
+    with pytest.raises(RubricError) as exc:
+        load_rubric(listed)
+    assert str(exc.value) == f"{listed}: a rubric is a mapping, got list"
+    with pytest.raises(RubricError) as exc:
+        rubric_from_dict(None)
+    assert str(exc.value) == "<rubric>: a rubric is a mapping, got NoneType"
+    with pytest.raises(RubricError, match=r"^<rubric>: .*numbers"):
+        rubric_from_dict({})
+
+
+def test_sha_is_set_only_by_loading_the_file(tmp_path: Path) -> None:
+    from simulator.gate.rubric import rubric_from_dict
+
+    assert rubric_from_dict(rubric_data()).sha256 is None
+    assert rubric_from_dict(rubric_data(), sha256="ab").sha256 == "ab"
+    p = tmp_path / "r.yaml"
+    p.write_text("# café\n" + EXAMPLE.read_text())
+    rubric, sha = load_rubric(p)
+    assert sha == rubric.sha256 == hashlib.sha256(p.read_bytes()).hexdigest()
+    assert rubric.numbers.rule("refusal_rate").win_margin == 0.03
+    assert rubric.numbers.rule("p95_ttft_ms").relative is True
+    with pytest.raises(AttributeError):
+        rubric.numbers.rule("nonsense")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,53 @@ def test_big_runs_keep_problem_transcripts_first(run: Path) -> None:
     problems = [str(c["idx"]) for c in data["calls"] if c["problems"]]
     assert len(data["calls"]) == 24                      # every call stays in the table
     assert sorted(data["calls_detail"]) == sorted(problems[:3], key=str)
+
+
+HOSTILE_LABEL = '<script>window.__pwned=6</script>" onmouseover="window.__pwned=7'
+
+
+def _routing(base: Path, cand: Path) -> dict[str, Any]:
+    from simulator.gate import compare, compare_to_json
+
+    data = yaml.safe_load(EXAMPLE_RUBRIC.read_text())
+    data.update(bootstrap_resamples=200, min_calls_per_segment=10)
+    res = compare({"fast": outcomes_of(base), HOSTILE_LABEL: outcomes_of(cand)},
+                  rubric_from_dict(data))
+    return compare_to_json(res, run_ids={"fast": base.name, HOSTILE_LABEL: cand.name})
+
+
+def test_routing_table_is_in_the_report_with_labels_escaped(tmp_path: Path) -> None:
+    base = build_run(tmp_path / "run-base", calls=40, seed=5)
+    cand = build_run(tmp_path / "run-cand", calls=40, seed=6, ttft_scale=3.0)
+    routing = _routing(base, cand)
+    from simulator.storage.store import RunStore
+
+    store = RunStore(cand)
+    store.set_meta(label="prompt v2")
+    store.close()
+    html = render_html(cand, baseline_dir=base, routing=routing)
+    assert "<b>label</b> prompt v2" in html
+    assert '<section id="routing">' in html and '<a href="#routing">' in html
+    rows = re.findall(r'<tr data-segment="([^"]*)">', html)
+    assert rows == [r["segment"].replace('"', "&quot;") for r in routing["routes"]]
+    assert len(rows) >= 3                      # all calls and the two verticals
+    assert "window.__pwned=6" in html and "<script>window.__pwned=6" not in html
+    assert 'onmouseover="window' not in html
+    assert "Holm" in html and base.name in html and cand.name in html
+    assert 'id="routing"' not in render_html(cand)    # one run: no routing table
+
+
+@needs_chromium
+async def test_routing_table_in_chromium(tmp_path: Path) -> None:
+    base = build_run(tmp_path / "run-base", calls=40, seed=5)
+    cand = build_run(tmp_path / "run-cand", calls=40, seed=6, ttft_scale=3.0)
+    out = write_report(cand, tmp_path / "report.html", baseline_dir=base,
+                       routing=_routing(base, cand))
+    async with chromium_page() as page:
+        await page.goto(out.as_uri())
+        cells = await page.eval("[...document.querySelectorAll('#routing tr[data-segment] "
+                                "td.winner')].map(td => td.textContent)")
+        assert cells and all(c == "fast" or c.startswith("no winner") for c in cells), cells
+        assert await page.eval("typeof window.__pwned") == "undefined"
+        assert await page.eval(_NO_HANDLERS) == []
+        assert page.errors == []

@@ -95,3 +95,32 @@ def test_deleted_run_disappears_and_unknown_run_is_an_error(runs: Path) -> None:
     with pytest.raises(StoreError, match="run-zz"):
         mark_gate(runs, "run-zz", True)
     assert list_runs(runs / "nowhere") == []
+
+
+def test_runs_show_their_label(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    build_run(runs / "run-x", calls=8, seed=1)
+    store = RunStore(runs / "run-x")
+    store.set_meta(label="gpt-4o, prompt v2")
+    store.close()
+    _finish(runs / "run-x", runs, 1_790_000_000.0)
+    build_run(runs / "run-y", calls=8, seed=2)
+    _finish(runs / "run-y", runs, 1_790_000_060.0)
+    rows = list_runs(runs)
+    assert [r["label"] for r in rows] == ["gpt-4o, prompt v2", None]
+    text = Console(width=200, record=True, force_terminal=False)
+    text.print(render_runs(rows))
+    assert "gpt-4o, prompt v2" in text.export_text()
+
+
+def test_an_index_from_before_labels_gains_them(runs: Path) -> None:
+    import sqlite3
+
+    store = RunStore(runs / "run-b")
+    store.set_meta(label="candidate")
+    store.close()
+    db = sqlite3.connect(index_path(runs))
+    db.execute("ALTER TABLE runs DROP COLUMN label")    # the index as older versions wrote it
+    db.commit()
+    db.close()
+    assert [r["label"] for r in list_runs(runs)] == [None, "candidate", None]

@@ -1,0 +1,103 @@
+"""Record details found in free text, in canonical form, and what counts as invented."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator.metrics.details import Detail, extract_details, fabricated_details, known_values
+
+
+def _found(text: str, kind: str) -> list[str]:
+    return [d.value for d in extract_details(text) if d.kind == kind]
+
+
+@pytest.mark.parametrize(("text", "dates"), [
+    ("on March 5th", ["03-05"]),
+    ("on the 5th of March", ["03-05"]),
+    pytest.param("Sept. 30", ["09-30"], marks=pytest.mark.xfail(
+        strict=True, reason="known gap: the sentence splitter cuts at 'Sept.'")),
+    ("Sept 30", ["09-30"]),
+    pytest.param("dec 31 and jan 1", ["12-31", "01-01"], marks=pytest.mark.xfail(
+        strict=True, reason="known gap: slots' spoken-year pattern swallows 'and jan'")),
+    ("on 2025-06-14", ["06-14"]),
+    ("on 6/14", ["06-14"]),
+    ("on 06/14/2025", ["06-14"]),
+    ("on 12/31", ["12-31"]),
+    ("on 13/14", []),             # no 13th month
+    ("on 12/32", []),             # nor a 32nd day
+    ("on 0/5", []),
+    ("on March 0", []),
+    ("on 10/1", ["10-01"]),
+    ("on 1/31", ["01-31"]),
+])
+def test_dates(text: str, dates: list[str]) -> None:
+    assert _found(text, "date") == dates
+
+
+@pytest.mark.parametrize(("text", "times"), [
+    ("at 12 PM", ["12:00"]),
+    ("at 12 AM", ["00:00"]),
+    ("at 12:30 a.m.", ["00:30"]),
+    ("at 11:59 pm", ["23:59"]),
+    ("at 1 PM", ["13:00"]),
+    ("at 9 a.m.", ["09:00"]),
+    ("at 9am sharp", ["09:00"]),
+    ("at 14:30", ["14:30"]),
+    ("at 0:15", ["00:15"]),
+    ("at 23:59", ["23:59"]),
+    ("at 24:00", []),
+    ("at 25:10", []),
+    ("9 amazing", []),            # "at 9" alone is read as a time, as agents say it
+])
+def test_times(text: str, times: list[str]) -> None:
+    assert _found(text, "time") == times
+
+
+@pytest.mark.parametrize(("text", "amounts"), [
+    ("$1,250.50", ["125050"]),
+    ("$ 5", ["500"]),
+    ("$0.5", ["50"]),
+    ("300 dollars", ["30000"]),
+    ("1,200.25 dollars", ["120025"]),
+    ("5 apples", []),
+])
+def test_amounts_in_cents(text: str, amounts: list[str]) -> None:
+    assert _found(text, "amount") == amounts
+
+
+@pytest.mark.parametrize(("text", "ids"), [
+    ("ID A-781168", ["A781168"]),
+    ("code B2", ["B2"]),
+    ("ref MSG-00123X", ["MSG00123X"]),
+    ("ABC only", []),
+    ("number 123", []),
+    ("lower a-781168", []),
+])
+def test_ids(text: str, ids: list[str]) -> None:
+    assert _found(text, "id") == ids
+
+
+def test_each_detail_keeps_the_text_as_written() -> None:
+    got = extract_details("See you June 3 at 2:30 PM for $40 with ref A-12.")
+    assert got == [Detail("date", "06-03", "June 3"), Detail("time", "14:30", "2:30 PM"),
+                   Detail("amount", "4000", "$40"), Detail("id", "A12", "A-12")]
+
+
+def test_sources_are_read_generously() -> None:
+    known = known_values(["booked 14:30, total 120, ref a-781168", "at 9 AM"])
+    assert ("time", "14:30") in known and ("time", "02:30") in known
+    assert ("time", "09:00") in known and ("time", "21:00") in known
+    assert ("amount", "12000") in known            # a bare number is also an amount
+    assert ("amount", "1430") not in known          # "14:30" is a time, not 14 or 30 dollars
+    assert ("id", "A781168") in known               # IDs in any case
+    assert known_values([]) <= {("date", "06-02")}  # only the packs' "today"
+
+
+def test_restated_details_are_not_fabrications_invented_ones_are() -> None:
+    sources = ['{"time": "14:30", "balance": "120.5", "id": "a-781168"}', "the 3rd of June"]
+    said = ["Your visit on June 3 at 2:30 is confirmed; balance $120.50; ID A-781168."]
+    assert fabricated_details(said, sources) == []
+    invented = fabricated_details(["It's June 4 at 3 PM, $99, ID A-781169."], sources)
+    assert [(d.kind, d.value) for d in invented] == [
+        ("date", "06-04"), ("time", "15:00"), ("amount", "9900"), ("id", "A781169")]
+    assert fabricated_details([], sources) == []
