@@ -76,7 +76,7 @@ def one_run(url: str, calls: Path, runs: Path, arms: list[str], concurrency: int
         runs_dir=runs, resume_run=None, agent_profile=None, rubric=RUBRIC, no_pauses=True,
         connect_timeout=5.0, first_byte_timeout=30.0, stall_timeout=10.0, call_timeout=600.0,
         tool_timeout=10.0, max_reply_mb=8.0, caller_audio=None, text_hints=False,
-        tools_port=0, workers=1, ray_address=None,
+        tools_port=0, workers=1, ray_address=None, pacing="none",
     )
     with contextlib.redirect_stderr(log):
         summary = run_from_options(**kw)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -158,6 +159,17 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
                    "line (rendered before the run starts; cached in $CALLSIM_TTS_CACHE); "
                    "'tones': synthetic voiced tones (pure timing/load work). Default: tts "
                    "when the TTS works here, else tones with a notice.")
+@click.option("--caller", "caller_kind", default="rules", show_default=True,
+              type=click.Choice(["rules", "llm"]),
+              help="Who plays the caller: the rule-based caller following the script, or a "
+                   "model at --caller-endpoint playing the script's persona.")
+@click.option("--caller-endpoint", help="--caller llm: OpenAI-compatible base URL (…/v1).")
+@click.option("--caller-model", help="--caller llm: the model that plays the caller.")
+@click.option("--caller-api-key-env", help="--caller llm: environment variable with its key.")
+@click.option("--caller-price-in", default=0.0, show_default=True, type=float,
+              help="--caller llm: USD per 1M input tokens (for the caller's own cost).")
+@click.option("--caller-price-out", default=0.0, show_default=True, type=float,
+              help="--caller llm: USD per 1M output tokens.")
 @click.option("--max-active", type=click.IntRange(min=1),
               help="Open loop: cap on calls in flight (late starts show as dispatch delay).")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -247,7 +259,20 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
         from simulator.gate.rubric import load_rubric
 
         rubric, rubric_sha = load_rubric(kw["rubric"])
+    caller = kw.get("caller_kind") or "rules"
+    if caller == "llm":
+        from simulator.errors import InputError
+
+        if not kw.get("caller_endpoint") or not kw.get("caller_model"):
+            raise InputError("--caller llm: needs --caller-endpoint URL and --caller-model M")
+        if kw.get("caller_api_key_env") and not os.environ.get(kw["caller_api_key_env"]):
+            raise InputError(f"--caller-api-key-env: environment variable "
+                             f"{kw['caller_api_key_env']} is not set")
     cfg = RunConfig(
+        caller=caller, caller_endpoint=kw.get("caller_endpoint"),
+        caller_model=kw.get("caller_model"), caller_api_key_env=kw.get("caller_api_key_env"),
+        caller_price_in_per_m=kw.get("caller_price_in") or 0.0,
+        caller_price_out_per_m=kw.get("caller_price_out") or 0.0,
         target=target, transport=kw["transport"], model=kw["model"], arms=arms,
         api_key_env=kw.get("api_key_env"), arrival=spec,
         count=kw.get("count"),
@@ -993,6 +1018,28 @@ def _compare_runs(refs: Sequence[str], runs_dir: Path, rubric: Any) -> tuple[Any
     return res, dict(zip(labels, ids, strict=True))
 
 
+@main.command()
+@click.argument("run_ref")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the frozen call scripts (JSONL).")
+@click.option("--runs-dir", default="runs", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+@click.option("--personas", "personas_dir", type=click.Path(file_okay=False, path_type=Path))
+@_user_errors
+def freeze(run_ref: str, output: Path, runs_dir: Path, personas_dir: Path | None) -> None:
+    """Freeze the conversations of a run with an LLM caller (RUN: path, id or 'last') into
+    call scripts that replay with no model: `callsim run --calls OUTPUT` replays them, and
+    falls back to the rule-based caller where an agent answers differently."""
+    from simulator.callscript import write_calls
+    from simulator.personas import load_packs
+    from simulator.personas.freeze import freeze_run
+    from simulator.storage.store import resolve_run
+
+    run_dir = resolve_run(run_ref, runs_dir)
+    n = write_calls(freeze_run(run_dir, load_packs(personas_dir)), output)
+    click.echo(f"froze {n} conversations of {run_dir.name} into {output}", err=True)
+
+
 # ----------------------------------------------------------------------------- agent / tools
 @main.group()
 def agent() -> None:
@@ -1009,6 +1056,11 @@ def agent() -> None:
               help="Share of tool calls with one argument corrupted: RATE for every pack, or "
                    "PACK=RATE for one pack only (repeat the option, or PACK=RATE,PACK=RATE).")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--style", default="template", show_default=True,
+              type=click.Choice(["template", "varied"]),
+              help="How the agent talks. 'template': the pack's one question per slot. "
+                   "'varied': like an LLM agent: many phrasings, two slots in one question, "
+                   "read-backs ('Just to confirm, ...?'), small talk; seeded per call.")
 @click.option("--personas", "personas_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--stt", default="auto", show_default=True,
               type=click.Choice(["auto", "pocketsphinx", "none"]),
@@ -1029,7 +1081,8 @@ def agent() -> None:
                                   "(callsim's tool relay) the Twilio endpoint calls.")
 @_user_errors
 def agent_serve(host: str, port: int, ttft_ms: float, token_ms: float, fabricate_rate: float,
-                arg_error_rates: tuple[str, ...], seed: int, personas_dir: Path | None, stt: str,
+                arg_error_rates: tuple[str, ...], seed: int, style: str,
+                personas_dir: Path | None, stt: str,
                 asr_workers: int, verbose: bool, vad_silence_ms: float,
                 tools_url: str | None) -> None:
     """Serve the reference agent until interrupted.
@@ -1053,7 +1106,7 @@ def agent_serve(host: str, port: int, ttft_ms: float, token_ms: float, fabricate
     packs = load_packs(personas_dir)
     rate, per_pack = _arg_error_rates(arg_error_rates, packs)
     cfg = AgentConfig(ttft_ms=ttft_ms, token_ms=token_ms, fabricate_rate=fabricate_rate,
-                      arg_error_rate=rate, arg_error_packs=per_pack, seed=seed)
+                      arg_error_rate=rate, arg_error_packs=per_pack, seed=seed, style=style)
     voice = VoiceAgentConfig(ttft_ms=ttft_ms, vad_silence_ms=vad_silence_ms, stt=stt,
                              asr_workers=asr_workers, tools_url=tools_url, policy=cfg)
     from simulator.agent.serve import serve_agent

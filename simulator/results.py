@@ -87,6 +87,16 @@ class CallOutcome:
     barge_in_reaction_ms: tuple[float, ...] = ()  # caller speech onset -> agent stopped
     agent_speech_s: tuple[float, ...] = ()   # seconds of voiced agent audio per turn
     arm: str = ""           # the arm of an interleaved A/B run ("" in a one-arm run)
+    # When a model played the caller (--caller llm): its own usage and cost, apart from the
+    # agent's ``cost_usd``, and the values it said that its script does not hold (> 0: the
+    # call is flagged and left out of grading).
+    caller_prompt_tokens: int = 0
+    caller_completion_tokens: int = 0
+    caller_cost_usd: float = 0.0
+    caller_invented: int = 0
+    # A frozen fixture replayed: the caller turn from which the agent answered differently
+    # and the rule-based caller took over (None: replayed whole, or not a frozen fixture).
+    frozen_diverged_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

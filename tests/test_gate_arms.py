@@ -47,7 +47,7 @@ def _run(tmp: Path, name: str, arms: list[str]) -> subprocess.CompletedProcess[s
         [*CALLSIM, "run", *(a for arm in arms for a in ("--arm", arm)),
          "--calls", str(tmp / "calls.jsonl"), "--concurrency", "8", "--seed", "3",
          "--runs-dir", str(tmp / name), "--rubric", str(tmp / "rubric.yaml"),
-         "--no-pauses", "--json"], capture_output=True, text=True, timeout=900)
+         "--no-pauses", "--pacing", "none", "--json"], capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.agent import phrasing
 from simulator.errors import InputError
 from simulator.personas.generator import _get_faker, generate_value
 from simulator.personas.pack import IntentDef, Pack, ToolStep
@@ -47,6 +48,18 @@ _OPPORTUNISTIC = {
 }
 
 
+STYLES = ("template", "varied")
+# Varied style: the chance of asking two slots at once, of confirming a value just heard,
+# and of small talk before the first question.
+PAIR_RATE = 0.35
+CONFIRM_RATE = 0.3
+SMALL_TALK_RATE = 0.3
+# Slot types a varied agent reads back for confirmation (not choices: "lab work, right?").
+_CONFIRMABLE = {"person_name", "date_of_birth", "date", "time", "phone", "address",
+                "record_id", "amount"}
+_NO = re.compile(r"^\W*(?:no|nope|nah|not quite|actually|that's not|wrong)\b", re.I)
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     """Knobs of the reference agent.
@@ -57,7 +70,9 @@ class AgentConfig:
     ``arg_error_rate``: share of tool calls with one argument corrupted.
     ``arg_error_packs``: (pack, rate) pairs that replace ``arg_error_rate`` on those packs'
     calls (an agent that is sloppy on one vertical only). ``seed``: makes those draws
-    reproducible."""
+    reproducible. ``style``: "template" asks each slot with the pack's one question;
+    "varied" talks like an LLM agent (:mod:`simulator.agent.phrasing`): many phrasings, two
+    slots in one question, confirmations by question, small talk."""
 
     ttft_ms: float = 0.0
     token_ms: float = 0.0
@@ -66,8 +81,12 @@ class AgentConfig:
     seed: int = 0
     model: str = "callsim-reference"
     arg_error_packs: tuple[tuple[str, float], ...] = ()
+    style: str = "template"
 
     def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise InputError(f"--style: unknown style {self.style!r} (known: "
+                             f"{', '.join(STYLES)})")
         for name in ("ttft_ms", "token_ms"):
             if getattr(self, name) < 0:
                 raise InputError(f"--{name.replace('_', '-')}: must be >= 0")
@@ -101,6 +120,10 @@ class _State:
     intent: str | None = None
     slots: dict[str, Any] = field(default_factory=dict)
     last_asked: str | None = None
+    last_asked_all: list[str] = field(default_factory=list)
+    just_answered: list[str] = field(default_factory=list)
+    confirming: str | None = None
+    confirm_asked: set[str] = field(default_factory=set)
     asked_count: dict[str, int] = field(default_factory=dict)
     answers: dict[str, list[str]] = field(default_factory=dict)
     clarified: int = 0
@@ -261,7 +284,7 @@ def _volunteered_slots(
             slots[s] = val
 
 
-def _replay(pack: Pack, messages: Sequence[Mapping[str, Any]]) -> _State:
+def _replay(pack: Pack, messages: Sequence[Mapping[str, Any]], varied: bool = False) -> _State:
     st = _State()
     call_names: dict[str, str] = {}
     pending: list[str] = []
@@ -270,14 +293,28 @@ def _replay(pack: Pack, messages: Sequence[Mapping[str, Any]]) -> _State:
         if role == "assistant":
             content = _text(msg)
             cur = pack.intents.get(st.intent or "")
-            st.last_asked = _asked_slot(pack, content, cur.slots if cur else ())
-            if st.last_asked:
-                st.asked_count[st.last_asked] = st.asked_count.get(st.last_asked, 0) + 1
+            prefer = cur.slots if cur else ()
+            if varied:
+                asked_now = phrasing.asked_slots(pack, content, prefer)
+            else:
+                one = _asked_slot(pack, content, prefer)
+                asked_now = [one] if one else []
+            st.last_asked = asked_now[0] if asked_now else None
+            st.last_asked_all = asked_now
+            for a in asked_now:
+                st.asked_count[a] = st.asked_count.get(a, 0) + 1
                 if st.lookup is not None and not st.lookup.get("found"):
-                    st.rechecked.add(st.last_asked)
-            if ANYTHING_ELSE in content or "anything else" in content.lower():
+                    st.rechecked.add(a)
+            st.confirming = None
+            if varied and not asked_now and content and phrasing.CONFIRM_RE.match(content):
+                st.confirming = next((s for s in st.just_answered
+                                      if pack.slots[s].type in _CONFIRMABLE), None)
+                if st.confirming:
+                    st.confirm_asked.add(st.confirming)
+            if (ANYTHING_ELSE in content or "anything else" in content.lower()
+                    or (varied and any(a in content for a in phrasing.ANYTHING_ELSE))):
                 st.awaiting_close = True
-            if CLARIFY in content:
+            if CLARIFY in content or (varied and any(c in content for c in phrasing.CLARIFY)):
                 st.clarified += 1
             for tc in msg.get("tool_calls") or ():
                 fn = tc.get("function") or {}
@@ -304,6 +341,20 @@ def _replay(pack: Pack, messages: Sequence[Mapping[str, Any]]) -> _State:
             if st.awaiting_close:
                 st.closed_reply = text
                 continue
+            if st.confirming is not None:
+                # The caller's answer to "Just to confirm, that's the 16th?": a "no" with a
+                # value corrects it, a bare "no" drops it (asked again), else it stands.
+                slot, st.confirming = st.confirming, None
+                st.just_answered = []
+                if _NO.search(text):
+                    sd = pack.slots[slot]
+                    val = parse(sd.type, text, sd.options())
+                    if val is not None:
+                        st.slots[slot] = val
+                    else:
+                        st.slots.pop(slot, None)
+                st.last_asked, st.last_asked_all = None, []
+                continue
             earlier: list[str] = []
             if st.intent is None:
                 st.intent = score_intents(pack, text)
@@ -318,18 +369,22 @@ def _replay(pack: Pack, messages: Sequence[Mapping[str, Any]]) -> _State:
                 st.last_asked = None
                 continue
             asked = st.last_asked if st.last_asked in intent.slots else None
-            if asked:
-                sd = pack.slots[asked]
-                st.answers.setdefault(asked, []).append(text)
+            st.just_answered = []
+            for a in st.last_asked_all if asked else ():
+                if a not in intent.slots:
+                    continue
+                sd = pack.slots[a]
+                st.answers.setdefault(a, []).append(text)
                 val = parse(sd.type, text, sd.options())
                 if val is not None:
-                    st.slots[asked] = val
+                    st.slots[a] = val
+                    st.just_answered.append(a)
             # Utterances that answered no question (the opening, or what was said before
             # the intent was clear) may still carry slot values.
             volunteered = [*earlier, text] if asked is None or st.user_turns == 1 else earlier
             for said in volunteered:
                 _volunteered_slots(pack, intent, said, st.slots, skip=asked)
-            st.last_asked = None
+            st.last_asked, st.last_asked_all = None, []
     return st
 
 
@@ -390,6 +445,11 @@ class _Decider:
         self.messages = messages
         self.config = config
         self.digest = conversation_digest(messages)
+        self.varied = config.style == "varied"
+
+    def pick(self, label: str, template: str, options: Sequence[str]) -> str:
+        """``template`` in the template style, else one of ``options`` (seeded)."""
+        return self.rng(label).choice(options) if self.varied else template
 
     def rng(self, label: str) -> random.Random:
         seed = int(
@@ -409,10 +469,11 @@ class _Decider:
             tool_calls=(AgentToolCall(call_id, name, json.dumps(args, separators=(", ", ": "))),)
         )
 
-    def ask(self, st: _State, slot: str) -> Reply | None:
+    def ask(self, st: _State, slot: str, todo: Sequence[str] = ()) -> Reply | None:
         """The question for a missing ``slot``; after :data:`MAX_ASKS` asks, the best
         guess from the answers so far goes into ``st.slots`` instead and None is returned
-        (or, with nothing to guess from, a polite give-up)."""
+        (or, with nothing to guess from, a polite give-up). ``todo``: the slots still
+        missing after it (a varied agent may ask for the next one in the same breath)."""
         sd = self.pack.slots[slot]
         asked = st.asked_count.get(slot, 0)
         if asked >= MAX_ASKS:
@@ -423,36 +484,68 @@ class _Decider:
                     st.slots[slot] = val
                     return None
             label = sd.label or slot.replace("_", " ")
-            return Reply(
-                content=f"I'm sorry, I'm having trouble hearing the {label} on this line. "
-                f"Please call us back when you can. {ANYTHING_ELSE}"
-            )
+            sorry = self.pick(
+                "giveup",
+                "I'm sorry, I'm having trouble hearing the {label} on this line. "
+                "Please call us back when you can.", phrasing.GIVE_UP).format(label=label)
+            closer = self.pick("else", ANYTHING_ELSE, phrasing.ANYTHING_ELSE)
+            return Reply(content=f"{sorry} {closer}")
+        if self.varied:
+            return Reply(content=self.varied_question(st, slot, todo, again=bool(asked)))
         q = sd.question
         if asked:
             return Reply(content=f"Sorry, I didn't catch that. {q}")
         return Reply(content=q)
 
+    def varied_question(self, st: _State, slot: str, todo: Sequence[str], again: bool) -> str:
+        pack, r = self.pack, self.rng("ask")
+        slots = [slot]
+        nxt = next((s for s in todo if s != slot and s not in st.slots), None)
+        if (not again and nxt is not None and not st.asked_count.get(nxt)
+                and phrasing.pairable(pack.slots[slot]) and phrasing.pairable(pack.slots[nxt])
+                and self.rng("pair").random() < PAIR_RATE):
+            slots.append(nxt)
+        talk = st.user_turns == 1 and self.rng("talk").random() < SMALL_TALK_RATE
+        return phrasing.ask(pack, slots, r, again=again, small_talk=talk)
+
+    def confirm(self, st: _State) -> Reply | None:
+        """Varied style: read back a value just heard ("Just to confirm, that's ...?"), at
+        most once per slot, for a share :data:`CONFIRM_RATE` of values."""
+        for s in st.just_answered:
+            sd = self.pack.slots[s]
+            if sd.type not in _CONFIRMABLE or s in st.confirm_asked or s not in st.slots:
+                continue
+            if self.rng(f"confirm:{s}").random() >= CONFIRM_RATE:
+                return None
+            return Reply(content=phrasing.confirm(speak(sd.type, st.slots[s]),
+                                                  self.rng("confirm-words")))
+        return None
+
     def missing(self, st: _State, slots: Sequence[str]) -> Reply | None:
         """The next question for the first of ``slots`` not yet known, or None when all
         are known (possibly by best guess)."""
-        for s in slots:
+        for i, s in enumerate(slots):
             if s not in st.slots:
-                reply = self.ask(st, s)
+                reply = self.ask(st, s, slots[i + 1:])
                 if reply is not None:
                     return reply
         return None
 
     def decide(self) -> Reply:
         pack = self.pack
-        st = _replay(pack, self.messages)
+        st = _replay(pack, self.messages, self.varied)
         if st.closed_reply is not None:
-            return Reply(content=GOODBYE)
+            return Reply(content=self.pick("bye", GOODBYE, phrasing.GOODBYE))
         if st.intent is None:
             options = " or ".join(
                 i.goal or n.replace("_", " ") for n, i in list(pack.intents.items())[:3]
             )
-            return Reply(content=f"{CLARIFY} {options}?")
+            return Reply(content=f"{self.pick('clarify', CLARIFY, phrasing.CLARIFY)} {options}?")
         intent = pack.intents[st.intent]
+        if self.varied and self.messages[-1].get("role") == "user":
+            reply = self.confirm(st)
+            if reply is not None:
+                return reply
         lookup_slots = [s for s in intent.slots if s in intent.lookup.args.values()]
         if st.lookup is None:
             reply = self.missing(st, lookup_slots)
@@ -468,12 +561,15 @@ class _Decider:
                 for s in lookup_slots[:1]:
                     if s not in st.rechecked:
                         q = pack.slots[s].question
+                        if self.varied:
+                            q = phrasing.ask(pack, [s], self.rng("recheck-ask"))
                         if st.rechecked:
                             return Reply(content=q)
                         what = " and ".join(
                             dict.fromkeys(pack.slots[x].label or x for x in lookup_slots)
                         )
-                        return Reply(content=f"{RECHECK} {what}. {q}")
+                        lead = self.pick("recheck", RECHECK, phrasing.RECHECK)
+                        return Reply(content=f"{lead} {what}. {q}")
                 args = _resolve(intent.lookup, st.slots, {})
                 before = _resolve(intent.lookup, st.heard_at_lookup or {}, {})
                 if st.rechecked and args != before:  # heard differently: look again
@@ -482,23 +578,30 @@ class _Decider:
         record = st.lookup.get("record") or {}
         if not isinstance(record, dict):
             record = {}
+        closer = self.pick("else", ANYTHING_ELSE, phrasing.ANYTHING_ELSE)
+        done = self.pick("done", "", phrasing.DONE)
         if intent.action is None:
             text = _render(intent.confirmation, pack, intent, st.slots, record)
-            return Reply(content=f"{text} {ANYTHING_ELSE}")
+            return Reply(content=f"{done}{text} {closer}")
         if st.action is None:
             reply = self.missing(st, intent.slots)
             if reply is not None:
                 return reply
             return self.tool_call(intent.action.tool, _resolve(intent.action, st.slots, record))
         if st.action.get("ok") or st.action.get("status"):
+            # Slots settled by best guess are not in the replayed state: guess them again
+            # (same answers, same guess) so the read-back does not show "{reason}".
+            for s in intent.slots:
+                if s not in st.slots and st.asked_count.get(s, 0) >= MAX_ASKS:
+                    self.ask(st, s)
             text = _render(intent.confirmation, pack, intent, st.slots, record)
             if intent.outcome == "transferred":
                 return Reply(content=text)
-            return Reply(content=f"{text} {ANYTHING_ELSE}")
+            return Reply(content=f"{done}{text} {closer}")
         if st.action_calls < 2 and st.action.get("error") != "not_found":
             return self.tool_call(intent.action.tool, _resolve(intent.action, st.slots, record))
         return Reply(
-            content=f"I'm sorry, I wasn't able to complete that right now. {ANYTHING_ELSE}"
+            content=f"I'm sorry, I wasn't able to complete that right now. {closer}"
         )
 
     def not_found(self, st: _State, intent: IntentDef) -> Reply:
@@ -513,13 +616,18 @@ class _Decider:
             faker.seed_instance(r.getrandbits(63))
             fake = {f: generate_value(spec, r, faker) for f, spec in table.fields.items()}
             summary = _render(table.summary or intent.confirmation, pack, intent, st.slots, fake)
-            return Reply(content=f"Thanks, I found your record. {summary} {ANYTHING_ELSE}")
+            found = self.pick("found", "Thanks, I found your record. ", phrasing.FOUND)
+            closer = self.pick("else", ANYTHING_ELSE, phrasing.ANYTHING_ELSE)
+            return Reply(content=f"{found}{summary} {closer}")
         labels = [pack.slots[s].label or s.replace("_", " ") for s in intent.lookup.args.values()]
         what = " and ".join(dict.fromkeys(labels))
-        return Reply(
-            content=f"I'm sorry, I couldn't find a record matching that {what}. "
-            f"Please check the details and call us back during office hours. {ANYTHING_ELSE}"
-        )
+        sorry = self.pick("notfound", "I'm sorry, I couldn't find a record matching that {what}.",
+                          phrasing.NOT_FOUND).format(what=what)
+        nxt = self.pick("notfound-next",
+                        "Please check the details and call us back during office hours.",
+                        phrasing.NOT_FOUND_NEXT)
+        closer = self.pick("else", ANYTHING_ELSE, phrasing.ANYTHING_ELSE)
+        return Reply(content=f"{sorry} {nxt} {closer}")
 
 
 def decide(

@@ -31,7 +31,7 @@ from simulator.audio.line import (
     voiced_chunks,
 )
 from simulator.callscript import CallScript, Turn
-from simulator.driver.session import CallRun
+from simulator.driver.session import CallRun, awaited_turn
 from simulator.errors import TransportError
 from simulator.results import TurnRecord
 from simulator.tools.relay import ExecuteTool, ToolRelay
@@ -384,7 +384,7 @@ class _Session:
             async with asyncio.timeout(self.remaining()):
                 if self.greeting_wait_s > 0:
                     await self._greeting(call)
-                turn: Turn | None = self.caller.first()
+                turn: Turn | None = await awaited_turn(self.caller.first())
                 while turn is not None:
                     turn = await self._caller_turn(call, line, turn)
                     self.first_turn = False
@@ -479,12 +479,12 @@ class _Session:
                     phase = "tool"
                     barge = None
                     continue
-                return self.caller.respond("".join(tr.text))
+                return await awaited_turn(self.caller.respond("".join(tr.text)))
             if tr.pending_tools:
                 sent_ns = await self._answer_tools(line, tr)
                 phase = "tool"
                 continue
-            return self.caller.respond("".join(tr.text))
+            return await awaited_turn(self.caller.respond("".join(tr.text)))
         raise TransportError("tool_loop", "agent kept calling tools")
 
     async def _wait_first(self, call: _AudioCall, tr: _Turn) -> None:

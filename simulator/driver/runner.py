@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import socket
 import sys
@@ -93,6 +94,14 @@ class RunConfig:
     # An interleaved A/B run: every planned script is replayed once per arm (see
     # simulator.driver.arms); empty: one arm, ``target`` and ``model``.
     arms: tuple[Arm, ...] = ()
+    # Who plays the caller: "rules" (the scripted, rule-based caller) or "llm" (a model at
+    # ``caller_endpoint`` writes each line; see simulator.personas.llm_caller).
+    caller: str = "rules"
+    caller_endpoint: str | None = None
+    caller_model: str | None = None
+    caller_api_key_env: str | None = None
+    caller_price_in_per_m: float = 0.0
+    caller_price_out_per_m: float = 0.0
     # What this run is, in a few words (``--label``); tables name the run by it.
     label: str | None = None
 
@@ -263,6 +272,7 @@ class ShardRunner:
         self.relay_url: str | None = None
         self.caller_audio: Any = None  # CallerAudio when the caller speaks with TTS
         self.spec = transport_spec(config.transport)
+        self.caller_model: Any = None  # CallerModel when a model plays the caller
 
     def arm_of(self, i: int) -> tuple[int, Arm | None]:
         """Call index -> (script slot, arm); the arm is None in a one-arm run."""
@@ -295,6 +305,7 @@ class ShardRunner:
             speech=(self.caller_audio.speech_for(script)
                     if self.caller_audio is not None else None),
             pacing=config.pacing,
+            caller_model=self.caller_model,
         )
         outcome, detail = grade_call(
             script, run.transcript, call_id=call_id, profile=config.profile,
@@ -315,6 +326,21 @@ class ShardRunner:
             events=run.events + [(str(p.get("type", "perturbation")), p) for p in perturbations],
             transcript=run.transcript,
         )
+
+    def _caller_model(self) -> Any:
+        """The run's caller model (``--caller llm``): its endpoint, key and prices, and one
+        aiohttp session its requests share (closed when the shard ends)."""
+        import aiohttp
+
+        from simulator.personas.llm_caller import CallerLLMConfig, CallerModel
+
+        c = self.config
+        assert c.caller_endpoint and c.caller_model
+        key = os.environ.get(c.caller_api_key_env) if c.caller_api_key_env else None
+        cfg = CallerLLMConfig(endpoint=c.caller_endpoint, model=c.caller_model, api_key=key,
+                              price_in_per_m=c.caller_price_in_per_m,
+                              price_out_per_m=c.caller_price_out_per_m)
+        return CallerModel(cfg, aiohttp.ClientSession(), c.seed)
 
     async def run(self, indices: list[int], t0: int | None,
                   sink: Callable[[CallRecord], Awaitable[None] | None],
@@ -362,6 +388,8 @@ class ShardRunner:
                 relay_runner = await self._start_relay()
             if self.spec.audio and config.caller_audio == "tts":
                 await self._prerender(indices)
+            if config.caller == "llm":
+                self.caller_model = self._caller_model()
             self.lag.start()
             for t in by_arm.values():
                 await t.warmup(min(_concurrency_hint(config), 256))
@@ -417,6 +445,8 @@ class ShardRunner:
             await self.lag.stop()
             for t in by_arm.values():
                 await t.aclose()
+            if self.caller_model is not None:
+                await self.caller_model.session.close()
             if relay_runner is not None:
                 await relay_runner.close()
             if self.caller_audio is not None:

@@ -9,6 +9,7 @@ what the profile scheduled and the transcript records it.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 from simulator.agent_profile import add_usage
 from simulator.callscript import CallScript, Turn
 from simulator.driver.pacing import REAL_CLOCK, Clock, pauses_s, speaking_rate_wpm, turn_delay_s
+from simulator.errors import TransportError
 from simulator.results import TURN_TIMINGS, TurnRecord
 from simulator.transports.base import Deadlines, Exchange, TextTransport
 
@@ -61,6 +63,12 @@ def _estimate_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
+async def awaited_turn(value: Any) -> Turn | None:
+    """A caller policy's ``first()`` / ``respond()`` result: a turn (the rule-based caller)
+    or an awaitable of one (a caller whose lines a model writes)."""
+    return await value if inspect.isawaitable(value) else value
+
+
 ToolExecutor = Callable[[str, str, dict[str, Any], int], "asyncio.Future[str] | Any"]
 
 
@@ -83,7 +91,9 @@ async def run_text_call(
 ) -> CallRun:
     """Replay ``script`` against ``transport``.
 
-    ``caller`` has ``first() -> Turn`` and ``respond(agent_text) -> Turn | None``.
+    ``caller`` has ``first() -> Turn`` and ``respond(agent_text) -> Turn | None``, each
+    possibly awaitable (see :func:`awaited_turn`); a caller that fails (its model endpoint)
+    ends the call with its error category.
     ``execute_tool(name, parsed_args, raw_args, k)`` is awaited for the k-th tool call of the
     call and returns ``(result_text, fault_record | None)``. With ``pacing="speech"`` each
     caller turn is sent when the persona has finished saying it (see
@@ -104,7 +114,10 @@ async def run_text_call(
     tool_k = 0
     seq = 0
     deadline = run.started_ns + int(deadlines.call_s * 1e9)
-    turn: Turn | None = caller.first()
+    try:
+        turn: Turn | None = await awaited_turn(caller.first())
+    except TransportError as exc:
+        run.error, run.error_detail, turn = exc.category, str(exc), None
     first_turn = True
     while turn is not None:
         # No pause before the opening (there is no greeting to pause after on text).
@@ -198,7 +211,11 @@ async def run_text_call(
             speech_from = ex.interrupted_at_ns  # the caller starts talking over the agent
             continue
         speech_from = ex.last_byte_ns if ex.last_byte_ns is not None else _now()
-        turn = caller.respond(ex.text)
+        try:
+            turn = await awaited_turn(caller.respond(ex.text))
+        except TransportError as exc:
+            run.error, run.error_detail = exc.category, str(exc)
+            break
     run.finished_ns = _now()
     run.transcript = {
         "caller": caller_log,

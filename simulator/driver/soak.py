@@ -20,9 +20,9 @@ from typing import Any
 
 from simulator.callscript import CallScript, Turn
 from simulator.driver.gctune import load_gc
-from simulator.driver.replay import replay_call
+from simulator.driver.replay import CallerFactory, replay_call
 from simulator.driver.runner import make_transport
-from simulator.personas import Caller, Pack
+from simulator.personas import Pack
 from simulator.seeding import rng
 from simulator.tools.answers import ToolAnswers, scheduled_faults
 from simulator.tools.backend import ToolBackend
@@ -33,14 +33,23 @@ DISCONNECTS = {"reset", "connect_refused", "connect_error", "connection_error"}
 
 
 class LongCaller:
-    """Chains callers of several scripts into one conversation, ``gap_s`` between turns."""
+    """Chains callers of several scripts into one conversation, ``gap_s`` between turns.
+    Each script's caller is the one the replay path chooses (see :meth:`around`)."""
 
     def __init__(self, scripts: list[CallScript], packs: dict[str, Pack], start: int,
                  gap_s: float, until: float) -> None:
         self.scripts, self.packs, self.gap, self.until = scripts, packs, gap_s, until
         self.i = start
         self.current = scripts[start % len(scripts)]
-        self.caller = Caller(self.current, packs[self.current.pack])
+        self.caller: Any = None
+        self._choose: CallerFactory | None = None
+
+    def around(self, choose: CallerFactory) -> LongCaller:
+        """This long caller, building each script's caller with ``choose`` (given by
+        :func:`~simulator.driver.replay.replay_call`)."""
+        self._choose = choose
+        self.caller = choose(self.current, self.packs[self.current.pack])
+        return self
 
     def _gap(self, t: Turn | None) -> Turn | None:
         if t is None or time.monotonic() >= self.until:
@@ -59,7 +68,8 @@ class LongCaller:
         if nxt is None and time.monotonic() < self.until:
             self.i += 1
             self.current = self.scripts[self.i % len(self.scripts)]
-            self.caller = Caller(self.current, self.packs[self.current.pack])
+            assert self._choose is not None
+            self.caller = self._choose(self.current, self.packs[self.current.pack])
             nxt = self.caller.first()
         return self._gap(nxt)
 
@@ -140,7 +150,7 @@ async def soak(
             tools = ToolAnswers(backend, lc.current_id, dl,
                                 rng(0, "faults", k), scheduled_faults(first))
             t0 = time.monotonic()
-            run = await replay_call(first, packs[first.pack], tr, spec, tools, caller=lc,
+            run = await replay_call(first, packs[first.pack], tr, spec, tools, caller=lc.around,
                                     deadlines=dl, run_t0_ns=0, call_id=f"{k:06d}",
                                     tool_schemas=schemas[first.pack])
             took = time.monotonic() - t0

@@ -109,7 +109,8 @@ def grade_call(
 
     ``transcript`` holds ``agent`` (texts), ``caller`` (texts as sent and clean),
     ``tool_calls`` (name, arguments, result), ``usage`` (summed), ``usage_estimated`` and
-    ``duration_s``.
+    ``duration_s``; ``caller_llm`` (a model played the caller: its usage, cost and invented
+    values) and ``frozen`` (a frozen fixture's divergence) when the caller reported them.
     """
     agent_texts: list[str] = [t for t in transcript.get("agent", []) if t]
     made = [
@@ -123,6 +124,9 @@ def grade_call(
     usage = transcript.get("usage") or {}
     cost = session_cost(usage, float(transcript.get("duration_s", 0.0)) / 60.0, prices)
     tm = timings or {}
+    model = transcript.get("caller_llm") or {}   # a model played the caller
+    model_usage = model.get("usage") or {}
+    frozen = transcript.get("frozen") or {}
     outcome = CallOutcome(
         call_id=call_id,
         script_id=script.call_id,
@@ -146,6 +150,11 @@ def grade_call(
         barge_in_reaction_ms=tm.get("barge_in_reaction_ms", ()),
         agent_speech_s=tm.get("agent_speech_s", ()),
         arm=arm,
+        caller_prompt_tokens=int(model_usage.get("prompt_tokens", 0)),
+        caller_completion_tokens=int(model_usage.get("completion_tokens", 0)),
+        caller_cost_usd=float(model.get("cost_usd", 0.0)),
+        caller_invented=len(model.get("invented") or ()),
+        frozen_diverged_at=frozen.get("diverged_at"),
     )
     detail = {
         "mismatches": mismatches,

@@ -82,6 +82,10 @@ def summarize(store: RunStore) -> dict[str, Any]:
         if not c["ok"]:
             errors[c["error"] or "error"] += 1
     wers = [o.injected_wer for o in outcomes if o.injected_wer is not None]
+    every = store.outcomes(include_flagged=True)
+    flagged = sum(1 for o in every if o.caller_invented)
+    caller_cost = sum(o.caller_cost_usd for o in every)
+    caller_tokens = sum(o.caller_prompt_tokens + o.caller_completion_tokens for o in every)
     total = meta.get("total_calls")
     completed = len(store.completed_indices())
     return {
@@ -91,7 +95,10 @@ def summarize(store: RunStore) -> dict[str, Any]:
         "profile": meta.get("profile"),
         "calls": {"total": total, "completed": completed, "measured": len(outcomes),
                   "ok": sum(o.ok for o in outcomes),
-                  "failed": sum(not o.ok for o in outcomes)},
+                  "failed": sum(not o.ok for o in outcomes),
+                  "caller_invented": flagged},
+        "caller_llm": ({"cost_usd": caller_cost, "tokens": int(caller_tokens)}
+                       if caller_tokens or flagged else None),
         "gate": {k: numbers.get(k) for k in GATE_KEYS},
         "numbers": numbers,
         "ttft_ms": _pcts(ttft),

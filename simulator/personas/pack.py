@@ -89,6 +89,9 @@ class SlotDef(ValueSpec):
     # May an agent pick this slot out of an utterance that did not answer its question?
     # False for generic choices ("yes"/"no") that would match stray words.
     volunteered: bool = True
+    # Noun phrases an agent may ask with ("the reason for your visit"); the varied
+    # reference agent frames them ("Could I get {phrase}?"). Empty: phrases of the type.
+    phrases: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_answers(self) -> SlotDef:

@@ -175,8 +175,11 @@ class RunStore:
         return {r[0] for r in self.db.execute("SELECT idx FROM calls")}
 
     def outcomes(self, *, include_warmup: bool = False,
-                 arm: str | None = None) -> list[CallOutcome]:
-        """Graded calls in call order; ``arm``: only that arm's calls of an A/B run."""
+                 arm: str | None = None, include_flagged: bool = False
+                 ) -> list[CallOutcome]:
+        """Graded calls in call order; ``arm``: only that arm's calls of an A/B run. Calls
+        whose LLM caller invented a value (``caller_invented``) are left out unless
+        ``include_flagged``."""
         where = ([] if include_warmup else ["warmup=0"]) + ([] if arm is None else ["arm=?"])
         q = "SELECT outcome FROM calls" + (" WHERE " + " AND ".join(where) if where else "")
         out = []
@@ -185,7 +188,10 @@ class RunStore:
             for k in _TUPLE_FIELDS:
                 if k in d:
                     d[k] = tuple(d[k])
-            out.append(CallOutcome(**d))
+            o = CallOutcome(**d)
+            if o.caller_invented and not include_flagged:
+                continue
+            out.append(o)
         return out
 
     def turns(self) -> Iterator[dict[str, Any]]:
