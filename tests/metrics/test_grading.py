@@ -250,5 +250,12 @@ def test_the_agents_own_tool_arguments_are_a_source() -> None:
     transcript["tool_calls"][0]["arguments"] = {}    # type: ignore[index]
     _, detail = grade_call(script, transcript, call_id="3", profile="clean", ok=True,
                            error=None, ttft_ms=(), prices=Prices(), write_tools=set())
+    assert detail["fabricated"] == []               # the caller said it, in words
+    # The caller's spoken form is a source too: without it and without the arguments, the
+    # same reply asserts a date and a time that nobody gave.
+    transcript["caller"] = [{"text": "i'd like to book something please"}]
+    transcript["tool_calls"][0]["arguments"] = {}    # type: ignore[index]
+    _, detail = grade_call(script, transcript, call_id="3", profile="clean", ok=True,
+                           error=None, ttft_ms=(), prices=Prices(), write_tools=set())
     assert {(d["kind"], d["value"]) for d in detail["fabricated"]} == {("date", "06-16"),
                                                                         ("time", "11:15")}

@@ -60,7 +60,8 @@ def test_summary_counts_and_numbers(store: RunStore) -> None:
     s = summarize(store)
     assert (s["run_id"], s["status"], s["target"], s["profile"]) == (
         "run-x", "partial", "http://agent", "clean")
-    assert s["calls"] == {"total": 10, "completed": 5, "measured": 4, "ok": 2, "failed": 2}
+    assert s["calls"] == {"total": 10, "completed": 5, "measured": 4, "ok": 2, "failed": 2,
+                          "caller_invented": 0}
     assert s["errors"] == {"timeout": 1, "error": 1}
     assert s["gate"]["tool_arg_accuracy"] == pytest.approx(7 / 8)
     assert s["gate"]["refusal_rate"] == 1.0
@@ -90,7 +91,8 @@ def test_summary_latency_from_caller_turns_of_measured_calls(store: RunStore) ->
 
 def test_empty_run_summary(tmp_path: Path) -> None:
     s = summarize(RunStore(tmp_path / "empty", create=True))
-    assert s["calls"] == {"total": None, "completed": 0, "measured": 0, "ok": 0, "failed": 0}
+    assert s["calls"] == {"total": None, "completed": 0, "measured": 0, "ok": 0, "failed": 0,
+                          "caller_invented": 0}
     assert s["ttft_ms"] == {"p50": None, "p95": None, "p99": None, "max": None, "n": 0}
     assert s["injected_wer"] is None and s["cost_estimated_share"] is None
     assert s["gate"]["p95_ttft_ms"] is None and s["errors"] == {} and s["stalls"] == 0
