@@ -247,35 +247,10 @@ async def judge_corpus(records: list[CorpusRecord], endpoint: str, model: str, *
                        timeout_s: float = 60.0) -> list[dict[str, Any] | None]:
     """The judge's verdict on each record (None where it gave no readable verdict), with
     the system prompt ``callsim judge`` uses on runs."""
-    import aiohttp
+    from simulator.metrics.llm_judge import ask_judge
 
-    from simulator.metrics.llm_judge import JUDGE_SYSTEM, _parse_verdict
-
-    headers = {"Content-Type": "application/json"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    sem = asyncio.Semaphore(concurrency)
-
-    async def one(session: aiohttp.ClientSession, rec: CorpusRecord) -> dict[str, Any] | None:
-        body = {"model": model, "temperature": 0, "messages": [
-            {"role": "system", "content": JUDGE_SYSTEM},
-            {"role": "user", "content": judge_text(rec)}]}
-        async with sem:
-            try:
-                async with session.post(f"{endpoint.rstrip('/')}/chat/completions",
-                                        json=body, headers=headers) as r:
-                    data = await r.json(content_type=None) if r.status == 200 else {}
-            except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError):
-                data = {}
-        choices = data.get("choices") if isinstance(data, dict) else None
-        text = ""
-        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-            text = str((choices[0].get("message") or {}).get("content") or "")
-        return _parse_verdict(text)
-
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        return list(await asyncio.gather(*(one(session, r) for r in records)))
+    return await ask_judge([judge_text(r) for r in records], endpoint, model, api_key=api_key,
+                           concurrency=concurrency, timeout_s=timeout_s)
 
 
 def judge_agreement(records: list[CorpusRecord], verdicts: list[dict[str, Any] | None],

@@ -62,6 +62,37 @@ def _parse_verdict(text: str) -> dict[str, Any] | None:
     return v
 
 
+async def ask_judge(texts: list[str], endpoint: str, model: str, *, api_key: str | None = None,
+                    concurrency: int = 4, timeout_s: float = 60.0
+                    ) -> list[dict[str, Any] | None]:
+    """Ask the judge model (an OpenAI-compatible chat endpoint) about each text under
+    :data:`JUDGE_SYSTEM`; return its verdicts in order, None where it gave no readable one
+    (an error reply, a broken connection or text that is not a verdict)."""
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(session: aiohttp.ClientSession, text: str) -> dict[str, Any] | None:
+        body = {"model": model, "temperature": 0, "messages": [
+            {"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": text}]}
+        async with sem:
+            try:
+                async with session.post(f"{endpoint.rstrip('/')}/chat/completions",
+                                        json=body, headers=headers) as r:
+                    data = await r.json(content_type=None) if r.status == 200 else {}
+            except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError):
+                data = {}
+        choices = data.get("choices") if isinstance(data, dict) else None
+        reply = ""
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            reply = str((choices[0].get("message") or {}).get("content") or "")
+        return _parse_verdict(reply)
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+        return list(await asyncio.gather(*(one(session, t) for t in texts)))
+
+
 async def judge_run(store: RunStore, endpoint: str, model: str, *, api_key: str | None = None,
                     concurrency: int = 4, timeout_s: float = 60.0) -> dict[str, Any]:
     """Ask the judge about every missing-record call and every call with a tool fault.
@@ -77,33 +108,11 @@ async def judge_run(store: RunStore, endpoint: str, model: str, *, api_key: str 
         faulted = any(x.get("fault") for x in t.get("tool_calls", []))
         if not o["record_exists"] or faulted:
             todo.append((c["idx"], o, t, faulted))
-    headers = {"Content-Type": "application/json"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    sem = asyncio.Semaphore(concurrency)
-    results: list[tuple[int, dict[str, Any], dict[str, Any] | None, bool]] = []
-
-    async def one(session: aiohttp.ClientSession, idx: int, o: dict[str, Any],
-                  t: dict[str, Any], faulted: bool) -> None:
-        body = {"model": model, "temperature": 0, "messages": [
-            {"role": "system", "content": JUDGE_SYSTEM},
-            {"role": "user", "content": transcript_text(t)}]}
-        async with sem:
-            try:
-                async with session.post(f"{endpoint.rstrip('/')}/chat/completions",
-                                        json=body, headers=headers) as r:
-                    data = await r.json(content_type=None) if r.status == 200 else {}
-            except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError):
-                data = {}
-        text = ""
-        with_choices = data.get("choices") if isinstance(data, dict) else None
-        if isinstance(with_choices, list) and with_choices:
-            text = str((with_choices[0].get("message") or {}).get("content") or "")
-        results.append((idx, o, _parse_verdict(text), faulted))
-
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        await asyncio.gather(*(one(session, *x) for x in todo))
+    texts = [transcript_text(t) for _, _, t, _ in todo]
+    verdicts = await ask_judge(texts, endpoint, model, api_key=api_key,
+                               concurrency=concurrency, timeout_s=timeout_s)
+    results = [(idx, o, v, faulted)
+               for (idx, o, _t, faulted), v in zip(todo, verdicts, strict=True)]
     disagreements = []
     unparseable = 0
     with store.db:
