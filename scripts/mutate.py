@@ -12,6 +12,7 @@ across invocations, so one file can be re-run without losing the others.
     python scripts/mutate.py --report-only        # rewrite the report from stored results
     python scripts/mutate.py --unfinished FILE    # finish an interrupted run of FILE
     python scripts/mutate.py --sample 60          # an estimate from 60 random mutants a file
+    python scripts/mutate.py --survivors FILE     # after new tests: re-run FILE's survivors
 
 Surviving mutants judged equivalent (no test can tell them apart from the original) are
 listed in scripts/mutation_equivalents.tsv: ``<mutant name><TAB><one-line reason>``.
@@ -91,8 +92,25 @@ def unfinished(path: str) -> list[str]:
     return sorted(k for k, c in codes.items() if c is None)
 
 
+def generate_mutants() -> None:
+    """Copy the package into mutants/ and write every configured file's mutants (what
+    ``mutmut run`` does before it tests any), so a sample can be drawn in a fresh clone."""
+    code = ("import os\n"
+            "import mutmut.__main__ as m\n"
+            "from mutmut.mutation.trampoline import set_mutant_under_test\n"
+            "set_mutant_under_test('mutant_generation')\n"
+            "os.makedirs('mutants', exist_ok=True)\n"
+            "m.copy_src_dir(); m.copy_also_copy_files(); m.setup_source_paths()\n"
+            "m.store_lines_covered_by_tests(); m.create_mutants(1)\n")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"mutmut could not generate mutants (exit {p.returncode}):\n{p.stderr[-2000:]}")
+
+
 def all_mutants(path: str) -> list[str]:
     meta = ROOT / "mutants" / f"{path}.meta"
+    if not meta.exists():
+        generate_mutants()
     return sorted(json.loads(meta.read_text())["exit_code_by_key"]) if meta.exists() else []
 
 
@@ -108,7 +126,7 @@ def run_file(path: str, jobs: int, only_unfinished: bool = False,
     names = (unfinished(path) if only_unfinished else []) or [f"{module_of(path)}.*"]
     population = all_mutants(path)
     if sample and not population:
-        sys.exit(f"{path}: no mutants generated yet; run it once in full (or any file) first")
+        sys.exit(f"{path}: mutmut generated no mutants for it")
     if sample and sample < len(population):
         # A seeded random sample: the kill rate over it estimates the file's (see the report).
         names = random.Random(f"mutate:{path}").sample(population, sample)
@@ -131,6 +149,38 @@ def run_file(path: str, jobs: int, only_unfinished: bool = False,
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "codes": codes, "survivors": survivors,
     }
+
+
+def rerun_survivors(path: str, jobs: int, before: dict[str, object]) -> dict[str, object]:
+    """Run again only the mutants of ``path`` that survived the stored run (after new tests),
+    keeping that run's mutants; the file's source must not have changed since (mutmut
+    numbers mutants per function, so an edited function means a new run)."""
+    src = (ROOT / path).read_bytes()
+    if hashlib.sha256(src).hexdigest()[:12] != before["source_sha256"]:
+        sys.exit(f"{path} changed since its stored run: run it again, not --survivors")
+    codes: dict[str, int | None] = dict(before["codes"])  # type: ignore[call-overload]
+    names = sorted(k for k, c in codes.items() if c not in DETECTED)
+    if not names:
+        return before
+    log = OUT / f"{module_of(path)}.log"
+    t0 = time.monotonic()
+    with log.open("a") as f:
+        p = subprocess.run([*MUTMUT, "run", "--max-children", str(jobs), *names],
+                           cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+    meta = ROOT / "mutants" / f"{path}.meta"
+    if p.returncode != 0 or not meta.exists():
+        sys.exit(f"mutmut failed on {path} (exit {p.returncode}); see {log}")
+    now: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+    codes.update({k: now[k] for k in names})
+    return {**before, "codes": codes,
+            "survivors": {k: diff_of(k) for k, c in sorted(codes.items())
+                          if c not in DETECTED},
+            "elapsed_s": round(float(before["elapsed_s"])  # type: ignore[arg-type]
+                               + time.monotonic() - t0, 1),
+            "commit": git("rev-parse", "--short", "HEAD"),
+            "dirty": bool(git("status", "--porcelain", "--", path, "tests")),
+            "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "survivors_rerun": len(names)}
 
 
 def summarise(r: dict[str, object], equivalents: dict[str, str]) -> dict[str, object]:
@@ -156,8 +206,61 @@ def summarise(r: dict[str, object], equivalents: dict[str, str]) -> dict[str, ob
             "rate_net": detected / (total - len(equiv)) if total > len(equiv) else 1.0}
 
 
+#: The scopes the kill rate is judged on, with their targets: a prefix of the files, the
+#: kill rate (net of equivalents) it must reach.
+SCOPES = (("simulator/gate/", 0.90), ("simulator/metrics/grading.py", 0.90),
+          ("simulator/metrics/details.py", 0.90), ("simulator/metrics/summary.py", 0.80),
+          ("simulator/storage/store.py", 0.80), ("simulator/personas/generator.py", 0.80),
+          ("simulator/degradation/", 0.80))
+
+
+def scope_rate(rows: list[dict[str, object]]) -> tuple[float, float, float, int, int]:
+    """The kill rate (net of equivalents) of a scope of files, each file a stratum: the
+    files' rates weighted by their mutant counts, with a 95 % normal interval from the
+    per-file sampling variances (finite-population corrected; each file's rate shrunk by
+    one killed and one survivor for its variance, so that a file at 100 % still counts as
+    uncertain). Returns (rate, low, high, mutants run, population)."""
+    weights, rates, variances, run, pop = [], [], [], 0, 0
+    for s in rows:
+        n = int(s["total"]) - int(s["equivalent"])  # type: ignore[call-overload]
+        big_n = int(s["population"])  # type: ignore[call-overload]
+        run += int(s["total"])  # type: ignore[call-overload]
+        pop += big_n
+        if n <= 0:
+            continue
+        share = n / int(s["total"])  # type: ignore[call-overload]
+        weights.append(big_n * share)
+        p = int(s["detected"]) / n  # type: ignore[call-overload]
+        rates.append(p)
+        shrunk = (int(s["detected"]) + 1) / (n + 2)  # type: ignore[call-overload]
+        fpc = max(0.0, 1 - int(s["total"]) / big_n) if big_n else 0.0  # type: ignore[call-overload]
+        variances.append(shrunk * (1 - shrunk) / (n + 2) * fpc)
+    total_w = sum(weights) or 1.0
+    rate = sum(w * p for w, p in zip(weights, rates, strict=True)) / total_w
+    var = sum((w / total_w) ** 2 * v for w, v in zip(weights, variances, strict=True))
+    half = 1.96 * math.sqrt(var)
+    return rate, max(0.0, rate - half), min(1.0, rate + half), run, pop
+
+
 def write_report(results: dict[str, dict[str, object]]) -> Path:
     equivalents = load_equivalents()
+    lines_scope = ["## Kill rate per scope", "",
+                   "Net of equivalents; a scope of several files weights each file's rate by "
+                   "its number of mutants (a stratified sample).", "",
+                   "| scope | mutants run | kill rate (net) | 95% interval | target | met |",
+                   "|---|---:|---:|---:|---:|---|"]
+    for prefix, target in SCOPES:
+        rows = [summarise(r, equivalents) for path, r in results.items()
+                if path.startswith(prefix)]
+        if not rows:
+            lines_scope.append(f"| {prefix} | - | not measured | - | {100 * target:.0f}% | - |")
+            continue
+        rate, lo, hi, run, pop = scope_rate(rows)
+        met = "yes" if rate >= target else "NO"
+        if rate >= target > lo:
+            met = "yes (interval reaches below)"
+        lines_scope.append(f"| {prefix} | {run} of {pop} | {100 * rate:.1f}% | "
+                           f"{100 * lo:.0f}-{100 * hi:.0f}% | {100 * target:.0f}% | {met} |")
     lines = ["# Mutation testing report", "",
              "Written by `make mutate` (scripts/mutate.py, mutmut). Kill rate = mutants detected "
              "(a test failed or timed out) / all mutants; *net* leaves out the survivors judged "
@@ -178,7 +281,7 @@ def write_report(results: dict[str, dict[str, object]]) -> Path:
             f"| {path} | {run} | {s['detected']} | {s['undetected']} | {s['equivalent']} "
             f"| {100 * s['rate']:.1f}%{ci} | {100 * s['rate_net']:.1f}% "
             f"| {float(r['elapsed_s']) / 60:.1f} min | {r['jobs']} | {where} |")
-    lines += ["", "## Surviving mutants", ""]
+    lines += ["", *lines_scope, "", "## Surviving mutants", ""]
     for path, r in results.items():
         survivors: dict[str, str] = r["survivors"]  # type: ignore[assignment]
         if not survivors:
@@ -201,7 +304,10 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="mutmut workers (default 2)")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--sample", type=int, default=0, metavar="N",
-                    help="run a seeded random sample of N mutants per file (an estimate)")
+                    help="run a seeded random sample of N mutants per file (every mutant of "
+                         "a file with fewer); 0 (the default here, FULL=1 in make) runs all")
+    ap.add_argument("--survivors", action="store_true",
+                    help="run again only the stored run's survivors (after adding tests)")
     ap.add_argument("--unfinished", action="store_true",
                     help="run only the mutants an interrupted run left without a result")
     args = ap.parse_args()
@@ -217,7 +323,12 @@ def main() -> None:
     if not args.report_only:
         for path in files:
             print(f"== {path}", flush=True)
-            results[path] = run_file(path, args.jobs, args.unfinished, args.sample)
+            if args.survivors:
+                if path not in results:
+                    sys.exit(f"{path}: no stored run to take the survivors of")
+                results[path] = rerun_survivors(path, args.jobs, results[path])
+            else:
+                results[path] = run_file(path, args.jobs, args.unfinished, args.sample)
             s = summarise(results[path], load_equivalents())
             print(f"   {s['detected']}/{s['total']} detected ({100 * s['rate']:.1f}%), "
                   f"{results[path]['elapsed_s']} s", flush=True)
