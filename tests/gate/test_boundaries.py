@@ -168,6 +168,8 @@ def test_reason_names_the_margin_and_whether_it_is_relative() -> None:
     assert loss.decision == "tie" and "within the margin ±200.0 pp" in loss.reason
     bad = _decide(-100.0, -90.0, "lower", "relative")
     assert "worse beyond the lose-badly threshold 80 ms (20% of baseline)" in bad.reason
+    # A worse latency is a positive difference: its interval is signed like the difference.
+    assert bad.reason.startswith("+95 ms [+90 ms, +100 ms]: ")
     plain = _decide(-4.0, -3.0, "higher", "absolute")
     assert plain.decision == "loss" and "worse by at least the margin 200.0 pp" in plain.reason
     assert "of baseline" not in plain.reason

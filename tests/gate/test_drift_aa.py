@@ -132,3 +132,54 @@ def test_gate_output_fits_80_columns_with_two_lines_per_number() -> None:
     text = "\n".join(lines)
     assert "FAIL" in text and "different hosts" in text
     assert "p95_ttft_ms" in text.split("why:")[1]
+
+
+@pytest.mark.parametrize(("seconds", "shown"), [(10.4999, "10 s"), (45.0, "45 s"),
+                                                (30 * 60, "30 min"), (90 * 60, "1.5 h")])
+def test_how_far_apart_the_runs_started_is_shown_in_a_fitting_unit(seconds: float,
+                                                                   shown: str) -> None:
+    later = {**META, "started_at": META["started_at"] + seconds}  # type: ignore[operator]
+    lines, _ = drift_conditions(make_rubric(drift=_drift("note", max_hours_apart=2)), META,
+                                later)
+    assert lines[0].startswith(f"sequential runs (started {shown} apart): ")
+
+
+def test_runs_too_far_apart_say_so_after_the_sequential_line() -> None:
+    later = {**META, "started_at": META["started_at"] + 30 * 3600}  # type: ignore[operator]
+    lines, named = drift_conditions(make_rubric(drift=_drift("note", max_hours_apart=24)),
+                                    META, later)
+    assert named == 1 and len(lines) == 2
+    assert lines[0].startswith("sequential runs (started 30.0 h apart): ")
+    assert lines[1] == ("the runs started 30.0 h apart, more than the rubric's 24 h "
+                        "(drift.max_hours_apart)")
+
+
+@pytest.mark.parametrize("which", ["baseline", "candidate"])
+def test_a_run_without_a_start_time_is_named_not_an_error(which: str) -> None:
+    unknown = {k: v for k, v in META.items() if k != "started_at"}
+    b, c = (unknown, META) if which == "baseline" else (META, unknown)
+    lines, named = drift_conditions(make_rubric(), b, c)
+    assert named == 0
+    assert lines[0].startswith("sequential runs (start times not recorded): ")
+
+
+def test_loop_lag_at_the_threshold_is_still_trustworthy() -> None:
+    from simulator.driver.looplag import DEFAULT_THRESHOLD_MS
+
+    at = {**META, "loop_lag_p99_ms": DEFAULT_THRESHOLD_MS}
+    below = {**META, "loop_lag_p99_ms": DEFAULT_THRESHOLD_MS - 1}
+    assert drift_conditions(make_rubric(), at, below)[1] == 0
+    over = {**META, "loop_lag_p99_ms": DEFAULT_THRESHOLD_MS + 1}
+    lines, named = drift_conditions(make_rubric(), at, over)
+    assert named == 1
+    assert lines[-1].startswith(
+        f"different loop-lag verdicts: baseline trustworthy (p99 {DEFAULT_THRESHOLD_MS:.0f} ms)"
+        f", candidate not trustworthy (p99 {DEFAULT_THRESHOLD_MS + 1:.0f} ms) ")
+
+
+def test_a_run_without_loop_lag_reads_not_measured() -> None:
+    unmeasured = {k: v for k, v in META.items() if k != "loop_lag_p99_ms"}
+    lines, named = drift_conditions(make_rubric(), unmeasured, META)
+    assert named == 1
+    assert lines[-1].startswith("different loop-lag verdicts: baseline not measured, "
+                                "candidate trustworthy (p99 1 ms) ")
