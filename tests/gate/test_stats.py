@@ -5,7 +5,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from simulator.gate.stats import Estimate, _weighted_quantiles, bootstrap_one, bootstrap_pair
+from simulator.gate.stats import (
+    Estimate,
+    _weighted_quantiles,
+    bootstrap_one,
+    bootstrap_pair,
+    interval_at,
+    pair_samples,
+)
 from simulator.gate.synthetic import AgentModel, synthetic_run
 from simulator.metrics.numbers import Quantile
 from simulator.results import CallOutcome
@@ -198,3 +205,24 @@ def test_p95_interval_when_the_last_calls_have_no_timed_turn() -> None:
     calls[-3:] = [replace(o, ok=False) for o in calls[-3:]]
     est = bootstrap_one(calls, ["p95_ttft_ms"], resamples=300)["p95_ttft_ms"]
     assert est.n == 57 and est.lo is not None and est.lo <= est.value <= est.hi  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("paired", [None, False])
+def test_compare_resamples_give_the_gate_intervals(paired: bool | None) -> None:
+    # callsim compare reads intervals off pair_samples at several levels: at the gate's
+    # level they are the gate's own, paired the same way, from the same seed.
+    base = synthetic_run(300, AgentModel(), seed=1)
+    cand = synthetic_run(300, AgentModel(ttft_shift_ms=20), seed=2)
+    names = ["p95_ttft_ms", "tool_arg_accuracy"]
+    est, was_paired = bootstrap_pair(base, cand, names, resamples=400, seed=5, paired=paired)
+    metrics, samples, is_paired = pair_samples(base, cand, names, resamples=400, seed=5,
+                                               paired=paired)
+    assert is_paired == was_paired == (paired is None)
+    for k in names:
+        assert interval_at(samples[k], 0.95) == (est[k].diff.lo, est[k].diff.hi)
+        assert (metrics[k][0].calls(), metrics[k][1].calls()) == (est[k].baseline.n,
+                                                                  est[k].candidate.n)
+    again = pair_samples(base, cand, names, resamples=400, seed=5, paired=paired)[1]
+    other = pair_samples(base, cand, names, resamples=400, seed=6, paired=paired)[1]
+    assert all(np.array_equal(samples[k], again[k], equal_nan=True) for k in names)
+    assert not np.array_equal(samples["p95_ttft_ms"], other["p95_ttft_ms"])
