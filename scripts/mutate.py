@@ -114,41 +114,62 @@ def all_mutants(path: str) -> list[str]:
     return sorted(json.loads(meta.read_text())["exit_code_by_key"]) if meta.exists() else []
 
 
-def run_file(path: str, jobs: int, only_unfinished: bool = False,
-             sample: int = 0) -> dict[str, object]:
+def run_files(paths: list[str], jobs: int, only_unfinished: bool = False,
+              sample: int = 0) -> dict[str, dict[str, object]]:
+    """Run the mutants of ``paths`` (all, a seeded sample of each, or an interrupted run's
+    rest) in one ``mutmut run``, so its start-up (listing the tests, running them clean)
+    is paid once; return each file's results."""
     OUT.mkdir(parents=True, exist_ok=True)
-    log = OUT / f"{module_of(path)}.log"
+    log = OUT / ("mutmut.log" if len(paths) > 1 else f"{module_of(paths[0])}.log")
     # The code measured: mutmut copies the source and the tests when it starts.
     commit = git("rev-parse", "--short", "HEAD")
-    dirty = bool(git("status", "--porcelain", "--", path, "tests"))
-    src = (ROOT / path).read_bytes()
     t0 = time.monotonic()
-    names = (unfinished(path) if only_unfinished else []) or [f"{module_of(path)}.*"]
-    population = all_mutants(path)
-    if sample and not population:
-        sys.exit(f"{path}: mutmut generated no mutants for it")
-    if sample and sample < len(population):
-        # A seeded random sample: the kill rate over it estimates the file's (see the report).
-        names = random.Random(f"mutate:{path}").sample(population, sample)
-    with log.open("a" if only_unfinished else "w") as f:
-        p = subprocess.run([*MUTMUT, "run", "--max-children", str(jobs), *names],
-                           cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+    chosen: dict[str, list[str] | None] = {}   # None: every mutant of the file
+    populations: dict[str, int] = {}
+    names: list[str] = []
+    for path in paths:
+        population = all_mutants(path)
+        populations[path] = len(population)
+        if only_unfinished:
+            mine = unfinished(path)
+        elif sample and not population:
+            sys.exit(f"{path}: mutmut generated no mutants for it")
+        elif sample and sample < len(population):
+            # A seeded random sample: the kill rate over it estimates the file's (see the
+            # report); the seed is the file's path, so the same code gives the same sample.
+            mine = random.Random(f"mutate:{path}").sample(population, sample)
+        else:
+            mine = [f"{module_of(path)}.*"]
+        chosen[path] = mine if sample and sample < len(population) else None
+        names += mine
+    if names:
+        with log.open("a" if only_unfinished else "w") as f:
+            p = subprocess.run([*MUTMUT, "run", "--max-children", str(jobs), *names],
+                               cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+        if p.returncode != 0:
+            sys.exit(f"mutmut failed on {', '.join(paths)} (exit {p.returncode}); see {log}")
     elapsed = time.monotonic() - t0
-    meta = ROOT / "mutants" / f"{path}.meta"
-    if p.returncode != 0 or not meta.exists():
-        sys.exit(f"mutmut failed on {path} (exit {p.returncode}); see {log}")
-    codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
-    if sample and sample < len(population):
-        codes = {k: codes[k] for k in names}
-    survivors = {k: diff_of(k) for k, c in sorted(codes.items()) if c not in DETECTED}
-    return {
-        "file": path, "elapsed_s": round(elapsed, 1), "jobs": jobs,
-        "population": len(population) or len(codes),
-        "commit": commit, "dirty": dirty,
-        "source_sha256": hashlib.sha256(src).hexdigest()[:12],
-        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "codes": codes, "survivors": survivors,
-    }
+    out: dict[str, dict[str, object]] = {}
+    for path in paths:
+        meta = ROOT / "mutants" / f"{path}.meta"
+        if not meta.exists():
+            sys.exit(f"mutmut wrote no results for {path}; see {log}")
+        codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+        sampled = chosen[path]
+        if sampled is not None:
+            codes = {k: codes[k] for k in sampled}
+        out[path] = {
+            "file": path, "elapsed_s": round(elapsed, 1), "jobs": jobs,
+            "run_with": len(paths), "population": populations[path] or len(codes),
+            "commit": commit,
+            "dirty": bool(git("status", "--porcelain", "--", path, "tests")),
+            "source_sha256": hashlib.sha256((ROOT / path).read_bytes()).hexdigest()[:12],
+            "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "codes": codes,
+            "survivors": {k: diff_of(k) for k, c in sorted(codes.items())
+                          if c not in DETECTED},
+        }
+    return out
 
 
 def rerun_survivors(path: str, jobs: int, before: dict[str, object]) -> dict[str, object]:
@@ -275,12 +296,14 @@ def write_report(results: dict[str, dict[str, object]]) -> Path:
         where = f"{r['commit']}{'+edits' if r['dirty'] else ''} ({r['source_sha256']})"
         run = f"{s['total']}" if s["population"] == s["total"] else (
             f"{s['total']} of {s['population']} (sample)")
+        shared = (f" (run with {r['run_with']} files)"
+                  if int(r.get("run_with", 1)) > 1 else "")  # type: ignore[call-overload]
         lo, hi = s["ci"]  # type: ignore[misc]
         ci = f" (95%: {100 * lo:.0f}-{100 * hi:.0f}%)" if lo is not None else ""
         lines.append(
             f"| {path} | {run} | {s['detected']} | {s['undetected']} | {s['equivalent']} "
             f"| {100 * s['rate']:.1f}%{ci} | {100 * s['rate_net']:.1f}% "
-            f"| {float(r['elapsed_s']) / 60:.1f} min | {r['jobs']} | {where} |")
+            f"| {float(r['elapsed_s']) / 60:.1f} min{shared} | {r['jobs']} | {where} |")
     lines += ["", *lines_scope, "", "## Surviving mutants", ""]
     for path, r in results.items():
         survivors: dict[str, str] = r["survivors"]  # type: ignore[assignment]
@@ -321,19 +344,21 @@ def main() -> None:
     results: dict[str, dict[str, object]] = (json.loads(store.read_text())
                                              if store.exists() else {})
     if not args.report_only:
-        for path in files:
-            print(f"== {path}", flush=True)
-            if args.survivors:
-                if path not in results:
-                    sys.exit(f"{path}: no stored run to take the survivors of")
+        if args.survivors:
+            missing = [f for f in files if f not in results]
+            if missing:
+                sys.exit(f"no stored run to take the survivors of: {', '.join(missing)}")
+            for path in files:
                 results[path] = rerun_survivors(path, args.jobs, results[path])
-            else:
-                results[path] = run_file(path, args.jobs, args.unfinished, args.sample)
+        else:
+            print(f"== {len(files)} file(s): {', '.join(files)}", flush=True)
+            results.update(run_files(files, args.jobs, args.unfinished, args.sample))
+        for path in files:
             s = summarise(results[path], load_equivalents())
-            print(f"   {s['detected']}/{s['total']} detected ({100 * s['rate']:.1f}%), "
-                  f"{results[path]['elapsed_s']} s", flush=True)
-            OUT.mkdir(parents=True, exist_ok=True)
-            store.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+            print(f"   {path}: {s['detected']}/{s['total']} detected "
+                  f"({100 * s['rate']:.1f}%)", flush=True)
+        OUT.mkdir(parents=True, exist_ok=True)
+        store.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     # Configured files first; results of files since moved or dropped are kept, last.
     results = {k: results[k] for k in [*known, *sorted(set(results) - set(known))]
                if k in results}
