@@ -115,7 +115,7 @@ def all_mutants(path: str) -> list[str]:
 
 
 def run_files(paths: list[str], jobs: int, only_unfinished: bool = False,
-              sample: int = 0) -> dict[str, dict[str, object]]:
+              sample: int = 0, collect_only: bool = False) -> dict[str, dict[str, object]]:
     """Run the mutants of ``paths`` (all, a seeded sample of each, or an interrupted run's
     rest) in one ``mutmut run``, so its start-up (listing the tests, running them clean)
     is paid once; return each file's results."""
@@ -142,7 +142,7 @@ def run_files(paths: list[str], jobs: int, only_unfinished: bool = False,
             mine = [f"{module_of(path)}.*"]
         chosen[path] = mine if sample and sample < len(population) else None
         names += mine
-    if names:
+    if names and not collect_only:
         with log.open("a" if only_unfinished else "w") as f:
             p = subprocess.run([*MUTMUT, "run", "--max-children", str(jobs), *names],
                                cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
@@ -158,9 +158,12 @@ def run_files(paths: list[str], jobs: int, only_unfinished: bool = False,
         sampled = chosen[path]
         if sampled is not None:
             codes = {k: codes[k] for k in sampled}
+        if collect_only:   # an interrupted run: what it finished
+            codes = {k: c for k, c in codes.items() if c is not None}
         out[path] = {
             "file": path, "elapsed_s": round(elapsed, 1), "jobs": jobs,
-            "run_with": len(paths), "population": populations[path] or len(codes),
+            "run_with": len(paths), "interrupted": collect_only,
+            "population": populations[path] or len(codes),
             "commit": commit,
             "dirty": bool(git("status", "--porcelain", "--", path, "tests")),
             "source_sha256": hashlib.sha256((ROOT / path).read_bytes()).hexdigest()[:12],
@@ -331,6 +334,9 @@ def main() -> None:
                          "a file with fewer); 0 (the default here, FULL=1 in make) runs all")
     ap.add_argument("--survivors", action="store_true",
                     help="run again only the stored run's survivors (after adding tests)")
+    ap.add_argument("--collect", action="store_true",
+                    help="run nothing: record what an interrupted run of the same files and "
+                         "--sample finished")
     ap.add_argument("--unfinished", action="store_true",
                     help="run only the mutants an interrupted run left without a result")
     args = ap.parse_args()
@@ -352,7 +358,8 @@ def main() -> None:
                 results[path] = rerun_survivors(path, args.jobs, results[path])
         else:
             print(f"== {len(files)} file(s): {', '.join(files)}", flush=True)
-            results.update(run_files(files, args.jobs, args.unfinished, args.sample))
+            results.update(run_files(files, args.jobs, args.unfinished, args.sample,
+                                     args.collect))
         for path in files:
             s = summarise(results[path], load_equivalents())
             print(f"   {path}: {s['detected']}/{s['total']} detected "
