@@ -45,6 +45,9 @@ class TurnRecord:
     first_text_ms: float | None = None        # first text (transcript) delta
     agent_speech_s: float | None = None       # seconds of voiced agent audio
     barge_in_reaction_ms: float | None = None  # caller speech onset -> agent stopped
+    # phone calls (sip), on the call's first turn only
+    post_dial_delay_ms: float | None = None   # INVITE sent -> first 180/183 (or the 200)
+    answer_to_audio_ms: float | None = None   # call answered (200 OK) -> first agent RTP
 
 
 #: Per-turn fields the run store keeps as columns (the text lives in the transcript).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import json
 import re
@@ -570,6 +571,9 @@ class _Session:
         sched = self.scheduled_ns if (self.first_turn and phase == "caller" and first) else None
         rec = _record(self.seq, caller_turn, phase, tr, call.line.conn_setup_ns if first else 0,
                       self.t0, sched, self.lag_ms(), interrupted, None, barge_ms)
+        setup = getattr(call.line, "setup_fields", None)  # per-call timings of a line (SIP)
+        if first and setup is not None:
+            rec = dataclasses.replace(rec, **setup())
         self.run_.exchanges.append(rec)
         self.seq += 1
         said = rec.text
