@@ -339,3 +339,24 @@ async def test_digest_auth_with_credentials_from_the_environment(
         run = await _call(transport, _script(1))
     assert run.error == error, run.error_detail
     _sipp_ok(peer)
+
+
+@needs_sipp
+async def test_callsim_run_over_sip_counts_busy_calls(tmp_path: Path) -> None:
+    import asyncio
+    import json
+    import subprocess
+    import sys
+
+    async with sipp_peer("reject", tmp_path, keys={"status": "486"}, echo=False,
+                         calls=2) as peer:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "simulator", "run", "--transport", "sip", "--target",
+            peer.uri, "--count", "2", "--caller-audio", "tones",
+            "--runs-dir", str(tmp_path / "runs"), "--json",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    summary = json.loads(out)
+    assert summary["calls"]["failed"] == 2 and summary["errors"] == {"sip_busy": 2}
+    _sipp_ok(peer)
