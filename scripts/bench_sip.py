@@ -90,8 +90,10 @@ async def bench(calls: int, duration: float, cpu: int | None,
             "play_reply": '<nop><action><exec play_pcap_audio="reply.pcap"/></action></nop>'}
     speech = synthetic_speech(int(duration / 0.25), seconds_per_word=0.25)
     stats = AudioStats()
+    # SIPp runs at the lowest priority: on a shared core the peer, which is not under test,
+    # yields to the caller.
     async with sipp_peer("answer", work, keys=keys, calls=calls, echo=False,
-                         timeout_s=duration + 120) as peer:
+                         timeout_s=duration + 120, nice=19) as peer:
         if cpu is not None:
             os.sched_setaffinity(0, {cpu})  # after sipp started: it keeps its own cores
         floor = await floor_jitter(floor_s) if floor_s > 0 else []

@@ -56,7 +56,8 @@ class SippRun:
 @contextlib.asynccontextmanager
 async def sipp_peer(scenario: str, workdir: Path, *, transport: str = "udp",
                     keys: dict[str, str] | None = None, calls: int = 1,
-                    timeout_s: float = 60.0, echo: bool = True) -> AsyncIterator[SippRun]:
+                    timeout_s: float = 60.0, echo: bool = True,
+                    nice: int = 0) -> AsyncIterator[SippRun]:
     kind = socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM
     port = free_port(kind)
     media = free_port(even_pair=True)
@@ -65,7 +66,7 @@ async def sipp_peer(scenario: str, workdir: Path, *, transport: str = "udp",
         text = text.replace(f"[{k}]", v)
     xml = workdir / f"{scenario}.xml"
     xml.write_text(text)
-    args = ["sipp", "-sf", str(xml), "-i", "127.0.0.1",
+    args = [*(["nice", "-n", str(nice)] if nice else []), "sipp", "-sf", str(xml), "-i", "127.0.0.1",
             "-p", str(port), "-mi", "127.0.0.1", "-mp", str(media),
             "-t", "t1" if transport == "tcp" else "u1", "-m", str(calls),
             "-timeout", f"{int(timeout_s)}s", "-nostdin", "-trace_err",
