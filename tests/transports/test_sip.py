@@ -200,7 +200,7 @@ async def _call(transport: SipTransport, script: CallScript, **kw: Any) -> Any:
 
 
 def _answering(tmp_path: Path, tp: str = "udp", *, codec: int = PT_PCMU, ring_ms: int = 0,
-               after: str = "caller_hangup", echo: bool = False, reply_at_ms: int = 4000,
+               after: str = "caller_hangup", echo: bool = False, reply_at_ms: int = 5000,
                hold_ms: int = 0, bye_ms: int = 0) -> Any:
     """SIPp answering the call. ``echo``: it sends back every RTP packet it gets (so what it
     heard can be checked); else it greets at once and plays a reply ``reply_at_ms`` after
@@ -270,7 +270,7 @@ async def test_pcma_answer_is_spoken_and_heard_in_pcma(tmp_path: Path) -> None:
 async def test_peer_hears_speech_and_dtmf_holds_resumes_and_hangs_up(
         tp: str, tmp_path: Path) -> None:
     async with _answering(tmp_path, tp, echo=True, after="agent_hangup", reply_at_ms=0,
-                          hold_ms=3000, bye_ms=500) as peer:
+                          hold_ms=5000, bye_ms=500) as peer:
         transport = SipTransport(peer.uri, settings=SipSettings(), record_audio=True)
         # The agent only echoes, so its turn never ends: its BYE ends the call.
         run = await _call(transport, _script(1, dtmf="12#9"), greeting_wait_s=0)
@@ -332,12 +332,15 @@ async def test_digest_auth_with_credentials_from_the_environment(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CALLSIM_SIP_USER", "alice")
     monkeypatch.setenv("CALLSIM_SIP_PASSWORD", password)
-    async with sipp_peer("auth", tmp_path,
-                         keys={"user": "alice", "password": "s3cret"}) as peer:
+    write_rtp_pcap(tmp_path / "reply.pcap", dsp.encode(REPLY, "mulaw"), PT_PCMU)
+    async with sipp_peer("auth", tmp_path, echo=False, keys={
+            "user": "alice", "password": "s3cret", "reply_at_ms": "4000"}) as peer:
         transport = build_transport("sip", TransportOptions(
             target=peer.uri, deadlines=Deadlines(connect_s=3.0, first_byte_s=3.0, call_s=30)))
         run = await _call(transport, _script(1))
     assert run.error == error, run.error_detail
+    if error is None:
+        assert run.exchanges[0].agent_speech_s == pytest.approx(len(REPLY) / 8000, abs=0.1)
     _sipp_ok(peer)
 
 
