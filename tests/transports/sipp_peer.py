@@ -66,7 +66,8 @@ async def sipp_peer(scenario: str, workdir: Path, *, transport: str = "udp",
         text = text.replace(f"[{k}]", v)
     xml = workdir / f"{scenario}.xml"
     xml.write_text(text)
-    args = [*(["nice", "-n", str(nice)] if nice else []), "sipp", "-sf", str(xml), "-i", "127.0.0.1",
+    args = [*(["nice", "-n", str(nice)] if nice else []), "sipp", "-sf", str(xml),
+            "-i", "127.0.0.1",
             "-p", str(port), "-mi", "127.0.0.1", "-mp", str(media),
             "-t", "t1" if transport == "tcp" else "u1", "-m", str(calls),
             "-timeout", f"{int(timeout_s)}s", "-nostdin", "-trace_err",
