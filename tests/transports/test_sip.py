@@ -363,3 +363,39 @@ async def test_callsim_run_over_sip_counts_busy_calls(tmp_path: Path) -> None:
     summary = json.loads(out)
     assert summary["calls"]["failed"] == 2 and summary["errors"] == {"sip_busy": 2}
     _sipp_ok(peer)
+
+
+@needs_sipp
+async def test_callsim_run_over_sip_records_the_call_timings(tmp_path: Path) -> None:
+    """`callsim run --transport sip` end to end: the call is answered, the agent's reply is
+    timed, and post-dial delay and time to first audio reach the run store and the export."""
+    import asyncio
+    import json
+    import subprocess
+    import sys
+
+    script = _script(1)
+    calls = tmp_path / "calls.jsonl"
+    calls.write_text(script.model_dump_json() + "\n")
+    speech_s = 0.3 * len(script.turns[0].text.split())  # --caller-audio tones: 0.3 s a word
+    async with _answering(tmp_path, ring_ms=200,
+                          reply_at_ms=int((2.0 + speech_s + 2.5) * 1000)) as peer:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "simulator", "run", "--transport", "sip", "--target",
+            peer.uri, "--calls", str(calls), "--caller-audio", "tones",
+            "--runs-dir", str(tmp_path / "runs"), "--json",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    summary = json.loads(out)
+    assert summary["calls"]["ok"] == 1, summary["errors"]
+    _sipp_ok(peer)
+    exp = subprocess.run([sys.executable, "-m", "simulator", "export", summary["run_id"],
+                          "--runs-dir", str(tmp_path / "runs")],
+                         capture_output=True, text=True, timeout=120)
+    assert exp.returncode == 0, exp.stderr[-2000:]
+    [turn] = [r for r in map(json.loads, exp.stdout.splitlines()) if r["record"] == "turn"]
+    assert turn["conn_setup_ms"] >= 200  # it rang 200 ms
+    assert 0 < turn["post_dial_delay_ms"] < turn["conn_setup_ms"]
+    assert 0 < turn["answer_to_audio_ms"] < 1000  # the greeting starts as the call is answered
+    assert turn["agent_speech_s"] == pytest.approx(len(REPLY) / 8000, abs=0.1)
