@@ -390,11 +390,12 @@ async def test_callsim_run_over_sip_records_the_call_timings(tmp_path: Path) -> 
     summary = json.loads(out)
     assert summary["calls"]["ok"] == 1, summary["errors"]
     _sipp_ok(peer)
-    exp = subprocess.run([sys.executable, "-m", "simulator", "export", summary["run_id"],
-                          "--runs-dir", str(tmp_path / "runs")],
-                         capture_output=True, text=True, timeout=120)
-    assert exp.returncode == 0, exp.stderr[-2000:]
-    [turn] = [r for r in map(json.loads, exp.stdout.splitlines()) if r["record"] == "turn"]
+    exp = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "simulator", "export", summary["run_id"],
+        "--runs-dir", str(tmp_path / "runs"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    rows, err = await exp.communicate()
+    assert exp.returncode == 0, err.decode()[-2000:]
+    [turn] = [r for r in map(json.loads, rows.splitlines()) if r["record"] == "turn"]
     assert turn["conn_setup_ms"] >= 200  # it rang 200 ms
     assert 0 < turn["post_dial_delay_ms"] < turn["conn_setup_ms"]
     assert 0 < turn["answer_to_audio_ms"] < 1000  # the greeting starts as the call is answered
