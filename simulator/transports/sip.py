@@ -565,6 +565,8 @@ class SipLine:
         self.from_tag = secrets.token_hex(6)
         self.to_tag = ""
         self.cseq = 0
+        self.cseq_invite = 0
+        self._ack = b""
         self.remote_target = uri.text
         self.route: list[str] = []
         self.sdp_session = int.from_bytes(secrets.token_bytes(4), "big")
@@ -680,9 +682,12 @@ class SipLine:
             msg = parse_message(data)
             if msg.is_request:
                 self._on_request(msg)
-            else:
-                if (msg.get("call-id") or "") == self.sip_call_id:
-                    self._responses.put_nowait(msg)
+            elif (msg.get("call-id") or "") == self.sip_call_id:
+                if (self.answered_ns is not None and 200 <= msg.status < 300
+                        and msg.cseq == (self.cseq_invite, "INVITE")):
+                    self._send_sip(self._ack)  # the peer did not get our ACK: send it again
+                    return
+                self._responses.put_nowait(msg)
         except TransportError:
             return  # a malformed datagram is dropped, as a UA does; timers decide the call
 
@@ -904,8 +909,10 @@ class SipLine:
             self.remote_target = header_uri(contact)
         self.route = list(reversed([r.strip() for rr in resp.get_all("record-route")
                                     for r in rr.split(",")]))
-        self._send_sip(self._request("ACK", "z9hG4bK" + secrets.token_hex(8), self.cseq,
-                                     self.remote_target))
+        self.cseq_invite = self.cseq
+        self._ack = self._request("ACK", "z9hG4bK" + secrets.token_hex(8), self.cseq,
+                                  self.remote_target)
+        self._send_sip(self._ack)
         media = parse_sdp(resp.body, self.settings.codecs) if resp.body else None
         if media is None:
             raise TransportError("sip_media", "200 OK without an SDP answer")
