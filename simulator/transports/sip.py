@@ -567,6 +567,8 @@ class SipLine:
         self.cseq = 0
         self.cseq_invite = 0
         self._ack = b""
+        self._answers: dict[tuple[str, str], bytes] = {}   # (Via, CSeq) -> our response
+        self._replying_to: tuple[str, str] | None = None
         self.remote_target = uri.text
         self.route: list[str] = []
         self.sdp_session = int.from_bytes(secrets.token_bytes(4), "big")
@@ -698,8 +700,29 @@ class SipLine:
         method = req.method
         if method == "ACK":
             return
+        # A retransmitted request (its answer was lost or late) gets the same answer again,
+        # without being acted on twice (RFC 3261 17.2).
+        key = ((req.get("via") or "").split(",")[0], req.get("cseq") or "")
+        sent = self._answers.get(key)
+        if sent is not None:
+            self._send_sip(sent)
+            return
+        self._replying_to = key
+        try:
+            self._handle_request(req, method)
+        finally:
+            self._replying_to = None
+
+    def _reply(self, data: bytes) -> None:
+        if self._replying_to is not None:
+            self._answers[self._replying_to] = data
+            if len(self._answers) > 64:
+                self._answers.pop(next(iter(self._answers)))
+        self._send_sip(data)
+
+    def _handle_request(self, req: SipMessage, method: str) -> None:
         if method == "BYE":
-            self._send_sip(response_to(req, 200, "OK", to_tag=self.from_tag))
+            self._reply(response_to(req, 200, "OK", to_tag=self.from_tag))
             self.sip_log.append(("bye_received", ""))
             if not self.hangup_by:
                 self.hangup_by = "agent"
@@ -711,7 +734,7 @@ class SipLine:
                 try:
                     media = parse_sdp(req.body, self.settings.codecs)
                 except TransportError as exc:
-                    self._send_sip(response_to(req, 488, "Not Acceptable Here",
+                    self._reply(response_to(req, 488, "Not Acceptable Here",
                                                to_tag=self.from_tag))
                     self.sip_log.append(("reinvite_rejected", str(exc)))
                     return
@@ -724,17 +747,17 @@ class SipLine:
             extra = [("Contact", self._contact()), ("Allow", ALLOW)]
             if body:
                 extra.append(("Content-Type", "application/sdp"))
-            self._send_sip(response_to(req, 200, "OK", to_tag=self.from_tag, extra=extra,
+            self._reply(response_to(req, 200, "OK", to_tag=self.from_tag, extra=extra,
                                        body=body))
             return
         if method in ("OPTIONS", "INFO", "NOTIFY"):
-            self._send_sip(response_to(req, 200, "OK", to_tag=self.from_tag,
+            self._reply(response_to(req, 200, "OK", to_tag=self.from_tag,
                                        extra=[("Allow", ALLOW)]))
             return
         if method == "CANCEL":
-            self._send_sip(response_to(req, 481, "Call/Transaction Does Not Exist"))
+            self._reply(response_to(req, 481, "Call/Transaction Does Not Exist"))
             return
-        self._send_sip(response_to(req, 405, "Method Not Allowed", extra=[("Allow", ALLOW)]))
+        self._reply(response_to(req, 405, "Method Not Allowed", extra=[("Allow", ALLOW)]))
 
     def _apply_media(self, media: SdpMedia) -> None:
         self.codec_pt = media.codec_pt

@@ -400,3 +400,23 @@ async def test_callsim_run_over_sip_records_the_call_timings(tmp_path: Path) -> 
     assert 0 < turn["post_dial_delay_ms"] < turn["conn_setup_ms"]
     assert 0 < turn["answer_to_audio_ms"] < 1000  # the greeting starts as the call is answered
     assert turn["agent_speech_s"] == pytest.approx(len(REPLY) / 8000, abs=0.1)
+
+
+def test_a_retransmitted_reinvite_is_answered_again_not_acted_on_twice() -> None:
+    from simulator.transports.sip import SipLine, build_message
+
+    line = SipLine(parse_sip_uri("sip:a@127.0.0.1"), SipSettings(), Deadlines(), "c")
+    line.local_ip, line.rtp_port = "127.0.0.1", 40000
+    sent: list[bytes] = []
+    line._send_sip = sent.append  # type: ignore[method-assign]  # the socket write: the seam
+    sdp = b"v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 6000 RTP/AVP 0\r\na=sendonly\r\n"
+    reinvite = build_message("INVITE sip:callsim@127.0.0.1 SIP/2.0", [
+        ("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKhold"), ("From", "<sip:a@x>;tag=p"),
+        ("To", f"<sip:c@y>;tag={line.from_tag}"), ("Call-ID", line.sip_call_id),
+        ("CSeq", "1 INVITE"), ("Content-Type", "application/sdp")], sdp)
+    line._on_sip(reinvite)
+    line._on_sip(reinvite)  # its 200 was lost: the peer sends it again
+    assert len(sent) == 2 and sent[0] == sent[1]
+    answer = parse_message(sent[0])
+    assert answer.status == 200 and b"a=recvonly" in answer.body
+    assert line.sip_log == [("invite", "sendonly")] and not line.send_enabled
