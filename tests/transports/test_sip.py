@@ -279,8 +279,8 @@ async def test_peer_hears_speech_and_dtmf_holds_resumes_and_hangs_up(
     # The peer got the caller's speech (its echo holds it intact) and the digits, sent as
     # RFC 4733 events (they came back whole).
     heard = dsp.decode(bytes(line.received_audio or b""), "mulaw")
-    assert _contains(heard, CALLER) > 0.8
-    assert line.dtmf_received == ["1", "2", "#", "9"]
+    assert _contains(heard, CALLER) > 0.8, line.sip_log
+    assert line.dtmf_received == ["1", "2", "#", "9"], line.sip_log
     assert ("invite", "sendonly") in line.sip_log and ("invite", "sendrecv") in line.sip_log
     assert line.frames_held > 0  # on hold, no RTP left callsim
     assert line.hangup_by == "agent" and "bye_sent" not in dict(line.sip_log)
