@@ -194,7 +194,7 @@ async def _call(transport: SipTransport, script: CallScript, **kw: Any) -> Any:
             deadlines=kw.pop("deadlines", Deadlines(connect_s=3.0, first_byte_s=6.0,
                                                     call_s=30.0)),
             run_t0_ns=time.perf_counter_ns(), speech=kw.pop("speech", lambda turn: CALLER),
-            agent_silence_s=0.4, greeting_wait_s=kw.pop("greeting_wait_s", 2.0), **kw)
+            agent_silence_s=1.0, greeting_wait_s=kw.pop("greeting_wait_s", 2.0), **kw)
     finally:
         await transport.aclose()
 
@@ -269,8 +269,10 @@ async def test_pcma_answer_is_spoken_and_heard_in_pcma(tmp_path: Path) -> None:
 @pytest.mark.parametrize("tp", ["udp", "tcp"])
 async def test_peer_hears_speech_and_dtmf_holds_resumes_and_hangs_up(
         tp: str, tmp_path: Path) -> None:
+    # The hold comes 8 s after the answer: long after the caller's 1 s turn and its digits,
+    # even on a loaded machine.
     async with _answering(tmp_path, tp, echo=True, after="agent_hangup", reply_at_ms=0,
-                          hold_ms=5000, bye_ms=500) as peer:
+                          hold_ms=8000, bye_ms=500) as peer:
         transport = SipTransport(peer.uri, settings=SipSettings(), record_audio=True)
         # The agent only echoes, so its turn never ends: its BYE ends the call.
         run = await _call(transport, _script(1, dtmf="12#9"), greeting_wait_s=0)
