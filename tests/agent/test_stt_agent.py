@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,10 @@ async def test_cli_run_with_tts_caller_against_the_hearing_agent(
             url.replace("http://", "ws://") + path, "--transport", transport,
             "--caller-audio", "tts", "--profile", PROFILE, "--pack", "salon", "--count", "1",
             "--concurrency", "1", "--seed", str(SEED), "--tools-port", str(relay),
-            "--text-hints", "--no-pauses", "--runs-dir", str(tmp_path / "runs"), "--json",
+            "--no-pauses", "--runs-dir", str(tmp_path / "runs"), "--json",
+            # The agent recognises, decides and speaks (Piper) on a shared 2-core box:
+            # give it time before the caller says "hello?".
+            "--reprompt-after", "25",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env={**__import__("os").environ, "CALLSIM_TTS_CACHE": str(env_cache)})
         out, err = await asyncio.wait_for(proc.communicate(), 240)
@@ -127,6 +131,7 @@ async def test_cli_run_with_tts_caller_against_the_hearing_agent(
     assert summary["calls"]["ok"] == 1, err.decode()[-2000:]
     store = RunStore(Path(summary["run_dir"]))
     call = next(store.calls())
+    store_turns = list(store.turns())
     store.close()
     tr = call["transcript"]
     assert tr["audio"]["caller_audio"] == "tts"
@@ -138,6 +143,23 @@ async def test_cli_run_with_tts_caller_against_the_hearing_agent(
     said = set().union(*(_words(c["clean_text"] or c["text"]) for c in caller))
     assert any(_words(e["heard"]) & said for e in heard), (heard, caller)
     assert all(e["reply"] is not None for e in heard)
+    # No words on the wire: on Twilio callsim's listener heard the agent's speech; Realtime
+    # carries the agent's transcript.
+    assert tr["agent_source"] == ("audio" if transport == "twilio" else "text")
+    turns = [t for t in store_turns if t["phase"] in ("greeting", "caller")]
+    assert turns and all(t["text_source"] == tr["agent_source"] for t in turns
+                         if t["agent_speech_s"])
+    if transport == "twilio":
+        assert any("calling" in (t["heard_text"] or "") for t in turns), turns
+        # `callsim export` carries each turn's heard text and timings.
+        exported = subprocess.run(
+            [sys.executable, "-m", "simulator", "export", summary["run_dir"], "--format",
+             "jsonl"], capture_output=True, text=True, timeout=60, check=True)
+        rows = [json.loads(x) for x in exported.stdout.splitlines()]
+        ex_turns = [r for r in rows if r["record"] == "turn"]
+        assert [r["heard_text"] for r in ex_turns] == [t["heard_text"] for t in store_turns]
+        assert all("listen_ms" in r and "agent_end_ms" in r and "talk_overs" in r
+                   for r in ex_turns)
     # The call went somewhere sensible: a tool call, or the agent closing the call.
     agent_said = " ".join(tr["agent"]).lower()
     assert tr["tool_calls"] or "goodbye" in agent_said or "anything else" in agent_said
