@@ -8,7 +8,6 @@ import asyncio
 import json
 import re
 import socket
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -152,10 +151,12 @@ async def test_cli_run_with_tts_caller_against_the_hearing_agent(
     if transport == "twilio":
         assert any("calling" in (t["heard_text"] or "") for t in turns), turns
         # `callsim export` carries each turn's heard text and timings.
-        exported = subprocess.run(
-            [sys.executable, "-m", "simulator", "export", summary["run_dir"], "--format",
-             "jsonl"], capture_output=True, text=True, timeout=60, check=True)
-        rows = [json.loads(x) for x in exported.stdout.splitlines()]
+        exp = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "simulator", "export", summary["run_dir"], "--format",
+            "jsonl", stdout=asyncio.subprocess.PIPE)
+        exported, _ = await asyncio.wait_for(exp.communicate(), 60)
+        assert exp.returncode == 0
+        rows = [json.loads(x) for x in exported.decode().splitlines()]
         ex_turns = [r for r in rows if r["record"] == "turn"]
         assert [r["heard_text"] for r in ex_turns] == [t["heard_text"] for t in store_turns]
         assert all("listen_ms" in r and "agent_end_ms" in r and "talk_overs" in r
