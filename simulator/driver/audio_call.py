@@ -35,6 +35,7 @@ from simulator.audio.line import (
 )
 from simulator.callscript import CallScript, Turn
 from simulator.driver.session import CallRun, awaited_turn
+from simulator.driver.turntaking import TurnTaking
 from simulator.errors import TransportError
 from simulator.results import TurnRecord
 from simulator.tools.relay import ExecuteTool, ToolRelay
@@ -46,37 +47,6 @@ MAX_TOOL_ROUNDS = 8
 
 # A turn's caller audio (8 kHz float32), or an awaitable of it (TTS rendered off the loop).
 SpeechFn = Callable[[Turn], "np.ndarray | Awaitable[np.ndarray]"]
-REPROMPT_TEXT = "Hello? Are you still there?"
-
-
-@dataclass(frozen=True)
-class TurnTaking:
-    """How the caller takes turns (all options of ``callsim run``, see docs/listener.md).
-
-    ``greeting_wait_s``: how long to wait for the agent to start greeting before the caller
-    speaks (0: do not wait); ``greeting_max_s``: the longest greeting the caller lets finish;
-    ``agent_silence_s``: agent silence (after its audio played out) that ends its turn;
-    ``reprompt_after_s``: agent silence after the caller's turn before the caller says
-    ``reprompt_text``; ``reprompts``: how many times before giving up (then the call fails
-    as ``agent_silent``)."""
-
-    greeting_wait_s: float = 5.0
-    greeting_max_s: float = 30.0
-    agent_silence_s: float = 0.7
-    reprompt_after_s: float = 8.0
-    reprompts: int = 1
-    reprompt_text: str = REPROMPT_TEXT
-
-    def __post_init__(self) -> None:
-        from simulator.errors import InputError
-
-        for name in ("greeting_wait_s", "greeting_max_s", "agent_silence_s"):
-            if getattr(self, name) < 0:
-                raise InputError(f"--{name[:-2].replace('_', '-')}: must be >= 0 seconds")
-        if self.reprompt_after_s <= 0:
-            raise InputError("--reprompt-after: must be > 0 seconds")
-        if self.reprompts < 0:
-            raise InputError("--reprompts: must be >= 0")
 
 
 class _AgentHungUp(Exception):
