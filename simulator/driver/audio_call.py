@@ -287,7 +287,7 @@ class _AudioCall:
                 timer.cancel()
 
 
-def _record(seq: int, caller_turn: int, phase: str, tr: _Turn, conn_ns: int, t0: int,
+def _record(seq: int, caller_turn: int | None, phase: str, tr: _Turn, conn_ns: int, t0: int,
             scheduled_ns: int | None, lag: float, interrupted: bool, error: str | None,
             barge_ms: float | None, text: str = "", source: str = "",
             heard: str | None = None, listen_ms: float | None = None) -> TurnRecord:
@@ -467,7 +467,7 @@ class _Session:
             # Let it finish (up to greeting_max_s), as a person would before answering.
             finished = await call.wait_for(call.agent_done,
                                            min(self.tt.greeting_max_s, self.remaining()))
-            await self._record(call, tr, 0, "greeting", False, None)
+            await self._record(call, tr, None, "greeting", False, None)
             greet = self.run_.exchanges[-1].text
             self.run_.events.append(("greeting", {"text": greet, "speech_s": tr.voiced_s,
                                                   "finished": finished}))
@@ -664,7 +664,7 @@ class _Session:
             return heard, "audio", heard, ms
         return "", "", None, None
 
-    async def _record(self, call: _AudioCall, tr: _Turn, caller_turn: int, phase: str,
+    async def _record(self, call: _AudioCall, tr: _Turn, caller_turn: int | None, phase: str,
                       interrupted: bool, barge_ms: float | None) -> str:
         """Store the turn's record; returns what the agent said (as far as callsim knows)."""
         text, source, heard, listen_ms = await self._words(tr)
