@@ -86,11 +86,26 @@ async def test_tts_caller_audio_is_speech_and_the_same_seed_gives_the_same_bytes
 
 
 async def test_barge_in_still_stops_the_agent_when_it_hears(tmp_path: Path) -> None:
+    from simulator.audio.listener import Listener
+
     script = script_with_tool_and_barge_in(onset_s=0.3)
-    run = await call_reference(lambda u: TwilioTransport(u, text_hints=True), script,
-                               greeting_wait_s=6.0, path="/twilio",
-                               agent_kw={"stt": "pocketsphinx", "ttft_ms": 0.0})
-    assert run.error is None, run.error_detail
+    # The caller hears the agent (no words on the wire): without a listener it would answer
+    # blind, past the agent's goodbye.
+    listener = Listener(1)
+    try:
+        run = await call_reference(lambda u: TwilioTransport(u), script,
+                                   greeting_wait_s=6.0, path="/twilio", listener=listener,
+                                   # tones the agent cannot understand: it re-asks until the
+                                   # caller's patience runs out, a few turns of recognition.
+                                   call_s=240.0,
+                                   # espeak-ng: renders in tens of ms where Piper takes
+                                   # seconds on a loaded box; this test is about barge-in.
+                                   agent_kw={"stt": "pocketsphinx", "ttft_ms": 0.0,
+                                             "voice": "espeak"})
+    finally:
+        listener.close()
+    assert run.error is None, (run.error_detail, run.events,
+                               [(e.phase, e.text) for e in run.exchanges])
     barge = [e for e in run.events if e[0] == "barge_in"]
     assert len(barge) == 1 and barge[0][1]["cleared"], run.events
     assert [e for e in run.exchanges if e.phase == "caller"][0].interrupted
