@@ -592,6 +592,7 @@ class _Session:
             "caller": self.caller_log,
             "agent": self.agent_log,
             "tool_calls": self.tool_log,
+            "tool_relay": self.relay is not None,  # tools seen only if the agent calls them
             "usage": self.usage,
             "usage_estimated": self.estimated,
             "duration_s": (run.finished_ns - run.started_ns) / 1e9,

@@ -84,8 +84,13 @@ class RunConfig:
     max_active: int | None = None
     # Audio transports: send the caller's words beside the audio (reference agent only).
     text_hints: bool = False
-    # Transports with a tool relay: the port the agent calls (0: any free port, printed).
+    # Transports with a tool relay: the port the agent calls (0: any free port, printed),
+    # the address it binds (a bot elsewhere needs one it can reach) and the environment
+    # variable holding the bearer token it requires (None: no token). The token itself is
+    # never stored in the run's meta.
     tools_port: int = 0
+    tools_host: str = "127.0.0.1"
+    tools_token_env: str | None = None
     # Audio transports: the caller's voice. "tts": each turn rendered with pyttsx3/espeak-ng
     # in the persona's voice through the profile's line (``audio_params``, the profile's
     # ``audio`` section; None: a clean telephone line); "tones": synthetic voiced tones.
@@ -470,10 +475,13 @@ class ShardRunner:
               f"(cache {self.caller_audio.cache_dir})", file=sys.stderr, flush=True)
 
     async def _start_relay(self) -> Any:
-        running = await start_tool_relay(self.config.tools_port)
+        c = self.config
+        token = os.environ.get(c.tools_token_env) if c.tools_token_env else None
+        running = await start_tool_relay(c.tools_port, c.tools_host, token)
         self.relay, self.relay_url = running.relay, running.url
         print(f"tool relay for the agent at {self.relay_url} (POST /tools/NAME, header "
-              "X-Callsim-Call-Id)", file=sys.stderr, flush=True)
+              f"X-Callsim-Call-Id{', bearer token required' if token else ''})",
+              file=sys.stderr, flush=True)
         return running
 
 

@@ -155,6 +155,8 @@ def grade_call(
         caller_cost_usd=float(model.get("cost_usd", 0.0)),
         caller_invented=len(model.get("invented") or ()),
         frozen_diverged_at=frozen.get("diverged_at"),
+        tools_observed=(bool(transcript.get("tool_calls")) if transcript.get("tool_relay")
+                        else None),
     )
     detail = {
         "mismatches": mismatches,
