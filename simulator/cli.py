@@ -165,6 +165,11 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
                    "line (rendered before the run starts; cached in $CALLSIM_TTS_CACHE); "
                    "'tones': synthetic voiced tones (pure timing/load work). Default: tts "
                    "when the TTS works here, else tones with a notice.")
+@click.option("--caller-voice", type=click.Choice(["piper", "espeak"]),
+              help="--caller-audio tts: the voices. 'piper': natural speech (Piper's "
+                   "bundled voice, a rate and pitch per persona), which an agent's "
+                   "recogniser hears like a recording; 'espeak': espeak-ng formant voices. "
+                   "Default: piper when installed (callsim[asr]), else espeak.")
 @click.option("--caller", "caller_kind", default="rules", show_default=True,
               type=click.Choice(["rules", "llm"]),
               help="Who plays the caller: the rule-based caller following the script, or a "
@@ -258,6 +263,13 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
         profile_name = calls[0].degradation.profile  # a degraded fixture file
     caller_audio, audio_params = _caller_audio(kw.get("caller_audio"), kw["transport"],
                                                profile_name, kw.get("profiles_dir"))
+    caller_voice = "espeak"
+    if caller_audio == "tts":
+        from simulator.audio.caller_audio import resolve_caller_voice
+
+        caller_voice, voice_notice = resolve_caller_voice(kw.get("caller_voice"))
+        if voice_notice:
+            click.echo(f"callsim: note: {voice_notice}", err=True)
     arms = _arms(kw)
     target = kw.get("target") or arms[0].target
     rubric = rubric_sha = None
@@ -288,7 +300,7 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
         max_requests_per_s=kw.get("max_rps"), max_active=kw.get("max_active"),
         text_hints=bool(kw.get("text_hints")), tools_port=kw.get("tools_port") or 0,
         tools_host=kw.get("tools_host") or "127.0.0.1", tools_token_env=_token_env(kw),
-        caller_audio=caller_audio, audio_params=audio_params,
+        caller_audio=caller_audio, caller_voice=caller_voice, audio_params=audio_params,
         deadlines=Deadlines(connect_s=kw["connect_timeout"], first_byte_s=kw["first_byte_timeout"],
                             stall_s=kw["stall_timeout"], call_s=kw["call_timeout"],
                             tool_s=kw["tool_timeout"],

@@ -95,6 +95,9 @@ class RunConfig:
     # in the persona's voice through the profile's line (``audio_params``, the profile's
     # ``audio`` section; None: a clean telephone line); "tones": synthetic voiced tones.
     caller_audio: str = "tones"
+    # With "tts": the voices' engine, "piper" (natural speech; the CLI's default when
+    # installed) or "espeak" (formant speech, the fallback).
+    caller_voice: str = "espeak"
     audio_params: dict[str, Any] | None = None
     # An interleaved A/B run: every planned script is replayed once per arm (see
     # simulator.driver.arms); empty: one arm, ``target`` and ``model``.
@@ -466,11 +469,12 @@ class ShardRunner:
         from simulator.audio.chain import AudioParams
 
         params = AudioParams.from_dict(self.config.audio_params)
-        self.caller_audio = CallerAudio(params, self.config.seed)
+        self.caller_audio = CallerAudio(params, self.config.seed,
+                                        engine=self.config.caller_voice)
         scripts = [self.calls[self.arm_of(i)[0] % len(self.calls)] for i in indices]
         t = time.monotonic()
         n = await self.caller_audio.prerender(scripts)
-        print(f"caller audio: {n} turns rendered with TTS through the "
+        print(f"caller audio: {n} turns rendered with {self.config.caller_voice} through the "
               f"{self.config.profile!r} line in {time.monotonic() - t:.1f} s "
               f"(cache {self.caller_audio.cache_dir})", file=sys.stderr, flush=True)
 

@@ -24,6 +24,18 @@ AUDIO_TIMINGS = ("ttfa_ms", "first_voiced_ms", "barge_in_reaction_ms", "agent_sp
 _TOOL_NUMBERS = ("tool_arg_accuracy", "strict_pass_rate")
 
 
+def _caller_voice(meta: dict[str, Any]) -> str | None:
+    """Which voice spoke for the callers (audio runs with TTS callers; None otherwise)."""
+    config = meta.get("config") or {}
+    if meta.get("carries") != "audio":
+        return None
+    if config.get("caller_audio") != "tts":
+        return "synthetic tones"
+    from simulator.audio.caller_audio import describe_caller_voice
+
+    return describe_caller_voice(str(config.get("caller_voice") or "espeak"))
+
+
 def _pcts(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p95": None, "p99": None, "max": None, "n": 0}
@@ -117,6 +129,7 @@ def summarize(store: RunStore) -> dict[str, Any]:
         "loop_lag": {"p99_ms": meta.get("loop_lag_p99_ms"),
                      "verdict": meta.get("loop_lag_verdict"),
                      "at_samples_p99_ms": _pcts(lags)["p99"]},
+        "caller_voice": _caller_voice(meta),
         # The agent called tools over the relay on no call: its tool accuracy is unknown.
         "tools_not_observed": tools_not_observed(outcomes),
         "cost_estimated_share": (sum(o.cost_estimated for o in outcomes) / len(outcomes)
@@ -170,6 +183,8 @@ def render_summary(summary: dict[str, Any]) -> Any:
         t.add_row("caller turns/s at calls in flight (mean)",
                   f"{ld['turns_per_s']:.1f} at {ld['concurrent_calls_mean']:.1f}"
                   + (f" (pacing {ld['pacing']})" if ld.get("pacing") else ""), style="dim")
+    if summary.get("caller_voice"):
+        t.add_row("caller voice", summary["caller_voice"], style="dim")
     c = summary["calls"]
     t.add_row("calls ok / failed", f"{c['ok']} / {c['failed']}", style="dim")
     lines: list[Any] = [t]
