@@ -31,6 +31,7 @@ from simulator.agent_profile import AgentProfile
 from simulator.callscript import CallScript, write_calls
 from simulator.driver.arms import Arm, split_index
 from simulator.driver.arrivals import ArrivalSpec, build_schedule, warmup_count
+from simulator.driver.audio_call import TurnTaking
 from simulator.driver.gctune import load_gc
 from simulator.driver.looplag import LoopLagMonitor
 from simulator.driver.looplag import lag_verdict as looplag_verdict
@@ -112,6 +113,12 @@ class RunConfig:
     caller_price_out_per_m: float = 0.0
     # What this run is, in a few words (``--label``); tables name the run by it.
     label: str | None = None
+    # Audio transports: how the caller takes turns (greeting wait, end-of-turn silence,
+    # re-prompts; simulator.driver.audio_call.TurnTaking) and hears the agent ("auto":
+    # pocketsphinx when installed, "pocketsphinx", "off"; simulator.audio.listener).
+    turn_taking: TurnTaking = field(default_factory=TurnTaking)
+    listener: str = "auto"
+    listener_workers: int = 1
 
     def __post_init__(self) -> None:
         if self.pacing not in PACING_MODES:
@@ -281,6 +288,7 @@ class ShardRunner:
         self.caller_audio: Any = None  # CallerAudio when the caller speaks with TTS
         self.spec = transport_spec(config.transport)
         self.caller_model: Any = None  # CallerModel when a model plays the caller
+        self.listener: Any = None  # simulator.audio.listener.Listener on audio transports
 
     def arm_of(self, i: int) -> tuple[int, Arm | None]:
         """Call index -> (script slot, arm); the arm is None in a one-arm run."""
@@ -314,6 +322,7 @@ class ShardRunner:
                     if self.caller_audio is not None else None),
             pacing=config.pacing,
             caller_model=self.caller_model,
+            turn_taking=config.turn_taking, listener=self.listener,
         )
         outcome, detail = grade_call(
             script, run.transcript, call_id=call_id, profile=config.profile,
@@ -396,6 +405,8 @@ class ShardRunner:
                 relay_runner = await self._start_relay()
             if self.spec.audio and config.caller_audio == "tts":
                 await self._prerender(indices)
+            if self.spec.audio:
+                await self._start_listener()
             if config.caller == "llm":
                 self.caller_model = self._caller_model()
             self.lag.start()
@@ -459,8 +470,26 @@ class ShardRunner:
                 await relay_runner.close()
             if self.caller_audio is not None:
                 self.caller_audio.close()
+            if self.listener is not None:
+                self.listener.close()
             gc_tuning.__exit__(None, None, None)
         return interrupted
+
+    async def _start_listener(self) -> None:
+        """Start the listener's recogniser processes (they load the model, and build the
+        listener LM on first use) before the clock starts."""
+        from simulator.audio.listener import Listener, resolve_listener
+
+        mode, notice = resolve_listener(self.config.listener)
+        if notice:
+            print(f"callsim: note: {notice}", file=sys.stderr, flush=True)
+        if mode == "off":
+            return
+        self.listener = Listener(self.config.listener_workers)
+        t = time.monotonic()
+        await self.listener.warm()
+        print(f"listener: pocketsphinx in {self.config.listener_workers} process(es), ready in "
+              f"{time.monotonic() - t:.1f} s", file=sys.stderr, flush=True)
 
     async def _prerender(self, indices: list[int]) -> None:
         """Render every caller turn of this shard's scripts before the clock starts, in
