@@ -44,7 +44,9 @@ from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
     LLMRunFrame,
+    TTSTextFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
@@ -135,46 +137,60 @@ def tool_handler(cfg: BotConfig, call_id: str, session: aiohttp.ClientSession) -
 
 
 class BotSpeechLog(BaseObserver):
-    """Logs every ``BotStartedSpeakingFrame`` of a call as one JSON line: the call id, the
-    turn number, when the bot started speaking (wall clock and this machine's monotonic
-    clock), seconds since the call connected, and the latency from the end of the caller's
-    speech as Pipecat's ``UserBotLatencyObserver`` dates it (the VAD's stop time minus its
-    ``stop_secs``); ``latency_ms`` is null for a turn no caller speech preceded (the
-    greeting)."""
+    """Logs every bot turn of a call as JSON lines. At ``BotStartedSpeakingFrame``: the
+    call id, the turn number, when the bot started speaking (wall clock and this machine's
+    monotonic clock), seconds since the call connected, and the latency from the end of the
+    caller's speech as Pipecat's ``UserBotLatencyObserver`` dates it (the VAD's stop time
+    minus its ``stop_secs``; null for a turn no caller speech preceded, like the greeting).
+    At ``BotStoppedSpeakingFrame``: the words the bot spoke in that turn (``said``)."""
 
     def __init__(self, call_id: str, path: Path | None, connected: float) -> None:
         super().__init__()
         self.call_id = call_id
         self.path = path
         self.connected = connected
-        self.turn = 0
+        self.turn = -1
         self._user_stopped: float | None = None
+        self._said: list[str] = []
         self._seen: set[int] = set()
+
+    def _write(self, rec: dict[str, Any]) -> None:
+        logger.info(f"bot turn: {rec}")
+        if self.path is not None:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(rec) + "\n")
 
     async def on_push_frame(self, data: FramePushed) -> None:
         frame = data.frame
         if isinstance(frame, VADUserStartedSpeakingFrame):
             self._user_stopped = None
-        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            return
+        if isinstance(frame, VADUserStoppedSpeakingFrame):
             self._user_stopped = frame.timestamp - frame.stop_secs
-        elif (isinstance(frame, BotStartedSpeakingFrame)
-              and data.direction == FrameDirection.DOWNSTREAM and frame.id not in self._seen):
+            return
+        # Frames are seen at every hop: take each once, downstream.
+        if data.direction != FrameDirection.DOWNSTREAM or frame.id in self._seen:
+            return
+        if isinstance(frame, TTSTextFrame):
+            self._seen.add(frame.id)
+            self._said.append(frame.text)
+        elif isinstance(frame, BotStartedSpeakingFrame):
             self._seen.add(frame.id)
             now, mono = time.time(), time.perf_counter_ns()
-            stopped = self._user_stopped
-            self._user_stopped = None
-            rec = {
-                "call_id": self.call_id, "turn": self.turn, "bot_started_unix": now,
-                "bot_started_mono_ns": mono, "since_connect_s": now - self.connected,
+            stopped, self._user_stopped = self._user_stopped, None
+            self.turn += 1
+            self._said = []
+            self._write({
+                "event": "bot_started_speaking", "call_id": self.call_id, "turn": self.turn,
+                "bot_started_unix": now, "bot_started_mono_ns": mono,
+                "since_connect_s": now - self.connected,
                 "user_stopped_since_connect_s": (None if stopped is None
                                                  else stopped - self.connected),
-                "latency_ms": None if stopped is None else (now - stopped) * 1000.0,
-            }
-            self.turn += 1
-            logger.info(f"bot started speaking: {rec}")
-            if self.path is not None:
-                with self.path.open("a", encoding="utf-8") as f:
-                    f.write(json.dumps(rec) + "\n")
+                "latency_ms": None if stopped is None else (now - stopped) * 1000.0})
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            self._seen.add(frame.id)
+            self._write({"event": "bot_stopped_speaking", "call_id": self.call_id,
+                         "turn": self.turn, "said": " ".join(self._said)})
 
 
 # --------------------------------------------------------------------------- one call
