@@ -46,6 +46,7 @@ from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     LLMRunFrame,
+    TranscriptionFrame,
     TTSTextFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
@@ -142,7 +143,8 @@ class BotSpeechLog(BaseObserver):
     monotonic clock), seconds since the call connected, and the latency from the end of the
     caller's speech as Pipecat's ``UserBotLatencyObserver`` dates it (the VAD's stop time
     minus its ``stop_secs``; null for a turn no caller speech preceded, like the greeting).
-    At ``BotStoppedSpeakingFrame``: the words the bot spoke in that turn (``said``)."""
+    At ``BotStoppedSpeakingFrame``: the words the bot spoke in that turn (``said``); at each
+    transcript, what the bot's recogniser heard (``heard``)."""
 
     def __init__(self, call_id: str, path: Path | None, connected: float) -> None:
         super().__init__()
@@ -174,6 +176,10 @@ class BotSpeechLog(BaseObserver):
         if isinstance(frame, TTSTextFrame):
             self._seen.add(frame.id)
             self._said.append(frame.text)
+        elif isinstance(frame, TranscriptionFrame):
+            self._seen.add(frame.id)
+            self._write({"event": "heard", "call_id": self.call_id, "text": frame.text,
+                         "since_connect_s": time.time() - self.connected})
         elif isinstance(frame, BotStartedSpeakingFrame):
             self._seen.add(frame.id)
             now, mono = time.time(), time.perf_counter_ns()

@@ -92,9 +92,10 @@ def voice_for(persona_key: str, seed: int = 0) -> Voice:
 
 
 _DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-# A run of digits in groups (spaces, hyphens, dots, brackets between them): a phone number or
-# an ID when it holds 5+ digits; an ISO date is left alone.
-_DIGIT_RUN = re.compile(r"\(?\d[\d \-.()]*\d")
+# A run of digits in groups (spaces, hyphens, dots, brackets or ", " between them): a phone
+# number or an ID when it holds 5+ digits; an ISO date is left alone, and so is "225,000"
+# (a comma without a space groups thousands).
+_DIGIT_RUN = re.compile(r"\(?\d(?:[\d \-.()]|,(?= ))*\d")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 

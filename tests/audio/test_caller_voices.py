@@ -36,6 +36,8 @@ def test_each_pack_has_several_distinct_piper_voices_chosen_by_seed() -> None:
 def test_phone_numbers_and_ids_are_said_digit_by_digit() -> None:
     assert say_digits("744-923-1764.") == "seven four four, nine two three, one seven six four."
     assert say_digits("It's L-30538") == "It's L-three zero five three eight"
+    assert say_digits("543, 283, four zero six oh.") == (
+        "five four three, two eight three, four zero six oh.")
     # Times, dates, short numbers and amounts are the voice's to read.
     kept = "At 9:30 on 6/23, room 12, born 1963-05-15, $225,000"
     assert say_digits(kept) == kept
