@@ -3,15 +3,19 @@
 Pipecat has no offline recogniser whose model ships inside a PyPI package, so this is a
 small :class:`~pipecat.services.stt_service.SegmentedSTTService` (the base Pipecat's own
 Whisper service uses): the VAD cuts the caller's speech into segments and each segment is
-transcribed once, off the event loop. The recogniser is callsim's pocketsphinx wrapper with
-the wheel's US-English acoustic model and, by default, a domain language model built from
-callsim's persona packs (a deployed bot's recogniser would be tuned to its domain too).
+transcribed once, in a worker process (a pocketsphinx decode holds the GIL for the whole
+segment: in a thread it would stall every call's audio on the bot's event loop). The
+recogniser is callsim's pocketsphinx wrapper with the wheel's US-English acoustic model and,
+by default, a domain language model built from callsim's persona packs (a deployed bot's
+recogniser would be tuned to its domain too).
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 from collections.abc import AsyncGenerator
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from loguru import logger
@@ -20,7 +24,20 @@ from pipecat.services.settings import STTSettings
 from pipecat.services.stt_service import SegmentedSTTService
 from pipecat.utils.time import time_now_iso8601
 
-from simulator.audio.asr import Recogniser, RecogniserConfig
+from simulator.audio.asr import RecogniserConfig, get_recogniser
+
+
+def _config(lm: str) -> RecogniserConfig:
+    return RecogniserConfig(lm=lm)  # type: ignore[arg-type]
+
+
+def _load(lm: str) -> None:
+    get_recogniser(_config(lm))  # the model (and the LM, built once and cached) per worker
+
+
+def _transcribe(lm: str, pcm: bytes, sample_rate: int) -> str:
+    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
+    return get_recogniser(_config(lm)).transcribe(samples, sample_rate)
 
 
 class PocketsphinxSTTService(SegmentedSTTService):
@@ -28,25 +45,30 @@ class PocketsphinxSTTService(SegmentedSTTService):
 
     ``lm``: "domain" (a trigram over callsim's persona packs' caller text, built once and
     cached) or "generic" (the wheel's general English model). Loading takes a few seconds,
-    so the recogniser is created once and shared by every call of the process
-    (:meth:`load`)."""
+    so the recogniser processes are started once and shared by every call (:meth:`load`)."""
 
-    _shared: dict[str, Recogniser] = {}
+    _pools: dict[str, ProcessPoolExecutor] = {}
 
     def __init__(self, *, lm: str = "domain", **kwargs: object) -> None:
         settings = STTSettings(model=f"pocketsphinx-en-us/{lm}", language="en-US")
         # Transcripts of a segment arrive in well under a second on a free core.
         super().__init__(settings=settings, ttfs_p99_latency=1.0,  # type: ignore[arg-type]
                          **kwargs)
-        self._recogniser = self.load(lm)
+        self._lm = lm
+        self._pool = self.load(lm)
 
     @classmethod
-    def load(cls, lm: str = "domain") -> Recogniser:
-        """The process's recogniser for ``lm`` (created on first use)."""
-        rec = cls._shared.get(lm)
-        if rec is None:
-            rec = cls._shared[lm] = Recogniser(RecogniserConfig(lm=lm))  # type: ignore[arg-type]
-        return rec
+    def load(cls, lm: str = "domain", workers: int = 2) -> ProcessPoolExecutor:
+        """The process's recogniser workers for ``lm`` (started, and the model loaded in
+        each, on first use); every call of the bot shares them."""
+        pool = cls._pools.get(lm)
+        if pool is None:
+            pool = cls._pools[lm] = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_load, initargs=(lm,))
+            for f in [pool.submit(_load, lm) for _ in range(workers)]:
+                f.result()
+        return pool
 
     @property
     def wants_wav_segments(self) -> bool:
@@ -57,10 +79,10 @@ class PocketsphinxSTTService(SegmentedSTTService):
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         await self.start_processing_metrics()
-        samples = np.frombuffer(audio, dtype=np.int16).astype(np.float32) / 32768.0
+        loop = asyncio.get_running_loop()
         try:
-            text = await asyncio.to_thread(self._recogniser.transcribe, samples,
-                                           self.sample_rate)
+            text = await loop.run_in_executor(self._pool, _transcribe, self._lm, audio,
+                                              self.sample_rate)
         except Exception as exc:  # the decoder raises its own types
             yield ErrorFrame(f"pocketsphinx failed: {exc}")
             return
