@@ -118,8 +118,9 @@ def bot_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                    "--count", str(CALLS), "--concurrency", str(CONCURRENCY),
                    "--seed", str(SEED), "--tools-port", str(relay_port),
                    "--tools-token-env", "CALLSIM_TOOLS_TOKEN", "--listener", "pocketsphinx",
-                   # A bot on a busy two-core machine can take seconds to greet and answer.
-                   "--greeting-wait", "30", "--reprompt-after", "30",
+                   # A bot on a busy two-core machine can take seconds to greet and answer,
+                   # and to synthesise its next sentence while the last one plays.
+                   "--greeting-wait", "30", "--reprompt-after", "30", "--agent-silence", "2.5",
                    "--first-byte-timeout", "90",
                    "--runs-dir", str(tmp / "runs"), "--json"]
             done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=2400)

@@ -65,3 +65,17 @@ async def test_relay_binds_the_address_it_is_given() -> None:
         assert status == 200
     finally:
         await running.close()
+
+
+def test_run_refuses_a_token_variable_that_is_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    monkeypatch.delenv("CALLSIM_TEST_NO_TOKEN", raising=False)
+    got = CliRunner().invoke(main, ["run", "--transport", "twilio", "--target",
+                                    "ws://127.0.0.1:9/ws", "--count", "1",
+                                    "--tools-token-env", "CALLSIM_TEST_NO_TOKEN"])
+    assert got.exit_code == 2
+    assert "--tools-token-env: environment variable CALLSIM_TEST_NO_TOKEN is not set" in (
+        got.output)
