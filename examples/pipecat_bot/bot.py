@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import queue
 import socket
 import sys
 import time
@@ -64,6 +65,7 @@ from pipecat.runner.utils import parse_telephony_websocket
 from pipecat.serializers.twilio import TwilioFrameSerializer
 from pipecat.services.llm_service import FunctionCallParams
 from pipecat.services.openai.llm import OpenAILLMService
+from pipecat.services.piper import tts as piper_tts
 from pipecat.services.piper.tts import PiperTTSService
 from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketParams,
@@ -209,6 +211,41 @@ def _piper_voice_dir() -> tuple[str, Path]:
     return model.stem, model.parent  # "en_US-joe-medium", where its .onnx and .onnx.json are
 
 
+_PiperVoice = piper_tts.PiperVoice
+
+
+class _PooledPiperVoice(_PiperVoice):  # type: ignore[misc,valid-type]
+    """Loaded Piper voices kept between calls. ``PiperTTSService`` loads its voice when it
+    is built; loading and the first synthesis take seconds on a small, busy machine, which
+    the caller would hear as a greeting seconds late. ``load`` hands out a voice loaded (and
+    warmed) before the call, one per call at a time; :func:`release` returns it."""
+
+    idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    @classmethod
+    def load(cls, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return cls.idle.get_nowait()
+        except queue.Empty:
+            return _PiperVoice.load(*args, **kwargs)
+
+
+piper_tts.PiperVoice = _PooledPiperVoice  # PiperTTSService takes its voice from the pool
+
+
+def preload_voices(n: int) -> None:
+    """Load and warm ``n`` Piper voices for the pool (one per concurrent call)."""
+    voice, voice_dir = _piper_voice_dir()
+    for _ in range(n):
+        v = _PiperVoice.load(voice_dir / f"{voice}.onnx")
+        list(v.synthesize("Hello."))
+        _PooledPiperVoice.idle.put(v)
+
+
+def release_voice(tts: PiperTTSService) -> None:
+    _PooledPiperVoice.idle.put(tts._voice)
+
+
 async def run_bot(websocket: WebSocket, cfg: BotConfig) -> None:
     """One phone call: the Twilio handshake, then the pipeline until the caller hangs up."""
     connected = time.time()
@@ -284,6 +321,7 @@ async def run_bot(websocket: WebSocket, cfg: BotConfig) -> None:
         await runner.run()
     finally:
         await session.close()
+        release_voice(tts)
 
 
 # --------------------------------------------------------------------------- the server
@@ -317,9 +355,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--turn", choices=("smart", "silence"), default="smart",
                     help="end of the caller's turn: Pipecat's default smart-turn model, or "
                          "VAD silence alone")
-    ap.add_argument("--vad-stop-secs", type=float, default=0.2)
+    # Pipecat's default is 0.2 s (its smart-turn model decides turn ends). This bot's STT
+    # transcribes each VAD segment on its own, and at 0.2 s a phone number said in groups
+    # ("three five eight, eight four two, ...") reaches it as three short segments, each
+    # recognised without the others' context.
+    ap.add_argument("--vad-stop-secs", type=float, default=0.5,
+                    help="silence that ends a VAD segment (seconds)")
     ap.add_argument("--lm", choices=("domain", "generic"), default="domain",
                     help="pocketsphinx language model")
+    ap.add_argument("--voices", type=int, default=2,
+                    help="Piper voices loaded before the first call (one per concurrent call)")
     ap.add_argument("--verbose", action="store_true", help="Pipecat's debug log on stderr")
     a = ap.parse_args(argv)
     if not a.llm_url:
@@ -329,7 +374,9 @@ def main(argv: list[str] | None = None) -> None:
     cfg = BotConfig(llm_url=a.llm_url, llm_model=a.llm_model, tools_url=a.tools_url,
                     tools_token=a.tools_token, timing_log=a.timing_log, turn=a.turn, lm=a.lm,
                     vad_stop_secs=a.vad_stop_secs)
-    PocketsphinxSTTService.load(cfg.lm)  # load (and build the LM) before taking calls
+    # Load the recogniser (building its LM the first time) and the voices before taking calls.
+    PocketsphinxSTTService.load(cfg.lm)
+    preload_voices(a.voices)
     sock = socket.socket(socket.AF_INET6 if ":" in a.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((a.host, a.port))
