@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import queue
@@ -74,7 +75,7 @@ from pipecat.transports.websocket.fastapi import (
 from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
-from pocketsphinx_stt import PocketsphinxSTTService
+from pocketsphinx_stt import PocketsphinxSTTService, bot_lm
 
 # The header callsim's tool relay reads the call id from (simulator.tools.backend).
 CALL_ID_HEADER = "X-Callsim-Call-Id"
@@ -88,7 +89,7 @@ class BotConfig:
     tools_token: str | None
     timing_log: Path | None
     turn: str          # "smart": Pipecat's default smart-turn model; "silence": VAD silence only
-    lm: str            # the recogniser's language model: "domain" or "generic"
+    lm: str            # the recogniser's language model: "bot", "domain", "generic" or a path
     vad_stop_secs: float
 
 
@@ -361,8 +362,9 @@ def main(argv: list[str] | None = None) -> None:
     # recognised without the others' context.
     ap.add_argument("--vad-stop-secs", type=float, default=0.5,
                     help="silence that ends a VAD segment (seconds)")
-    ap.add_argument("--lm", choices=("domain", "generic"), default="domain",
-                    help="pocketsphinx language model")
+    ap.add_argument("--lm", choices=("bot", "domain", "generic"), default="bot",
+                    help="pocketsphinx language model: the bot's own (callers' phrasings, "
+                         "numbers digit by digit), callsim's domain LM, or general English")
     ap.add_argument("--voices", type=int, default=2,
                     help="Piper voices loaded before the first call (one per concurrent call)")
     ap.add_argument("--verbose", action="store_true", help="Pipecat's debug log on stderr")
@@ -374,7 +376,9 @@ def main(argv: list[str] | None = None) -> None:
     cfg = BotConfig(llm_url=a.llm_url, llm_model=a.llm_model, tools_url=a.tools_url,
                     tools_token=a.tools_token, timing_log=a.timing_log, turn=a.turn, lm=a.lm,
                     vad_stop_secs=a.vad_stop_secs)
-    # Load the recogniser (building its LM the first time) and the voices before taking calls.
+    # Build the recogniser's LM (the first time), load it and the voices before taking calls.
+    if cfg.lm == "bot":
+        cfg = dataclasses.replace(cfg, lm=bot_lm())
     PocketsphinxSTTService.load(cfg.lm)
     preload_voices(a.voices)
     sock = socket.socket(socket.AF_INET6 if ":" in a.host else socket.AF_INET)

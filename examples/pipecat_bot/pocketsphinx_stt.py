@@ -27,8 +27,43 @@ from pipecat.utils.time import time_now_iso8601
 from simulator.audio.asr import RecogniserConfig, get_recogniser
 
 
+def bot_lm() -> str:
+    """The bot's domain language model: a trigram over what callsim's persona-pack callers
+    say, estimated with callsim's builder (:mod:`simulator.audio.lm`), with phone numbers and
+    IDs written digit by digit, as callers say them (callsim's default lets a TTS voice read
+    "744" as "seven hundred forty-four"). Built once, cached by content hash in callsim's LM
+    cache; returns the ARPA file's path."""
+    import hashlib
+    import os
+
+    import pocketsphinx
+
+    from simulator.audio import lm
+    from simulator.audio.tts import say_digits
+    from simulator.personas import generate_calls, load_packs
+
+    sentences = [words for call in generate_calls(load_packs(), "all", lm.LM_CALLS, lm.LM_SEED)
+                 for turn in call.turns if (words := lm.lm_words(say_digits(turn.text)))]
+    vocab = lm.dictionary_words(os.path.join(pocketsphinx.get_model_path(), "en-us",
+                                             "cmudict-en-us.dict"))
+    fragments, _ = lm.split_at_oov(sentences, vocab)
+    h = hashlib.sha256(b"pipecat-bot-v1")
+    for frag in fragments:
+        h.update(" ".join(frag).encode() + b"\n")
+    path = lm.default_cache_dir() / f"pipecat-bot-{h.hexdigest()[:16]}.arpa"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(lm.estimate_arpa(fragments), encoding="utf-8")
+        os.replace(tmp, path)
+    return str(path)
+
+
 def _config(lm: str) -> RecogniserConfig:
-    return RecogniserConfig(lm=lm)  # type: ignore[arg-type]
+    """``lm``: "generic" (the wheel's model), "domain" (callsim's) or an ARPA file's path."""
+    if lm in ("generic", "domain"):
+        return RecogniserConfig(lm=lm)  # type: ignore[arg-type]
+    return RecogniserConfig(lm="generic", extra=(("lm", lm),))
 
 
 def _load(lm: str) -> None:
@@ -43,9 +78,10 @@ def _transcribe(lm: str, pcm: bytes, sample_rate: int) -> str:
 class PocketsphinxSTTService(SegmentedSTTService):
     """Transcribes each speech segment with pocketsphinx.
 
-    ``lm``: "domain" (a trigram over callsim's persona packs' caller text, built once and
-    cached) or "generic" (the wheel's general English model). Loading takes a few seconds,
-    so the recogniser processes are started once and shared by every call (:meth:`load`)."""
+    ``lm``: an ARPA file (:func:`bot_lm`), "domain" (callsim's trigram over its persona
+    packs' caller text) or "generic" (the wheel's general English model). Loading takes a
+    few seconds, so the recogniser processes are started once and shared by every call
+    (:meth:`load`)."""
 
     _pools: dict[str, ProcessPoolExecutor] = {}
 
