@@ -181,25 +181,40 @@ def test_refusals_on_missing_records_are_heard_from_the_bots_speech(
 @pytest.mark.timeout(3000)
 def test_time_to_first_audio_matches_the_bots_own_measure_turn_by_turn(
         bot_run: dict[str, Any]) -> None:
+    """Each callsim turn pairs with the bot turn whose end of caller speech is nearest. Both
+    ends of the interval are compared: the reply's start (callsim's first agent frame vs
+    the bot's BotStartedSpeaking, on one clock: seconds since the connection, callsim's
+    corrected by its connection set-up) must agree within 50 ms, so callsim's time to first
+    audio is the bot's BotStartedSpeaking measured from the same end of speech. The bot's
+    own latency (Pipecat's: from its VAD's stop time minus stop_secs) is printed beside it:
+    Silero dates the end of speech later than the last voiced frame (docs/real-agents.md)."""
     bot_turns: dict[str, list[dict[str, Any]]] = {}
     for r in bot_run["bot"]:
         if r["event"] == "bot_started_speaking" and r["latency_ms"] is not None:
             bot_turns.setdefault(r["call_id"], []).append(r)
     by_idx = {c["idx"]: c for c in bot_run["calls"]}
-    pairs: list[tuple[str, float, float]] = []
+    setup_s = {t["call_idx"]: (t["conn_setup_ms"] or 0.0) / 1000.0 for t in bot_run["turns"]
+               if t["seq"] == 0}
+    rows: list[tuple[str, float, float, float]] = []  # call, ttfa, bot-start ttfa, bot latency
     for t in bot_run["turns"]:
         call = by_idx[t["call_idx"]]
         if not call["ok"] or t["phase"] != "caller" or t["ttfa_ms"] is None:
             continue
-        end_s = t["sent_s"] - call["started_s"]  # end of caller speech, since the call began
+        # Seconds since the connection was up, on callsim's side.
+        end_s = t["sent_s"] - call["started_s"] - setup_s.get(t["call_idx"], 0.0)
         near = [b for b in bot_turns.get(call["call_id"], [])
                 if abs(b["user_stopped_since_connect_s"] - end_s) <= PAIR_WITHIN_S]
         if near:
             b = min(near, key=lambda b: abs(b["user_stopped_since_connect_s"] - end_s))
-            pairs.append((call["call_id"], t["ttfa_ms"], b["latency_ms"]))
-    diffs = [abs(ours - theirs) for _, ours, theirs in pairs]
-    print(f"{len(pairs)} turns paired; |callsim ttfa - bot latency| max "
-          f"{max(diffs, default=float('nan')):.1f} ms, "
-          f"median {sorted(diffs)[len(diffs) // 2] if diffs else float('nan'):.1f} ms")
-    assert len(pairs) >= CALLS, pairs
-    assert max(diffs) <= TTFA_AGREEMENT_MS, sorted(pairs, key=lambda p: -abs(p[1] - p[2]))[:5]
+            rows.append((call["call_id"], t["ttfa_ms"], (b["since_connect_s"] - end_s) * 1000.0,
+                         b["latency_ms"]))
+    same_end = [abs(ours - bot) for _, ours, bot, _ in rows]
+    vad_dated = [ours - lat for _, ours, _, lat in rows]
+    print(f"{len(rows)} turns paired; |callsim ttfa - (BotStartedSpeaking - same end of "
+          f"speech)| max {max(same_end, default=float('nan')):.1f} ms; callsim ttfa - "
+          f"Pipecat's VAD-dated latency: median "
+          f"{sorted(vad_dated)[len(vad_dated) // 2] if vad_dated else float('nan'):.1f} ms, "
+          f"range {min(vad_dated, default=float('nan')):.1f}.."
+          f"{max(vad_dated, default=float('nan')):.1f} ms")
+    assert len(rows) >= CALLS, rows
+    assert max(same_end) <= TTFA_AGREEMENT_MS, sorted(rows, key=lambda r: -abs(r[1] - r[2]))[:5]
