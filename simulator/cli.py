@@ -409,7 +409,7 @@ def _caller_audio(requested: str | None, transport: str, profile: str,
 
 
 def _turn_taking(kw: dict[str, Any]) -> Any:
-    from simulator.driver.audio_call import TurnTaking
+    from simulator.driver.turntaking import TurnTaking
 
     d = TurnTaking()
     return TurnTaking(
@@ -433,7 +433,7 @@ def _config_from_meta(d: dict[str, Any]) -> Any:
     d.setdefault("pacing", "none")  # runs stored before pacing existed sent back to back
     d["arms"] = tuple(Arm(**x) for x in d.get("arms") or ())
     if "turn_taking" in d:
-        from simulator.driver.audio_call import TurnTaking
+        from simulator.driver.turntaking import TurnTaking
 
         d["turn_taking"] = TurnTaking(**d["turn_taking"])
     return RunConfig(arrival=ArrivalSpec(**a), **d)

@@ -30,7 +30,8 @@ def _twilio_run(url: str, relay: int, runs: Path, seed: int) -> dict:
     base = url.removeprefix("http://").removesuffix("/v1")
     p = subprocess.run(
         [*CALLSIM, "run", "--target", f"ws://{base}/twilio", "--transport", "twilio",
-         "--text-hints", "--caller-audio", "tones", "--tools-port", str(relay),
+         "--text-hints", "--caller-audio", "tones", "--listener", "off",
+         "--tools-port", str(relay),
          "--count", "4", "--concurrency", "4", "--seed", str(seed), "--runs-dir", str(runs),
          "--no-pauses", "--rubric", str(RUBRIC), "--json"],
         capture_output=True, text=True, timeout=300)

@@ -84,13 +84,19 @@ class Listener:
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init, initargs=(self.config,))
 
-    async def warm(self) -> None:
-        """Wait until every worker has loaded its model (call before the first call)."""
+    def warm(self) -> list[asyncio.Future[str]]:
+        """Start the workers loading the model (and the LM) now, not at the first agent
+        turn; returns their futures (await them to wait until the listener is ready)."""
         self.start()
         assert self._pool is not None
         loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self._pool, _job, self.config, b"\xff" * 160)
-                               for _ in range(self.workers)))
+        # A voiced frame, so each worker really loads its recogniser.
+        frame = bytes([0x10, 0x90]) * 80
+        futs = [loop.run_in_executor(self._pool, _job, self.config, frame)
+                for _ in range(self.workers)]
+        for f in futs:  # a failure shows at the first hear(); do not log it twice
+            f.add_done_callback(lambda f: None if f.cancelled() else f.exception())
+        return futs
 
     async def hear(self, mulaw: bytes) -> tuple[str, float]:
         """(the words heard in ``mulaw``, recognition time in ms); ("", 0.0) for silence."""

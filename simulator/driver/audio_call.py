@@ -35,6 +35,7 @@ from simulator.audio.line import (
 )
 from simulator.callscript import CallScript, Turn
 from simulator.driver.session import CallRun, awaited_turn
+from simulator.driver.turntaking import TurnTaking
 from simulator.errors import TransportError
 from simulator.results import TurnRecord
 from simulator.tools.relay import ExecuteTool, ToolRelay
@@ -46,37 +47,6 @@ MAX_TOOL_ROUNDS = 8
 
 # A turn's caller audio (8 kHz float32), or an awaitable of it (TTS rendered off the loop).
 SpeechFn = Callable[[Turn], "np.ndarray | Awaitable[np.ndarray]"]
-REPROMPT_TEXT = "Hello? Are you still there?"
-
-
-@dataclass(frozen=True)
-class TurnTaking:
-    """How the caller takes turns (all options of ``callsim run``, see docs/listener.md).
-
-    ``greeting_wait_s``: how long to wait for the agent to start greeting before the caller
-    speaks (0: do not wait); ``greeting_max_s``: the longest greeting the caller lets finish;
-    ``agent_silence_s``: agent silence (after its audio played out) that ends its turn;
-    ``reprompt_after_s``: agent silence after the caller's turn before the caller says
-    ``reprompt_text``; ``reprompts``: how many times before giving up (then the call fails
-    as ``agent_silent``)."""
-
-    greeting_wait_s: float = 5.0
-    greeting_max_s: float = 30.0
-    agent_silence_s: float = 0.7
-    reprompt_after_s: float = 8.0
-    reprompts: int = 1
-    reprompt_text: str = REPROMPT_TEXT
-
-    def __post_init__(self) -> None:
-        from simulator.errors import InputError
-
-        for name in ("greeting_wait_s", "greeting_max_s", "agent_silence_s"):
-            if getattr(self, name) < 0:
-                raise InputError(f"--{name[:-2].replace('_', '-')}: must be >= 0 seconds")
-        if self.reprompt_after_s <= 0:
-            raise InputError("--reprompt-after: must be > 0 seconds")
-        if self.reprompts < 0:
-            raise InputError("--reprompts: must be >= 0")
 
 
 class _AgentHungUp(Exception):
@@ -317,7 +287,7 @@ class _AudioCall:
                 timer.cancel()
 
 
-def _record(seq: int, caller_turn: int, phase: str, tr: _Turn, conn_ns: int, t0: int,
+def _record(seq: int, caller_turn: int | None, phase: str, tr: _Turn, conn_ns: int, t0: int,
             scheduled_ns: int | None, lag: float, interrupted: bool, error: str | None,
             barge_ms: float | None, text: str = "", source: str = "",
             heard: str | None = None, listen_ms: float | None = None) -> TurnRecord:
@@ -465,7 +435,12 @@ class _Session:
             self.hung_up = True
             run.events.append(("agent_hung_up", {}))
         except TransportError as exc:
-            run.error, run.error_detail = exc.category, str(exc)
+            if exc.category == "reset" and self.call is not None and _hung_up(self.call):
+                # It put the phone down while the caller was talking: still a hang-up.
+                self.hung_up = True
+                run.events.append(("agent_hung_up", {}))
+            else:
+                run.error, run.error_detail = exc.category, str(exc)
         except TimeoutError:
             run.error, run.error_detail = "call_timeout", "call exceeded its deadline"
         finally:
@@ -492,12 +467,12 @@ class _Session:
             # Let it finish (up to greeting_max_s), as a person would before answering.
             finished = await call.wait_for(call.agent_done,
                                            min(self.tt.greeting_max_s, self.remaining()))
-            if not finished and call.closed:
-                self._check_hangup(call, tr)
-            await self._record(call, tr, 0, "greeting", False, None)
+            await self._record(call, tr, None, "greeting", False, None)
             greet = self.run_.exchanges[-1].text
             self.run_.events.append(("greeting", {"text": greet, "speech_s": tr.voiced_s,
                                                   "finished": finished}))
+            if not finished and _hung_up(call):
+                raise _AgentHungUp()
         else:
             self.run_.events.append(("no_greeting", {"waited_s": self.tt.greeting_wait_s}))
         call.turn = None
@@ -544,8 +519,8 @@ class _Session:
             if barge is not None and phase == "caller":
                 barge_turn, barge_ms = await self._barge_in(call, line, tr, turn, barge)
             if barge_turn is None:
-                if not await call.wait_for(call.agent_done, self.remaining()):
-                    self._check_hangup(call, tr)
+                if not await call.wait_for(call.agent_done, self.remaining()) and \
+                        not _hung_up(call):
                     _raise_line(call, "stall", "agent turn did not end")
             said = await self._record(call, tr, turn.index, phase, barge_turn is not None,
                                       barge_ms)
@@ -556,8 +531,7 @@ class _Session:
                 await line.end_of_turn()
                 tr = call.turn = _Turn(sent_ns=call.last_voiced_sent_ns)
                 await self._wait_first(call, line, tr)
-                if not await call.wait_for(call.agent_done, self.remaining()):
-                    self._check_hangup(call, tr)
+                await call.wait_for(call.agent_done, self.remaining())
                 said = await self._record(call, tr, turn.index, "caller", False, None)
                 if tr.pending_tools:
                     sent_ns = await self._answer_tools(line, tr)
@@ -574,16 +548,9 @@ class _Session:
 
     async def _respond(self, call: _AudioCall, said: str) -> Turn | None:
         """The caller's next turn after the agent said ``said``; None once it hung up."""
-        if call.closed and call.error is None and call.agent_spoke:
+        if _hung_up(call):
             raise _AgentHungUp()  # it said its piece and put the phone down
         return await awaited_turn(self.caller.respond(said))
-
-    def _check_hangup(self, call: _AudioCall, tr: _Turn) -> None:
-        """A line the agent closed without an error, after speaking this turn, is a hang-up
-        (the normal end of a call), not a reset. Raises :class:`_AgentHungUp` then."""
-        if call.closed and call.error is None and call.sender_error is None and (
-                tr.first_voiced_ns is not None or call.agent_spoke):
-            raise _AgentHungUp()
 
     async def _wait_first(self, call: _AudioCall, line: AudioLine, tr: _Turn) -> None:
         """Wait for the agent's answer. A person on the phone says "Hello? Are you still
@@ -597,7 +564,7 @@ class _Session:
             if await call.wait_for(lambda now: tr.first_content_ns is not None, max(wait, 0.0)):
                 return
             if call.closed:
-                if call.error is None and call.sender_error is None and call.agent_spoke:
+                if _hung_up(call):
                     raise _AgentHungUp()
                 _raise_line(call, "reset", "agent closed the connection")
             if _now() >= limit_ns:
@@ -697,7 +664,7 @@ class _Session:
             return heard, "audio", heard, ms
         return "", "", None, None
 
-    async def _record(self, call: _AudioCall, tr: _Turn, caller_turn: int, phase: str,
+    async def _record(self, call: _AudioCall, tr: _Turn, caller_turn: int | None, phase: str,
                       interrupted: bool, barge_ms: float | None) -> str:
         """Store the turn's record; returns what the agent said (as far as callsim knows)."""
         text, source, heard, listen_ms = await self._words(tr)
@@ -753,6 +720,12 @@ class _Session:
             },
         }
         return run
+
+
+def _hung_up(call: _AudioCall) -> bool:
+    """The agent closed the line cleanly (no protocol or agent error) after it had spoken:
+    a hang-up, the normal end of a phone call, not a ``reset``."""
+    return call.closed and call.error is None and call.agent_spoke
 
 
 def _source(sources: set[str]) -> str:

@@ -31,12 +31,12 @@ from simulator.agent_profile import AgentProfile
 from simulator.callscript import CallScript, write_calls
 from simulator.driver.arms import Arm, split_index
 from simulator.driver.arrivals import ArrivalSpec, build_schedule, warmup_count
-from simulator.driver.audio_call import TurnTaking
 from simulator.driver.gctune import load_gc
 from simulator.driver.looplag import LoopLagMonitor
 from simulator.driver.looplag import lag_verdict as looplag_verdict
 from simulator.driver.pacing import PACING_MODES
 from simulator.driver.replay import replay_call
+from simulator.driver.turntaking import TurnTaking
 from simulator.errors import InputError
 from simulator.histogram import LatencyHistogram
 from simulator.metrics.grading import grade_call
@@ -114,7 +114,7 @@ class RunConfig:
     # What this run is, in a few words (``--label``); tables name the run by it.
     label: str | None = None
     # Audio transports: how the caller takes turns (greeting wait, end-of-turn silence,
-    # re-prompts; simulator.driver.audio_call.TurnTaking) and hears the agent ("auto":
+    # re-prompts; simulator.driver.turntaking.TurnTaking) and hears the agent ("auto":
     # pocketsphinx when installed, "pocketsphinx", "off"; simulator.audio.listener).
     turn_taking: TurnTaking = field(default_factory=TurnTaking)
     listener: str = "auto"
@@ -486,10 +486,11 @@ class ShardRunner:
         if mode == "off":
             return
         self.listener = Listener(self.config.listener_workers)
-        t = time.monotonic()
-        await self.listener.warm()
-        print(f"listener: pocketsphinx in {self.config.listener_workers} process(es), ready in "
-              f"{time.monotonic() - t:.1f} s", file=sys.stderr, flush=True)
+        # Not awaited: the model loads while connections warm up, and a run against an agent
+        # whose words travel as text (Realtime) never waits for it.
+        self.listener.warm()
+        print(f"listener: pocketsphinx in {self.config.listener_workers} process(es) "
+              "(docs/listener.md)", file=sys.stderr, flush=True)
 
     async def _prerender(self, indices: list[int]) -> None:
         """Render every caller turn of this shard's scripts before the clock starts, in
