@@ -48,8 +48,8 @@ from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     LLMRunFrame,
+    LLMTextFrame,
     TranscriptionFrame,
-    TTSTextFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
@@ -146,7 +146,8 @@ class BotSpeechLog(BaseObserver):
     monotonic clock), seconds since the call connected, and the latency from the end of the
     caller's speech as Pipecat's ``UserBotLatencyObserver`` dates it (the VAD's stop time
     minus its ``stop_secs``; null for a turn no caller speech preceded, like the greeting).
-    At ``BotStoppedSpeakingFrame``: the words the bot spoke in that turn (``said``); at each
+    At ``BotStoppedSpeakingFrame``: what the LLM gave the TTS to say since the last one
+    (``said``); at each
     transcript, what the bot's recogniser heard (``heard``)."""
 
     def __init__(self, call_id: str, path: Path | None, connected: float) -> None:
@@ -176,7 +177,9 @@ class BotSpeechLog(BaseObserver):
         # Frames are seen at every hop: take each once, downstream.
         if data.direction != FrameDirection.DOWNSTREAM or frame.id in self._seen:
             return
-        if isinstance(frame, TTSTextFrame):
+        if isinstance(frame, LLMTextFrame):
+            # What the LLM gave the TTS to say (a TTS that falls behind on a busy machine
+            # can drop its own word frames, never these).
             self._seen.add(frame.id)
             self._said.append(frame.text)
         elif isinstance(frame, TranscriptionFrame):
@@ -188,7 +191,6 @@ class BotSpeechLog(BaseObserver):
             now, mono = time.time(), time.perf_counter_ns()
             stopped, self._user_stopped = self._user_stopped, None
             self.turn += 1
-            self._said = []
             self._write({
                 "event": "bot_started_speaking", "call_id": self.call_id, "turn": self.turn,
                 "bot_started_unix": now, "bot_started_mono_ns": mono,
@@ -199,7 +201,8 @@ class BotSpeechLog(BaseObserver):
         elif isinstance(frame, BotStoppedSpeakingFrame):
             self._seen.add(frame.id)
             self._write({"event": "bot_stopped_speaking", "call_id": self.call_id,
-                         "turn": self.turn, "said": " ".join(self._said)})
+                         "turn": self.turn, "said": "".join(self._said).strip()})
+            self._said = []
 
 
 # --------------------------------------------------------------------------- one call
