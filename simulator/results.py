@@ -53,6 +53,9 @@ class TurnRecord:
     agent_end_ms: float | None = None         # end of the agent's last voiced audio (played out)
     talk_overs: int | None = None             # agent speech started while the caller spoke
     clears: int | None = None                 # Twilio ``clear`` / Realtime cleared events
+    # phone calls (sip), on the call's first turn only
+    post_dial_delay_ms: float | None = None   # INVITE sent -> first 180/183 (or the 200)
+    answer_to_audio_ms: float | None = None   # call answered (200 OK) -> first agent RTP
 
 
 #: Per-turn fields the run store keeps as columns (the text lives in the transcript).

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import json
 import time
@@ -679,6 +680,9 @@ class _Session:
         rec = _record(self.seq, caller_turn, phase, tr, call.line.conn_setup_ns if first else 0,
                       self.t0, sched, self.lag_ms(), interrupted, None, barge_ms, text, source,
                       heard, listen_ms)
+        setup = getattr(call.line, "setup_fields", None)  # per-call timings of a line (SIP)
+        if first and setup is not None:
+            rec = dataclasses.replace(rec, **setup())
         self.run_.exchanges.append(rec)
         self.seq += 1
         if text:
