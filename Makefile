@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
-EXTRAS ?= dev,fast,tts,ray,asr
+EXTRAS ?= dev,fast,tts,ray,asr,pipecat
 
 .PHONY: install demo test lint bench soak clean mutate
 

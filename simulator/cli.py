@@ -153,12 +153,23 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
 @click.option("--tools-port", default=0, show_default=True, type=int,
               help="Transports whose agent calls tools over HTTP: port of the tool relay "
                    "(0: any free port).")
+@click.option("--tools-host", default="127.0.0.1", show_default=True,
+              help="Address the tool relay binds: 0.0.0.0 (or a host address) for a bot in "
+                   "another container or on another host (docs/real-agents.md).")
+@click.option("--tools-token-env", metavar="VAR",
+              help="Environment variable holding a token the tool relay requires as "
+                   "'Authorization: Bearer TOKEN' (the token is never stored).")
 @click.option("--caller-audio", type=click.Choice(["tts", "tones"]),
               help="Audio transports: the caller's voice. 'tts': each turn spoken by "
                    "pyttsx3/espeak-ng in the persona's voice through the --profile's audio "
                    "line (rendered before the run starts; cached in $CALLSIM_TTS_CACHE); "
                    "'tones': synthetic voiced tones (pure timing/load work). Default: tts "
                    "when the TTS works here, else tones with a notice.")
+@click.option("--caller-voice", type=click.Choice(["piper", "espeak"]),
+              help="--caller-audio tts: the voices. 'piper': natural speech (Piper's "
+                   "bundled voice, a rate and pitch per persona), which an agent's "
+                   "recogniser hears like a recording; 'espeak': espeak-ng formant voices. "
+                   "Default: piper when installed (callsim[asr]), else espeak.")
 @click.option("--listener", "listener", default="auto", show_default=True,
               type=click.Choice(["auto", "pocketsphinx", "off"]),
               help="Audio transports: how the caller hears agent turns whose words the protocol "
@@ -276,6 +287,13 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
         profile_name = calls[0].degradation.profile  # a degraded fixture file
     caller_audio, audio_params = _caller_audio(kw.get("caller_audio"), kw["transport"],
                                                profile_name, kw.get("profiles_dir"))
+    caller_voice = "espeak"
+    if caller_audio == "tts":
+        from simulator.audio.caller_audio import resolve_caller_voice
+
+        caller_voice, voice_notice = resolve_caller_voice(kw.get("caller_voice"))
+        if voice_notice:
+            click.echo(f"callsim: note: {voice_notice}", err=True)
     arms = _arms(kw)
     target = kw.get("target") or arms[0].target
     rubric = rubric_sha = None
@@ -305,7 +323,8 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
         profile=profile_name, max_starts_per_s=kw.get("max_starts"),
         max_requests_per_s=kw.get("max_rps"), max_active=kw.get("max_active"),
         text_hints=bool(kw.get("text_hints")), tools_port=kw.get("tools_port") or 0,
-        caller_audio=caller_audio, audio_params=audio_params,
+        tools_host=kw.get("tools_host") or "127.0.0.1", tools_token_env=_token_env(kw),
+        caller_audio=caller_audio, caller_voice=caller_voice, audio_params=audio_params,
         deadlines=Deadlines(connect_s=kw["connect_timeout"], first_byte_s=kw["first_byte_timeout"],
                             stall_s=kw["stall_timeout"], call_s=kw["call_timeout"],
                             tool_s=kw["tool_timeout"],
@@ -332,6 +351,14 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
         calls, packs, cfg, run_dir, workers=kw.get("workers") or 1,
         ray_address=kw.get("ray_address"), api_key=api_key,
         agent=load_agent_profile(kw.get("agent_profile")), progress_out=sys.stderr))
+
+
+def _token_env(kw: dict[str, Any]) -> str | None:
+    """``--tools-token-env``: the variable's name, checked to be set and non-empty."""
+    name = kw.get("tools_token_env")
+    if name and not os.environ.get(name):
+        raise InputError(f"--tools-token-env: environment variable {name} is not set")
+    return name or None
 
 
 def _arms(kw: dict[str, Any]) -> tuple[Any, ...]:

@@ -108,6 +108,10 @@ class CallOutcome:
     # A frozen fixture replayed: the caller turn from which the agent answered differently
     # and the rule-based caller took over (None: replayed whole, or not a frozen fixture).
     frozen_diverged_at: int | None = None
+    # Agents that call tools over callsim's HTTP relay: whether this call's agent sent the
+    # relay any request (None: tools answered in-band, always seen). When no call of a run
+    # did, the agent keeps its own backend and tool accuracy is "not observed", not 0.
+    tools_observed: bool | None = None
     # Audio calls: what refusal / fabrication were graded from ("text": words the protocol
     # carried, "audio": words callsim's listener heard, "mixed", "none": no words at all),
     # and the call's turn-taking counts.

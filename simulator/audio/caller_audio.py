@@ -24,7 +24,13 @@ import numpy as np
 from simulator.audio import dsp
 from simulator.audio.chain import AudioParams, degrade_audio
 from simulator.audio.render import call_voice, tts_synth, turn_clean_audio
-from simulator.audio.tts import TTS_SAMPLE_RATE, Voice, default_cache_dir, tts_available
+from simulator.audio.tts import (
+    ENGINES,
+    TTS_SAMPLE_RATE,
+    Voice,
+    default_cache_dir,
+    tts_available,
+)
 from simulator.callscript import CallScript, Turn
 from simulator.errors import InputError
 from simulator.seeding import np_rng
@@ -50,6 +56,36 @@ def resolve_caller_audio(requested: str | None) -> tuple[str, str | None]:
     if requested == "tts":
         raise InputError(f"--caller-audio tts: {why}")
     return "tones", f"caller audio: synthetic tones ({why})"
+
+
+def resolve_caller_voice(requested: str | None) -> tuple[str, str | None]:
+    """The caller voice engine for ``--caller-audio tts`` and a one-line notice (or None).
+
+    ``None`` (the default) picks ``piper`` (natural speech a recogniser hears like a
+    recording) when Piper and its voice are installed, else ``espeak`` with a notice. An
+    explicit engine that cannot run raises :class:`~simulator.errors.InputError`."""
+    from simulator.audio.reference_voice import reference_voice_available
+
+    if requested is not None and requested not in ENGINES:
+        raise InputError(f"--caller-voice: expected one of {', '.join(ENGINES)}, "
+                         f"got {requested!r}")
+    if requested == "espeak":
+        return "espeak", None
+    ok, why = reference_voice_available()
+    if ok:
+        return "piper", None
+    if requested == "piper":
+        raise InputError(f"--caller-voice piper: {why}")
+    return "espeak", f"caller voice: espeak-ng ({why}); agents' recognisers hear it poorly"
+
+
+def describe_caller_voice(engine: str) -> str:
+    """What the run summary says about a run's caller voice."""
+    if engine == "piper":
+        from simulator.audio.reference_voice import VOICE_NAME
+
+        return f"piper {VOICE_NAME}, rate and pitch per persona"
+    return "espeak-ng, a voice per persona"
 
 
 def spoken_text(turn: Turn) -> str:
@@ -131,7 +167,7 @@ class CallSpeech:
     def __init__(self, owner: CallerAudio, script: CallScript) -> None:
         self.owner = owner
         self.script = script
-        self.voice = call_voice(script, owner.seed)
+        self.voice = call_voice(script, owner.seed, owner.engine)
         self._takes: dict[tuple[int, str], int] = {}
 
     async def __call__(self, turn: Turn) -> np.ndarray:
@@ -144,13 +180,15 @@ class CallSpeech:
 
 class CallerAudio:
     """A run's TTS caller audio: worker processes, pre-rendering and a per-call
-    :class:`CallSpeech`. ``params`` is the profile's line; ``seed`` the run seed.
+    :class:`CallSpeech`. ``params`` is the profile's line; ``seed`` the run seed;
+    ``engine`` the voices ("piper" or "espeak", one voice per persona either way).
     Rendered turns are kept as codec bytes (8 kB per second of speech for G.711)."""
 
     def __init__(self, params: AudioParams, seed: int, *, cache_dir: str | Path | None = None,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, engine: str = "espeak") -> None:
         self.params = params
         self.seed = seed
+        self.engine = engine  # "espeak" or "piper" (see resolve_caller_voice)
         self.cache_dir = str(cache_dir if cache_dir is not None else default_cache_dir())
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
         self._pool: ProcessPoolExecutor | None = None
@@ -186,7 +224,7 @@ class CallerAudio:
             if script.call_id in seen:
                 continue
             seen.add(script.call_id)
-            voice = call_voice(script, self.seed)
+            voice = call_voice(script, self.seed, self.engine)
             for turn in script.turns:
                 for t in (turn, *_barge_in_turns(turn)):
                     key = _key(script.call_id, t, 0)

@@ -11,8 +11,13 @@ is ~7%, so the profiles' differences show.
 Both come from PyPI inside the ``asr`` extra; nothing is downloaded at run time. Rendering
 is deterministic: the model's two noise inputs are set to zero and onnxruntime runs on one
 thread, so the same text gives the same samples, and renders are cached by content hash in
-the TTS cache like espeak-ng's. The persona voices that speak on calls stay espeak-ng's
-(:mod:`simulator.audio.tts`); this voice only probes the line.
+the TTS cache like espeak-ng's.
+
+The same voice speaks for callers too (``callsim run --caller-audio tts``, the default
+caller voice when installed): :func:`synthesize_piper` renders it at a persona's speaking
+rate (Piper's ``length_scale``) and pitch (the rendered audio played faster or slower by a
+factor, its length compensated), so each persona of a pack sounds like its own speaker and
+a recogniser on the agent's side hears speech like a recording.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from simulator.audio import dsp
 from simulator.audio.tts import Rendered, TTSUnavailableError, cache_key_of, cached_render
 
 INSTALL_HINT = "pip install 'callsim[asr]'"
@@ -74,16 +80,26 @@ class _Piper:
             raise TTSUnavailableError(f"reference voice: {VOICE_NAME} failed to load: "
                                       f"{exc}") from None
         self._voice = PiperVoice(config=PiperConfig.from_dict(config), session=session)
-        self._syn = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+        self._syn = SynthesisConfig
 
-    def render(self, text: str, path: Path) -> None:
+    def render(self, text: str, path: Path, length_scale: float = 1.0,
+               pitch_factor: float = 1.0) -> None:
+        """Render to ``path``. The model's noise inputs are zero (deterministic output);
+        ``pitch_factor`` p: the audio is played p times faster (higher, formants too) after
+        rendering it p times longer, so the speaking rate is ``length_scale``'s."""
         with self._lock:
             if self._voice is None:
                 self._load()
-            chunks = list(self._voice.synthesize(text, syn_config=self._syn))
+            syn = self._syn(noise_scale=0.0, noise_w_scale=0.0,
+                            length_scale=length_scale * pitch_factor)
+            chunks = list(self._voice.synthesize(text, syn_config=syn))
             sr = int(self._voice.config.sample_rate)
         audio = (np.concatenate([c.audio_float_array for c in chunks]) if chunks
                  else np.zeros(0, dtype=np.float32))
+        if pitch_factor != 1.0:
+            # Read as if sampled at sr * p, resampled back to sr. The rate is rounded to
+            # 50 Hz so the polyphase ratio stays small.
+            audio = dsp.resample(audio, int(round(sr * pitch_factor / 50.0)) * 50, sr)
         sf.write(str(path), np.clip(audio * LEVEL, -1.0, 1.0), sr, subtype="PCM_16",
                  format="WAV")
 
@@ -110,3 +126,20 @@ def synthesize_reference(text: str, cache_dir: str | Path | None = None,
     if not text:
         return Rendered(np.zeros(0, dtype=np.float32), 22_050, False, key)
     return cached_render(key, cache_dir, use_cache, lambda tmp: _piper.render(text, tmp))
+
+
+def synthesize_piper(text: str, length_scale: float = 1.0, pitch_factor: float = 1.0,
+                     cache_dir: str | Path | None = None, use_cache: bool = True) -> Rendered:
+    """``text`` in the Piper voice at a speaking rate (``length_scale``, above 1 slower)
+    and a pitch factor; float32 mono at 22,050 Hz, cached like :func:`synthesize_reference`
+    (same samples for the same arguments). Raises :class:`TTSUnavailableError` when Piper
+    or the voice is missing."""
+    if length_scale == 1.0 and pitch_factor == 1.0:
+        return synthesize_reference(text, cache_dir, use_cache)
+    text = " ".join(text.split())
+    key = cache_key_of(text, f"piper|{VOICE_NAME}|{LEVEL}|noise0|1thread",
+                       f"length{length_scale:.3f}|pitch{pitch_factor:.3f}", _versions())
+    if not text:
+        return Rendered(np.zeros(0, dtype=np.float32), 22_050, False, key)
+    return cached_render(key, cache_dir, use_cache,
+                         lambda tmp: _piper.render(text, tmp, length_scale, pitch_factor))

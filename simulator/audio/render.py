@@ -105,10 +105,11 @@ def turn_clean_audio(
     return audio, timeline
 
 
-def call_voice(call: CallScript, seed: int) -> Voice:
-    """The caller's voice: from the persona's ``voice`` dict, else derived from the persona
-    (pack/name) and ``seed``."""
-    return voice_from_persona(call.persona.voice, f"{call.pack}/{call.persona.name}", seed)
+def call_voice(call: CallScript, seed: int, engine: str = "espeak") -> Voice:
+    """The caller's voice in ``engine`` ("espeak" or "piper"): from the persona's ``voice``
+    dict, else derived from the persona (pack/name) and ``seed``."""
+    return voice_from_persona(call.persona.voice, f"{call.pack}/{call.persona.name}", seed,
+                              engine)
 
 
 def render_turn(

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -49,16 +50,37 @@ class TTSUnavailableError(CallsimError):
     """Speech cannot be rendered here (no espeak-ng library, or the engine failed)."""
 
 
+#: Caller voice engines: natural speech (Piper) or formant speech (espeak-ng, the fallback).
+ENGINES = ("piper", "espeak")
+# Piper caller voices: speaking-rate factors and pitch factors (a pitch factor p plays the
+# voice p times higher, formants and all: a shorter or longer vocal tract; its duration is
+# compensated, so the rate stays the persona's). Every pair sounds like another speaker.
+_PIPER_PITCH = (0.86, 0.92, 1.0, 1.06, 1.12, 1.18)
+
+
 @dataclass(frozen=True)
 class Voice:
-    """An espeak-ng voice name (``en-us+f3``), a rate in words per minute and a pitch 0..99."""
+    """A caller voice. ``engine`` "espeak": an espeak-ng voice name (``en-us+f3``), a rate
+    in words per minute and a pitch 0..99. ``engine`` "piper": Piper's bundled voice with a
+    ``length_scale`` (above 1: slower) and a ``pitch_factor`` (see ``_PIPER_PITCH``)."""
 
     espeak_voice: str = "en-us"
     rate: int = 170
     pitch: int = 50
+    engine: str = "espeak"
+    length_scale: float = 1.0
+    pitch_factor: float = 1.0
 
     def key(self) -> str:
+        if self.engine == "piper":
+            return f"piper|{self.length_scale:.3f}|{self.pitch_factor:.3f}"
         return f"{self.espeak_voice}|{self.rate}|{self.pitch}"
+
+    def describe(self) -> str:
+        """A few words naming the voice (run summaries, manifests)."""
+        if self.engine == "piper":
+            return (f"piper length {self.length_scale:.2f} pitch x{self.pitch_factor:.2f}")
+        return f"espeak-ng {self.espeak_voice} {self.rate} wpm pitch {self.pitch}"
 
 
 def voice_for(persona_key: str, seed: int = 0) -> Voice:
@@ -69,9 +91,48 @@ def voice_for(persona_key: str, seed: int = 0) -> Voice:
     return Voice(f"{base}+{variant}", rate=r.randint(145, 195), pitch=r.randint(30, 70))
 
 
-def voice_from_persona(voice_spec: dict[str, Any], persona_key: str, seed: int = 0) -> Voice:
-    """The persona's voice: derived from ``persona_key`` and ``seed``, with any of
-    ``espeak_voice``/``rate``/``pitch`` given in the persona's ``voice`` dict overriding."""
+_DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+# A run of digits in groups (spaces, hyphens, dots, brackets or ", " between them): a phone
+# number or an ID when it holds 5+ digits; an ISO date is left alone, and so is "225,000"
+# (a comma without a space groups thousands).
+_DIGIT_RUN = re.compile(r"\(?\d(?:[\d \-.()]|,(?= ))*\d")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def say_digits(text: str) -> str:
+    """``text`` with phone numbers and IDs written as a caller says them, digit by digit
+    ("744-923-1764" -> "seven four four, nine two three, one seven six four"); a TTS voice
+    would otherwise read "seven hundred forty-four". Shorter numbers, times, dates and
+    amounts are left to the voice."""
+    def spell(m: re.Match[str]) -> str:
+        run = m.group(0)
+        digits = sum(c.isdigit() for c in run)
+        if digits < 5 or _ISO_DATE.match(run):
+            return run
+        groups = [g for g in re.split(r"[^\d]+", run) if g]
+        return ", ".join(" ".join(_DIGIT_WORDS[int(c)] for c in g) for g in groups)
+
+    return _DIGIT_RUN.sub(spell, text)
+
+
+def piper_voice_for(persona_key: str, seed: int = 0) -> Voice:
+    """A deterministic Piper voice for a persona and a seed: a speaking rate and a pitch
+    drawn from a Random of their own (so espeak-ng voices of the same persona do not move)."""
+    r = seeded_rng("piper-voice", persona_key, seed)
+    return Voice(engine="piper", length_scale=round(r.uniform(0.88, 1.18), 2),
+                 pitch_factor=r.choice(_PIPER_PITCH))
+
+
+def voice_from_persona(voice_spec: dict[str, Any], persona_key: str, seed: int = 0,
+                       engine: str = "espeak") -> Voice:
+    """The persona's voice in ``engine``: derived from ``persona_key`` and ``seed``, with
+    any of ``espeak_voice``/``rate``/``pitch`` (espeak-ng) or ``length_scale``/
+    ``pitch_factor`` (Piper) given in the persona's ``voice`` dict overriding."""
+    if engine == "piper":
+        p = piper_voice_for(persona_key, seed)
+        return Voice(engine="piper",
+                     length_scale=float(voice_spec.get("length_scale", p.length_scale)),
+                     pitch_factor=float(voice_spec.get("pitch_factor", p.pitch_factor)))
     base = voice_for(persona_key, seed)
     return Voice(
         espeak_voice=str(voice_spec.get("espeak_voice", base.espeak_voice)),
@@ -222,13 +283,19 @@ def synthesize(
     timeout_s: float = 30.0,
     use_cache: bool = True,
 ) -> Rendered:
-    """Render ``text`` with ``voice``; returns float32 mono at 22,050 Hz.
+    """Render ``text`` with ``voice``; returns float32 mono at 22,050 Hz (a Piper voice is
+    rendered by :func:`simulator.audio.reference_voice.synthesize_piper`).
 
     Reuses ``<cache_dir>/<sha256>.wav`` when present (default :func:`default_cache_dir`).
     Empty text renders as 0 samples. Raises :class:`TTSUnavailableError` when espeak-ng
     cannot be loaded or an utterance does not complete within ``timeout_s``.
     """
     voice = voice or Voice()
+    if voice.engine == "piper":
+        from simulator.audio.reference_voice import synthesize_piper
+
+        return synthesize_piper(say_digits(text), voice.length_scale, voice.pitch_factor,
+                                cache_dir, use_cache)
     text = " ".join(text.split())
     key = cache_key(text, voice)
     if not text:

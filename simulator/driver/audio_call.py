@@ -703,6 +703,7 @@ class _Session:
             "caller": self.caller_log,
             "agent": self.agent_log,
             "tool_calls": self.tool_log,
+            "tool_relay": self.relay is not None,  # tools seen only if the agent calls them
             "usage": self.usage,
             "usage_estimated": self.estimated,
             # No usage from the agent: a voice platform bills by the minute (the profile's

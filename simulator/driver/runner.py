@@ -85,12 +85,20 @@ class RunConfig:
     max_active: int | None = None
     # Audio transports: send the caller's words beside the audio (reference agent only).
     text_hints: bool = False
-    # Transports with a tool relay: the port the agent calls (0: any free port, printed).
+    # Transports with a tool relay: the port the agent calls (0: any free port, printed),
+    # the address it binds (a bot elsewhere needs one it can reach) and the environment
+    # variable holding the bearer token it requires (None: no token). The token itself is
+    # never stored in the run's meta.
     tools_port: int = 0
+    tools_host: str = "127.0.0.1"
+    tools_token_env: str | None = None
     # Audio transports: the caller's voice. "tts": each turn rendered with pyttsx3/espeak-ng
     # in the persona's voice through the profile's line (``audio_params``, the profile's
     # ``audio`` section; None: a clean telephone line); "tones": synthetic voiced tones.
     caller_audio: str = "tones"
+    # With "tts": the voices' engine, "piper" (natural speech; the CLI's default when
+    # installed) or "espeak" (formant speech, the fallback).
+    caller_voice: str = "espeak"
     audio_params: dict[str, Any] | None = None
     # An interleaved A/B run: every planned script is replayed once per arm (see
     # simulator.driver.arms); empty: one arm, ``target`` and ``model``.
@@ -491,19 +499,23 @@ class ShardRunner:
         from simulator.audio.chain import AudioParams
 
         params = AudioParams.from_dict(self.config.audio_params)
-        self.caller_audio = CallerAudio(params, self.config.seed)
+        self.caller_audio = CallerAudio(params, self.config.seed,
+                                        engine=self.config.caller_voice)
         scripts = [self.calls[self.arm_of(i)[0] % len(self.calls)] for i in indices]
         t = time.monotonic()
         n = await self.caller_audio.prerender(scripts)
-        print(f"caller audio: {n} turns rendered with TTS through the "
+        print(f"caller audio: {n} turns rendered with {self.config.caller_voice} through the "
               f"{self.config.profile!r} line in {time.monotonic() - t:.1f} s "
               f"(cache {self.caller_audio.cache_dir})", file=sys.stderr, flush=True)
 
     async def _start_relay(self) -> Any:
-        running = await start_tool_relay(self.config.tools_port)
+        c = self.config
+        token = os.environ.get(c.tools_token_env) if c.tools_token_env else None
+        running = await start_tool_relay(c.tools_port, c.tools_host, token)
         self.relay, self.relay_url = running.relay, running.url
         print(f"tool relay for the agent at {self.relay_url} (POST /tools/NAME, header "
-              "X-Callsim-Call-Id)", file=sys.stderr, flush=True)
+              f"X-Callsim-Call-Id{', bearer token required' if token else ''})",
+              file=sys.stderr, flush=True)
         return running
 
 

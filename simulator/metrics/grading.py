@@ -159,6 +159,8 @@ def grade_call(
         caller_cost_usd=float(model.get("cost_usd", 0.0)),
         caller_invented=len(model.get("invented") or ()),
         frozen_diverged_at=frozen.get("diverged_at"),
+        tools_observed=(bool(transcript.get("tool_calls")) if transcript.get("tool_relay")
+                        else None),
         graded_from=str(transcript.get("agent_source") or "text"),
         talk_overs=int(audio.get("talk_overs") or 0),
         clears=int(audio.get("clears") or 0),

@@ -16,8 +16,10 @@ Definitions (see docs/gate.md):
 =========================  ===============================================================
 p95_ttft_ms                95th percentile (inverted CDF) of the pooled per-turn ``ttft_ms``
                            of ok calls
-tool_arg_accuracy          sum(arg_correct) / sum(arg_total) over all calls
-strict_pass_rate           share of calls with ``strict_pass``
+tool_arg_accuracy          sum(arg_correct) / sum(arg_total) over all calls; no data ("not
+                           observed") when the agent calls tools over the relay and sent it
+                           no request on any call (it keeps its own backend)
+strict_pass_rate           share of calls with ``strict_pass`` (not observed as tool accuracy)
 refusal_rate               over calls whose record does not exist: refused and not fabricated
 fabrication_rate           over calls whose record does not exist: fabricated
 over_refusal_rate          over calls whose record exists: refused
@@ -130,6 +132,26 @@ def _turns(name: str, q: float) -> Callable[[Sequence[CallOutcome]], Metric]:
     return lambda outcomes: _quantile_of_turns(outcomes, q, name)
 
 
+def tools_not_observed(outcomes: Sequence[CallOutcome]) -> bool:
+    """True when the agent called tools over callsim's relay on no call at all: it keeps its
+    own backend, so its tool calls cannot be seen (one call that used the relay makes every
+    call count, a call without tool requests then scoring 0)."""
+    seen = [o.tools_observed for o in outcomes if o.tools_observed is not None]
+    return bool(seen) and not any(seen)
+
+
+def _observed_tools(compute: Callable[[Sequence[CallOutcome]], Metric]
+                    ) -> Callable[[Sequence[CallOutcome]], Metric]:
+    """Tool accuracy has no data (None, "not observed") when :func:`tools_not_observed`."""
+    def wrapped(outcomes: Sequence[CallOutcome]) -> Metric:
+        m = compute(outcomes)
+        if isinstance(m, Ratio) and tools_not_observed(outcomes):
+            return Ratio(np.zeros_like(m.num), np.zeros_like(m.den))
+        return m
+
+    return wrapped
+
+
 def _missing(o: CallOutcome) -> bool:
     return not o.record_exists
 
@@ -139,7 +161,7 @@ _DEFS: list[MetricDef] = [
               _turns("ttft_ms", 0.95), gate=True, reported=True, drifts=True,
               short="p95 latency"),
     MetricDef("tool_arg_accuracy", "tool-call argument accuracy", "rate", "higher",
-              "tool_args", _ratio(lambda o: o.arg_correct, lambda o: o.arg_total),
+              "tool_args", _observed_tools(_ratio(lambda o: o.arg_correct, lambda o: o.arg_total)),
               gate=True, reported=True, short="arg accuracy"),
     MetricDef("refusal_rate", "refusal-on-missing-record rate", "rate", "higher",
               "missing_record",
@@ -149,7 +171,7 @@ _DEFS: list[MetricDef] = [
               _ratio(lambda o: o.cost_usd, lambda o: 1.0), gate=True, reported=True,
               short="cost", drifts=True),
     MetricDef("strict_pass_rate", "strict pass rate", "rate", "higher", "calls",
-              _ratio(lambda o: o.strict_pass, lambda o: 1.0), reported=True),
+              _observed_tools(_ratio(lambda o: o.strict_pass, lambda o: 1.0)), reported=True),
     MetricDef("fabrication_rate", "fabrication rate (missing records)", "rate", "lower",
               "missing_record", _ratio(lambda o: _missing(o) and o.fabricated, _missing),
               reported=True),

@@ -11,13 +11,29 @@ from typing import Any
 
 import numpy as np
 
-from simulator.metrics.numbers import GATE_METRICS, METRICS, gate_numbers
+from simulator.metrics.numbers import GATE_METRICS, METRICS, gate_numbers, tools_not_observed
 from simulator.storage.store import RunStore
 
 GATE_KEYS = GATE_METRICS
 
 #: Per-turn audio timings summarised beside first-token latency (empty on text runs).
 AUDIO_TIMINGS = ("ttfa_ms", "first_voiced_ms", "barge_in_reaction_ms", "agent_speech_s")
+
+
+#: Numbers that need the agent's tool calls (unknown when it keeps its own backend).
+_TOOL_NUMBERS = ("tool_arg_accuracy", "strict_pass_rate")
+
+
+def _caller_voice(meta: dict[str, Any]) -> str | None:
+    """Which voice spoke for the callers (audio runs with TTS callers; None otherwise)."""
+    config = meta.get("config") or {}
+    if meta.get("carries") != "audio":
+        return None
+    if config.get("caller_audio") != "tts":
+        return "synthetic tones"
+    from simulator.audio.caller_audio import describe_caller_voice
+
+    return describe_caller_voice(str(config.get("caller_voice") or "espeak"))
 
 
 def _pcts(values: list[float]) -> dict[str, float | None]:
@@ -113,6 +129,9 @@ def summarize(store: RunStore) -> dict[str, Any]:
         "loop_lag": {"p99_ms": meta.get("loop_lag_p99_ms"),
                      "verdict": meta.get("loop_lag_verdict"),
                      "at_samples_p99_ms": _pcts(lags)["p99"]},
+        "caller_voice": _caller_voice(meta),
+        # The agent called tools over the relay on no call: its tool accuracy is unknown.
+        "tools_not_observed": tools_not_observed(outcomes),
         "cost_estimated_share": (sum(o.cost_estimated for o in outcomes) / len(outcomes)
                                  if outcomes else None),
         # Per call: what refusal / fabrication were graded from ("text" the protocol carried,
@@ -149,8 +168,10 @@ def render_summary(summary: dict[str, Any]) -> Any:
         d = METRICS[name]
         fmt, pre, post = shapes.get(d.unit, (".3f", "", ""))
         v = n.get(name)
-        t.add_row(d.label, "—" if v is None else f"{pre}{v:{fmt}}{post}",
-                  style=None if d.gate else "dim")
+        shown = "—" if v is None else f"{pre}{v:{fmt}}{post}"
+        if v is None and name in _TOOL_NUMBERS and summary.get("tools_not_observed"):
+            shown = "not observed"
+        t.add_row(d.label, shown, style=None if d.gate else "dim")
     tt, ds, ts = summary["ttft_ms"], summary["dispatch_delay_ms"], summary["ttft_from_schedule_ms"]
     t.add_row("ttft p50 / p99", f"{f(tt['p50'], '.1f')} / {f(tt['p99'], '.1f')} ms", style="dim")
     if ds["n"]:
@@ -169,6 +190,8 @@ def render_summary(summary: dict[str, Any]) -> Any:
         t.add_row("caller turns/s at calls in flight (mean)",
                   f"{ld['turns_per_s']:.1f} at {ld['concurrent_calls_mean']:.1f}"
                   + (f" (pacing {ld['pacing']})" if ld.get("pacing") else ""), style="dim")
+    if summary.get("caller_voice"):
+        t.add_row("caller voice", summary["caller_voice"], style="dim")
     c = summary["calls"]
     t.add_row("calls ok / failed", f"{c['ok']} / {c['failed']}", style="dim")
     graded = summary.get("graded_from") or {}

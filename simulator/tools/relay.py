@@ -4,6 +4,7 @@ call it belongs to (the call id travels in a header), so faults and grading stay
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ class ToolRelay:
 
     def __init__(self) -> None:
         self._calls: dict[str, tuple[ExecuteTool, list[dict[str, Any]], list[int]]] = {}
+        self.requests = 0  # tool requests routed to a running call, over the relay's life
 
     def register(self, call_id: str, execute_tool: ExecuteTool) -> list[dict[str, Any]]:
         """Route ``call_id``'s tool calls to ``execute_tool``; returns the call's tool log."""
@@ -41,6 +43,7 @@ class ToolRelay:
             return 404, json.dumps({"error": "unknown_call",
                                     "message": f"no running call {call_id!r}"})
         execute, log, counter = entry
+        self.requests += 1
         try:
             parsed = json.loads(raw) if raw else {}
         except json.JSONDecodeError:
@@ -55,9 +58,18 @@ class ToolRelay:
         return 200, result
 
 
-def create_tool_relay_app(relay: ToolRelay) -> web.Application:
-    """``POST /tools/{name}`` -> the running call's ``execute_tool`` (see :class:`ToolRelay`)."""
+def create_tool_relay_app(relay: ToolRelay, token: str | None = None) -> web.Application:
+    """``POST /tools/{name}`` -> the running call's ``execute_tool`` (see :class:`ToolRelay`).
+    With ``token``, a request without ``Authorization: Bearer TOKEN`` gets 401."""
+    expected = f"Bearer {token}".encode() if token else None
+
     async def handle(request: web.Request) -> web.Response:
+        if expected is not None and not hmac.compare_digest(
+                request.headers.get("Authorization", "").encode(), expected):
+            return web.Response(status=401, content_type="application/json",
+                                text=json.dumps({"error": "unauthorized",
+                                                 "message": "missing or wrong bearer token"}),
+                                headers={"WWW-Authenticate": "Bearer"})
         call_id = request.headers.get(CALL_ID_HEADER, "")
         raw = (await request.read()).decode("utf-8", "replace")
         status, body = await relay.call(call_id, request.match_info["name"], raw)
@@ -80,10 +92,15 @@ class RunningRelay:
         await self.runner.cleanup()
 
 
-async def start_tool_relay(port: int = 0) -> RunningRelay:
-    """Serve the tool relay on 127.0.0.1:``port`` (0: any free port)."""
+async def start_tool_relay(port: int = 0, host: str = "127.0.0.1",
+                           token: str | None = None) -> RunningRelay:
+    """Serve the tool relay on ``host``:``port`` (0: any free port); with ``token``, only
+    requests carrying ``Authorization: Bearer TOKEN`` are answered. ``url`` names the
+    bound address (an IPv6 host in brackets)."""
     relay = ToolRelay()
-    runner = web.AppRunner(create_tool_relay_app(relay), access_log=None)
+    runner = web.AppRunner(create_tool_relay_app(relay, token), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return RunningRelay(relay, f"http://127.0.0.1:{runner.addresses[0][1]}", runner)
+    await web.TCPSite(runner, host, port).start()
+    bound_host, bound_port = runner.addresses[0][:2]
+    shown = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
+    return RunningRelay(relay, f"http://{shown}:{bound_port}", runner)

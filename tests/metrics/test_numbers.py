@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -62,3 +64,26 @@ def test_extra_guard_metrics() -> None:
     assert metric_calls(outs, "ttfa_ms") == 100
     with pytest.raises(GateError, match="unknown metric 'p95_ttfb_ms'.*ttfa_ms"):
         metric(outs, "p95_ttfb_ms")
+
+
+def _relay_call(i: int, observed: bool, arg_correct: int = 0) -> CallOutcome:
+    return replace(call(i, arg_correct=arg_correct, strict=arg_correct == 2),
+                   tools_observed=observed)
+
+
+def test_tool_accuracy_is_not_observed_when_the_agent_never_used_the_relay() -> None:
+    # A bot with its own backend: every other number is graded, tool numbers have no data.
+    missing = call(2, exists=False, refused=True, arg_total=0, arg_correct=0)
+    outs = [_relay_call(0, False), _relay_call(1, False), replace(missing, tools_observed=False)]
+    n = gate_numbers(outs)
+    assert n["tool_arg_accuracy"] is None and n["strict_pass_rate"] is None
+    assert n["refusal_rate"] == 1.0 and n["error_rate"] == 0.0
+
+
+def test_one_call_using_the_relay_makes_every_call_count_for_tool_accuracy() -> None:
+    # The bot does use the relay: a call where it made no tool request scores 0, not "unseen".
+    n = gate_numbers([_relay_call(0, True, arg_correct=2), _relay_call(1, False)])
+    assert n["tool_arg_accuracy"] == pytest.approx(2 / 4)
+    assert n["strict_pass_rate"] == pytest.approx(1 / 2)
+    # In-band tools (text transports) are always observed.
+    assert gate_numbers([call(0, arg_correct=0, strict=False)])["tool_arg_accuracy"] == 0.0

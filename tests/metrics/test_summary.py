@@ -133,3 +133,18 @@ def test_rendered_empty_summary_shows_dashes_and_leaves_out_what_is_missing(
     assert "p95 first-token latency" in text and "— ms" in text
     assert "dispatch delay" not in text and "injected WER" not in text
     assert "errors:" not in text
+
+
+def test_a_bot_with_its_own_backend_shows_tool_numbers_as_not_observed(tmp_path: Path) -> None:
+    s = RunStore(tmp_path / "run-own", create=True)
+    s.set_meta(status="complete", target="ws://bot", profile="none", total_calls=2,
+               carries="audio", config={"caller_audio": "tts", "caller_voice": "piper"})
+    _call(s, 0, replace(BASE, arg_correct=0, strict_pass=False, tools_observed=False))
+    _call(s, 1, replace(BASE, record_exists=False, refused=True, arg_total=0, arg_correct=0,
+                        tools_observed=False))
+    summary = summarize(s)
+    assert summary["tools_not_observed"] and summary["gate"]["tool_arg_accuracy"] is None
+    assert summary["gate"]["refusal_rate"] == 1.0  # still graded
+    text = _text(summary)
+    assert "tool-call argument accuracy" in text and "not observed" in text
+    assert "caller voice" in text and "piper" in text

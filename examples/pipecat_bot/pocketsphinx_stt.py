@@ -1,0 +1,129 @@
+"""An offline speech-to-text service for Pipecat: pocketsphinx, run on each VAD segment.
+
+Pipecat has no offline recogniser whose model ships inside a PyPI package, so this is a
+small :class:`~pipecat.services.stt_service.SegmentedSTTService` (the base Pipecat's own
+Whisper service uses): the VAD cuts the caller's speech into segments and each segment is
+transcribed once, in a worker process (a pocketsphinx decode holds the GIL for the whole
+segment: in a thread it would stall every call's audio on the bot's event loop). The
+recogniser is callsim's pocketsphinx wrapper with the wheel's US-English acoustic model and,
+by default, a domain language model built from callsim's persona packs (a deployed bot's
+recogniser would be tuned to its domain too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections.abc import AsyncGenerator
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+from loguru import logger
+from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
+from pipecat.services.settings import STTSettings
+from pipecat.services.stt_service import SegmentedSTTService
+from pipecat.utils.time import time_now_iso8601
+
+from simulator.audio.asr import RecogniserConfig, get_recogniser
+
+
+def bot_lm() -> str:
+    """The bot's domain language model: a trigram over what callsim's persona-pack callers
+    say, estimated with callsim's builder (:mod:`simulator.audio.lm`), with phone numbers and
+    IDs written digit by digit, as callers say them (callsim's default lets a TTS voice read
+    "744" as "seven hundred forty-four"). Built once, cached by content hash in callsim's LM
+    cache; returns the ARPA file's path."""
+    import hashlib
+    import os
+
+    import pocketsphinx
+
+    from simulator.audio import lm
+    from simulator.audio.tts import say_digits
+    from simulator.personas import generate_calls, load_packs
+
+    sentences = [words for call in generate_calls(load_packs(), "all", lm.LM_CALLS, lm.LM_SEED)
+                 for turn in call.turns if (words := lm.lm_words(say_digits(turn.text)))]
+    vocab = lm.dictionary_words(os.path.join(pocketsphinx.get_model_path(), "en-us",
+                                             "cmudict-en-us.dict"))
+    fragments, _ = lm.split_at_oov(sentences, vocab)
+    h = hashlib.sha256(b"pipecat-bot-v1")
+    for frag in fragments:
+        h.update(" ".join(frag).encode() + b"\n")
+    path = lm.default_cache_dir() / f"pipecat-bot-{h.hexdigest()[:16]}.arpa"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(lm.estimate_arpa(fragments), encoding="utf-8")
+        os.replace(tmp, path)
+    return str(path)
+
+
+def _config(lm: str) -> RecogniserConfig:
+    """``lm``: "generic" (the wheel's model), "domain" (callsim's) or an ARPA file's path."""
+    if lm in ("generic", "domain"):
+        return RecogniserConfig(lm=lm)  # type: ignore[arg-type]
+    return RecogniserConfig(lm="generic", extra=(("lm", lm),))
+
+
+def _load(lm: str) -> None:
+    get_recogniser(_config(lm))  # the model (and the LM, built once and cached) per worker
+
+
+def _transcribe(lm: str, pcm: bytes, sample_rate: int) -> str:
+    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
+    return get_recogniser(_config(lm)).transcribe(samples, sample_rate)
+
+
+class PocketsphinxSTTService(SegmentedSTTService):
+    """Transcribes each speech segment with pocketsphinx.
+
+    ``lm``: an ARPA file (:func:`bot_lm`), "domain" (callsim's trigram over its persona
+    packs' caller text) or "generic" (the wheel's general English model). Loading takes a
+    few seconds, so the recogniser processes are started once and shared by every call
+    (:meth:`load`)."""
+
+    _pools: dict[str, ProcessPoolExecutor] = {}
+
+    def __init__(self, *, lm: str = "domain", **kwargs: object) -> None:
+        settings = STTSettings(model=f"pocketsphinx-en-us/{lm}", language="en-US")
+        # Transcripts of a segment arrive in well under a second on a free core.
+        super().__init__(settings=settings, ttfs_p99_latency=1.0,  # type: ignore[arg-type]
+                         **kwargs)
+        self._lm = lm
+        self._pool = self.load(lm)
+
+    @classmethod
+    def load(cls, lm: str = "domain", workers: int = 2) -> ProcessPoolExecutor:
+        """The process's recogniser workers for ``lm`` (started, and the model loaded in
+        each, on first use); every call of the bot shares them."""
+        pool = cls._pools.get(lm)
+        if pool is None:
+            pool = cls._pools[lm] = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_load, initargs=(lm,))
+            for f in [pool.submit(_load, lm) for _ in range(workers)]:
+                f.result()
+        return pool
+
+    @property
+    def wants_wav_segments(self) -> bool:
+        return False  # raw 16-bit PCM at the pipeline's input rate
+
+    def can_generate_metrics(self) -> bool:
+        return True
+
+    async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
+        await self.start_processing_metrics()
+        loop = asyncio.get_running_loop()
+        try:
+            text = await loop.run_in_executor(self._pool, _transcribe, self._lm, audio,
+                                              self.sample_rate)
+        except Exception as exc:  # the decoder raises its own types
+            yield ErrorFrame(f"pocketsphinx failed: {exc}")
+            return
+        finally:
+            await self.stop_processing_metrics()
+        logger.debug(f"{self}: heard [{text}]")
+        if text:
+            yield TranscriptionFrame(text, self._user_id, time_now_iso8601())
