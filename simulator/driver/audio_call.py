@@ -15,6 +15,7 @@ import inspect
 import json
 import re
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,13 +91,13 @@ class _AudioCall:
         self.dl = deadlines
         self.agent_silence_s = agent_silence_s
         self.stats = stats or AudioStats()
-        self.queue: list[bytes] = []       # caller chunks waiting for their deadline
-        self.queue_voiced: list[bool] = []
+        self.queue: deque[tuple[Any, bool]] = deque()  # (chunk, voiced) waiting for its deadline
         self.last_voiced_sent_ns = 0
         self.first_sent_ns = 0             # send time of the first chunk of the current utterance
         self.drained = asyncio.Event()
         self.drained.set()
         self.changed = asyncio.Event()
+        self.waiting = False               # someone awaits a time-based condition
         self.turn: _Turn | None = None
         self.playout_end_ns = 0
         self.closed = False
@@ -110,24 +111,29 @@ class _AudioCall:
 
     # -- sending on absolute deadlines
     async def sender(self) -> None:
-        chunk_s = self.line.chunk_ms / 1000.0
-        step = int(chunk_s * 1e9)
+        """The call's one timer: sends a chunk every ``chunk_ms`` on absolute deadlines and,
+        on the same tick, wakes whoever waits for a time-based condition (an agent turn
+        ending after its silence, a barge-in, a deadline)."""
+        step = int(self.line.chunk_ms * 1e6)
         nxt = _now()
         silence = self.line.silence_chunk
+        queue = self.queue
+        send = self.line.send_audio
+        jitter = self.stats.jitter_ms
+        sleep = asyncio.sleep
         try:
             while not self.sender_stop and not self.closed:
-                delay = (nxt - _now()) / 1e9
+                delay = nxt - _now()
                 if delay > 0:
-                    await asyncio.sleep(delay)
-                if self.queue:
-                    payload = self.queue.pop(0)
-                    voiced = self.queue_voiced.pop(0)
+                    await sleep(delay / 1e9)
+                if queue:
+                    payload, voiced = queue.popleft()
                 else:
                     payload, voiced = silence, False
-                first = not self.drained.is_set() and self.first_sent_ns == 0
-                await self.line.send_audio(payload)
+                first = self.first_sent_ns == 0 and not self.drained.is_set()
+                await send(payload)
                 t = _now()
-                self.stats.jitter_ms.append((t - nxt) / 1e6)
+                jitter.append((t - nxt) / 1e6)
                 self.stats.frames += 1
                 if first:
                     self.first_sent_ns = t
@@ -137,11 +143,14 @@ class _AudioCall:
                     self.changed.set()
                 if voiced:
                     self.last_voiced_sent_ns = t
-                if not self.queue and not self.drained.is_set():
+                if not queue and not self.drained.is_set():
                     self.drained.set()
+                    self.changed.set()
+                if self.waiting:
+                    self.changed.set()
                 nxt += step  # absolute deadlines: lateness never accumulates
-                if nxt < _now() - 5 * step:
-                    nxt = _now()  # the loop stalled badly: do not burst to catch up
+                if nxt < t - 5 * step:
+                    nxt = t  # the loop stalled badly: do not burst to catch up
         except (ConnectionError, TransportError, OSError) as exc:
             self.sender_error = exc
             self.changed.set()
@@ -152,10 +161,10 @@ class _AudioCall:
         voiced = voiced_chunks(pcm8k, int(self.line.chunk_ms * SR / 1000))[: len(chunks)]
         if not chunks:
             return
+        voiced += [False] * (len(chunks) - len(voiced))
         self.first_sent_ns = 0
         self.drained.clear()
-        self.queue.extend(chunks)
-        self.queue_voiced.extend(voiced)
+        self.queue.extend(zip(chunks, voiced, strict=True))
         # Not a bare drained.wait(): a line the agent closed mid-utterance never drains.
         if not await self.wait_for(lambda now: self.drained.is_set(), 24 * 3600):
             _raise_line(self, "reset", "the line closed while the caller was speaking")
@@ -189,10 +198,12 @@ class _AudioCall:
                         and self.last_voiced_arrival_ns
                         and ev.t_ns - self.last_voiced_arrival_ns > 200_000_000):
                     self.barge_stop_ns = self.last_voiced_arrival_ns
+                    self.changed.set()
                 self.last_voiced_arrival_ns = ev.t_ns
             if tr is not None:
                 if tr.first_audio_ns is None:
                     tr.first_audio_ns = ev.t_ns
+                    self.changed.set()
                 if tr.last_arrival_ns is not None:
                     gap = (ev.t_ns - tr.last_arrival_ns) / 1e6
                     tr.max_gap_ms = max(tr.max_gap_ms, gap)
@@ -202,9 +213,13 @@ class _AudioCall:
                 if ev.voiced:
                     if tr.first_voiced_ns is None:
                         tr.first_voiced_ns = ev.t_ns
+                        self.changed.set()
                     tr.voiced_s += ev.duration_s
                     tr.last_voiced_end_ns = self.playout_end_ns
-        elif ev.kind == "clear":
+            # Any other audio frame changes nothing a waiter checks before the next tick
+            # (a turn's end is a matter of time): no wake-up per frame.
+            return
+        if ev.kind == "clear":
             self.playout_end_ns = ev.t_ns
             if self.barge_onset_ns is not None and self.barge_stop_ns is None:
                 self.barge_stop_ns = ev.t_ns
@@ -239,7 +254,8 @@ class _AudioCall:
         return now >= tr.last_voiced_end_ns + int(self.agent_silence_s * 1e9)
 
     async def wait_for(self, pred: Callable[[int], bool], timeout_s: float) -> bool:
-        """Wait until ``pred(now)`` holds (re-checked on every event and every 20 ms)."""
+        """Wait until ``pred(now)`` holds, re-checked on every agent event that can change
+        it and on every tick of the sender (20 ms): no timer of its own."""
         end = _now() + int(timeout_s * 1e9)
         while True:
             now = _now()
@@ -248,14 +264,15 @@ class _AudioCall:
             if self.closed or self.error is not None or self.sender_error is not None or now >= end:
                 return pred(now)
             self.changed.clear()
-            # A timer instead of asyncio.wait_for: no task per wake-up (this runs for every
-            # call every 20 ms and must stay cheap).
-            timer = asyncio.get_running_loop().call_later(min(0.02, (end - now) / 1e9),
-                                                          self.changed.set)
+            self.waiting = True
             try:
-                await self.changed.wait()
+                if self.sender_stop:  # no ticks any more: fall back to a timer
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.changed.wait(), min(0.02, (end - now) / 1e9))
+                else:
+                    await self.changed.wait()
             finally:
-                timer.cancel()
+                self.waiting = False
 
 
 def _estimate_tokens(text: str) -> int:
