@@ -95,6 +95,7 @@ async def bench(url: str, calls: int, duration: float) -> dict[str, Any]:
     return {
         "calls": calls, "duration_s": duration, "wall_s": round(wall, 1),
         "errors": sum(r.error is not None for r in runs),
+        "error_kinds": sorted({f"{r.error}: {r.error_detail}"[:120] for r in runs if r.error}),
         "frames": int(len(j)),
         "jitter_ms": {"p50": round(float(np.percentile(j, 50)), 3),
                       "p99": round(float(np.percentile(j, 99)), 3),

@@ -34,6 +34,7 @@ from simulator.audio.line import (
 from simulator.callscript import CallScript, Turn
 from simulator.driver.session import CallRun, awaited_turn
 from simulator.errors import TransportError
+from simulator.histogram import LatencyHistogram
 from simulator.results import TurnRecord
 from simulator.tools.relay import ExecuteTool, ToolRelay
 from simulator.transports.base import Deadlines
@@ -605,6 +606,14 @@ class _Session:
         run.finished_ns = _now()
         call = self.call
         jit = np.asarray(call.stats.jitter_ms if call else [], dtype=np.float64)
+        hist = LatencyHistogram()
+        if len(jit):
+            # one record per distinct microsecond value, not per frame (a call's end must
+            # not hold the loop that other calls' frames wait on)
+            us, counts = np.unique(np.rint(np.maximum(jit, 0.0) * 1000).astype(np.int64),
+                                   return_counts=True)
+            for v, k in zip(us.tolist(), counts.tolist(), strict=True):
+                hist.record_ms(v / 1000.0, k)
         run.transcript = {
             "caller": self.caller_log,
             "agent": self.agent_log,
@@ -618,6 +627,8 @@ class _Session:
                 "frames_sent": int(call.stats.frames) if call else 0,
                 "send_jitter_p99_ms": float(np.percentile(jit, 99)) if len(jit) else None,
                 "send_jitter_max_ms": float(jit.max()) if len(jit) else None,
+                # every frame's send time minus its deadline, for the run's distribution
+                "send_jitter_hist": hist.encode() if len(jit) else None,
             },
         }
         return run
