@@ -46,6 +46,8 @@ MAX_TOOL_ROUNDS = 8
 
 # A turn's caller audio (8 kHz float32), or an awaitable of it (TTS rendered off the loop).
 SpeechFn = Callable[[Turn], "np.ndarray | Awaitable[np.ndarray]"]
+# The default caller voice, shared by every call so its cache (per word count) is too.
+_TONES = SyntheticSpeech()
 
 
 # --------------------------------------------------------------------------- the call
@@ -344,7 +346,7 @@ async def run_audio_call(
     ``barge_in_reaction_ms``); transport failures end up in ``run.error``, never raised."""
     session = _Session(script, caller, transport, execute_tool, deadlines, run_t0_ns,
                        scheduled_ns, call_id or script.call_id, tools or [], system_prompt,
-                       speech or SyntheticSpeech(), relay, lag_ms, honour_pauses,
+                       speech or _TONES, relay, lag_ms, honour_pauses,
                        agent_silence_s, greeting_wait_s, stats)
     return await session.run()
 
@@ -608,11 +610,13 @@ class _Session:
         jit = np.asarray(call.stats.jitter_ms if call else [], dtype=np.float64)
         hist = LatencyHistogram()
         if len(jit):
-            # one record per distinct microsecond value, not per frame (a call's end must
-            # not hold the loop that other calls' frames wait on)
-            us, counts = np.unique(np.rint(np.maximum(jit, 0.0) * 1000).astype(np.int64),
-                                   return_counts=True)
-            for v, k in zip(us.tolist(), counts.tolist(), strict=True):
+            # One record per distinct value, not per frame (a call's end must not hold the
+            # loop other calls' frames wait on): values kept to 2 significant digits (1%),
+            # microseconds below 0.1 ms, so a few hundred records at most.
+            us = np.maximum(jit, 0.0) * 1000.0
+            mag = 10.0 ** np.maximum(np.floor(np.log10(np.maximum(us, 1.0))) - 1, 0)
+            q, counts = np.unique(np.rint(us / mag) * mag, return_counts=True)
+            for v, k in zip(q.tolist(), counts.tolist(), strict=True):
                 hist.record_ms(v / 1000.0, k)
         run.transcript = {
             "caller": self.caller_log,
