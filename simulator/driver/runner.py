@@ -308,6 +308,9 @@ class ShardRunner:
             pacing=config.pacing,
             caller_model=self.caller_model,
         )
+        # A call's end is work for the loop that other calls' frames and stamps wait on:
+        # yield between its parts so none of them holds the loop for long.
+        await asyncio.sleep(0)
         outcome, detail = grade_call(
             script, run.transcript, call_id=call_id, profile=config.profile,
             ok=run.error is None, error=run.error, ttft_ms=run.ttft_ms, timings=run.timings(),
@@ -374,6 +377,7 @@ class ShardRunner:
                 arm = self.arm_of(i)[1]
                 res = await self._one(i, clock[0] - base_ns,
                                       by_arm["" if arm is None else arm.name], started)
+                await asyncio.sleep(0)
                 done = sink(res)
                 if done is not None:
                     await done
