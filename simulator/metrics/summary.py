@@ -77,9 +77,10 @@ def summarize(store: RunStore) -> dict[str, Any]:
     spans: list[tuple[float, float]] = []
     jitter = LatencyHistogram()
     for c in store.calls():
-        encoded = ((c.get("transcript") or {}).get("audio") or {}).get("send_jitter_hist")
-        if encoded and not c["warmup"]:
-            jitter.merge(LatencyHistogram.decode(encoded))
+        counts = ((c.get("transcript") or {}).get("audio") or {}).get("send_jitter_us_counts")
+        if counts and not c["warmup"]:
+            for us, k in counts.items():
+                jitter.record_ms(int(us) / 1000.0, int(k))
         if not c["warmup"] and c["dispatch_delay_ms"] is not None:
             dispatch.append(max(0.0, c["dispatch_delay_ms"]))
         if not c["warmup"] and c["started_s"] is not None and c["finished_s"] is not None:
