@@ -27,6 +27,10 @@ class Prices(BaseModel):
     audio_output_per_mtok: float = Field(20.0, ge=0)
     telephony_per_min: float = Field(0.0085, ge=0)
     audio_per_min: float = Field(0.0, ge=0)
+    # What a voice platform bills per minute of call, all in (speech recognition, model and
+    # speech): the cost of an audio call whose protocol reports no token usage (Twilio
+    # Media Streams), flagged as estimated. Telephony and audio rates are added to it.
+    voice_agent_per_min: float = Field(0.07, ge=0)
 
 
 class AgentProfile(BaseModel):
@@ -66,6 +70,12 @@ def session_cost(usage: dict[str, Any], minutes: float, prices: Prices) -> float
         + audio_out * prices.audio_output_per_mtok
     ) / 1e6
     return usd + minutes * (prices.telephony_per_min + prices.audio_per_min)
+
+
+def voice_minute_cost(minutes: float, prices: Prices) -> float:
+    """USD for ``minutes`` of an audio call billed by the minute (no token usage known)."""
+    return minutes * (prices.voice_agent_per_min + prices.telephony_per_min
+                      + prices.audio_per_min)
 
 
 def add_usage(total: dict[str, Any], usage: dict[str, Any]) -> None:

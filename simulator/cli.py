@@ -123,7 +123,7 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
                    "--count is per arm. 'NAME=model=M' uses --target. Judge with "
                    "`callsim gate RUN` (see docs/gate.md).")
 @click.option("--transport", default=DEFAULT_TRANSPORT, show_default=True,
-              help="How to reach the agent: openai-chat, openai-realtime, twilio, or a "
+              help="How to reach the agent: openai-chat, openai-realtime, twilio, sip, or a "
                    "transport an installed package registers (docs/transports.md).")
 @click.option("--model", default="callsim-reference", show_default=True)
 @click.option("--api-key-env", help="Name of the environment variable holding the API key.")
@@ -159,6 +159,30 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
                    "line (rendered before the run starts; cached in $CALLSIM_TTS_CACHE); "
                    "'tones': synthetic voiced tones (pure timing/load work). Default: tts "
                    "when the TTS works here, else tones with a notice.")
+@click.option("--listener", "listener", default="auto", show_default=True,
+              type=click.Choice(["auto", "pocketsphinx", "off"]),
+              help="Audio transports: how the caller hears agent turns whose words the protocol "
+                   "does not carry (Twilio): 'pocketsphinx' recognises each turn offline "
+                   "(extra 'asr'; docs/listener.md); 'off': the caller answers blind. 'auto': "
+                   "pocketsphinx when installed.")
+@click.option("--listener-workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Audio transports: listener recogniser processes.")
+@click.option("--greeting-wait", default=5.0, show_default=True, type=click.FloatRange(min=0),
+              help="Audio transports: seconds to wait for the agent to start greeting before "
+                   "the caller speaks (0: speak at once).")
+@click.option("--greeting-max", default=30.0, show_default=True, type=click.FloatRange(min=0),
+              help="Audio transports: the longest greeting the caller lets finish (seconds).")
+@click.option("--agent-silence", default=0.7, show_default=True,
+              type=click.FloatRange(min=0.02),
+              help="Audio transports: agent silence (after its audio played out) that ends "
+                   "its turn, in seconds.")
+@click.option("--reprompt-after", default=8.0, show_default=True,
+              type=click.FloatRange(min=0.1),
+              help="Audio transports: seconds of agent silence after the caller's turn before "
+                   "the caller says 'Hello? Are you still there?'.")
+@click.option("--reprompts", default=1, show_default=True, type=click.IntRange(min=0),
+              help="Audio transports: re-prompts before the caller gives up (the call then "
+                   "fails as agent_silent).")
 @click.option("--caller", "caller_kind", default="rules", show_default=True,
               type=click.Choice(["rules", "llm"]),
               help="Who plays the caller: the rule-based caller following the script, or a "
@@ -288,6 +312,8 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
                             max_reply_bytes=int(kw.get("max_reply_mb", 8.0) * 1024 * 1024)),
         honour_pauses=not kw.get("no_pauses"), pacing=kw.get("pacing") or "speech",
         rubric_sha256=rubric_sha, label=_label(kw.get("label")),
+        listener=kw.get("listener") or "auto", listener_workers=kw.get("listener_workers") or 1,
+        turn_taking=_turn_taking(kw),
     )
     run_dir = Path(kw["runs_dir"]) / new_run_id()
     where = (f"arms {', '.join(f'{a.name}={a.target} ({a.model})' for a in arms)} interleaved"
@@ -355,6 +381,18 @@ def _caller_audio(requested: str | None, transport: str, profile: str,
     return mode, get_profile(profile, profiles_dir).audio.model_dump()
 
 
+def _turn_taking(kw: dict[str, Any]) -> Any:
+    from simulator.driver.turntaking import TurnTaking
+
+    d = TurnTaking()
+    return TurnTaking(
+        greeting_wait_s=kw.get("greeting_wait", d.greeting_wait_s),
+        greeting_max_s=kw.get("greeting_max", d.greeting_max_s),
+        agent_silence_s=kw.get("agent_silence", d.agent_silence_s),
+        reprompt_after_s=kw.get("reprompt_after", d.reprompt_after_s),
+        reprompts=kw.get("reprompts", d.reprompts))
+
+
 def _config_from_meta(d: dict[str, Any]) -> Any:
     from simulator.driver.arms import Arm
     from simulator.driver.arrivals import ArrivalSpec, Stage
@@ -367,6 +405,10 @@ def _config_from_meta(d: dict[str, Any]) -> Any:
     d["deadlines"] = Deadlines(**d["deadlines"])
     d.setdefault("pacing", "none")  # runs stored before pacing existed sent back to back
     d["arms"] = tuple(Arm(**x) for x in d.get("arms") or ())
+    if "turn_taking" in d:
+        from simulator.driver.turntaking import TurnTaking
+
+        d["turn_taking"] = TurnTaking(**d["turn_taking"])
     return RunConfig(arrival=ArrivalSpec(**a), **d)
 
 
@@ -689,9 +731,13 @@ AUDIO_UTTERANCES_MAX = 200
               help="With --audio: the speech that probes the lines: Piper's natural reference "
                    "voice (default when installed, extra 'asr') or the espeak-ng persona "
                    "voices that speak on calls.")
+@click.option("--listener", is_flag=True,
+              help="Measure callsim's listener instead: the reference agent's turns spoken "
+                   "(Piper, or the voice agent's espeak-ng voice with --speech espeak), over "
+                   "each profile's line, recognised with the listener's LM (docs/listener.md).")
 @_user_errors
 def calibrate(utterances: int, n_calls: int, seed: int, profiles_dir: Path | None,
-              audio: bool, lm: str, workers: int, speech: str | None) -> None:
+              audio: bool, lm: str, workers: int, speech: str | None, listener: bool) -> None:
     """Target vs. measured WER per profile, and observed perturbation/fault rates.
 
     Exits 1 when a profile misses its WER band (or strays more than 2 points from its
@@ -701,6 +747,7 @@ def calibrate(utterances: int, n_calls: int, seed: int, profiles_dir: Path | Non
 
     With --audio, exits 1 when two profiles with disjoint text bands are not ordered by
     measured WER (by words heard when the recogniser's floor WER is too high to order).
+    With --listener, exits 1 when the listener's WER on the clean line is over 15%.
     """
     from rich.console import Console
 
@@ -708,6 +755,9 @@ def calibrate(utterances: int, n_calls: int, seed: int, profiles_dir: Path | Non
     from simulator.degradation import load_profiles
     from simulator.degradation.calibrate import render_calibration
 
+    if listener:
+        _calibrate_listener(utterances, seed, profiles_dir, workers, speech)
+        return
     if audio:
         from simulator.audio.asr import RecogniserConfig
         from simulator.audio.calibrate_audio import (
@@ -767,6 +817,41 @@ def calibrate(utterances: int, n_calls: int, seed: int, profiles_dir: Path | Non
                + ("ok" if not problems else "FAILED"), err=True)
     if problems:
         click.echo("out of target: " + "; ".join(problems), err=True)
+        sys.exit(1)
+
+
+LISTENER_PROFILES = ("clean", "typical_call")
+LISTENER_CLEAN_MAX_WER = 0.15
+
+
+def _calibrate_listener(utterances: int, seed: int, profiles_dir: Path | None, workers: int,
+                        speech: str | None) -> None:
+    """``calibrate --listener``: the listener's WER on agent speech per line profile."""
+    from rich.console import Console
+
+    from simulator.audio.calibrate_audio import calibrate_audio, render_audio_calibration
+    from simulator.audio.listener import listener_config
+    from simulator.degradation import load_profiles
+
+    if speech is None:
+        speech = "piper"
+    profs = load_profiles(profiles_dir)
+    missing = [p for p in LISTENER_PROFILES if p not in profs]
+    if missing:
+        raise InputError(f"calibrate --listener: profile(s) {', '.join(missing)} not found")
+    n = min(utterances, AUDIO_UTTERANCES_MAX)
+    results = calibrate_audio([profs[p] for p in LISTENER_PROFILES], utterances=n, seed=seed,
+                              workers=workers, config=listener_config(),
+                              speech=speech,  # type: ignore[arg-type]
+                              source="agent")
+    Console().print(render_audio_calibration(results))
+    for r in results:
+        click.echo(f"listener WER ({speech}, {r.profile}): {r.wer:.1%} over {r.words} words "
+                   f"of {r.utterances} agent turns (undegraded: {r.floor_wer:.1%})")
+    clean = next(r for r in results if r.profile == "clean")
+    if clean.wer > LISTENER_CLEAN_MAX_WER:
+        click.echo(f"listener WER on the clean line {clean.wer:.1%} is over "
+                   f"{LISTENER_CLEAN_MAX_WER:.0%}: FAILED", err=True)
         sys.exit(1)
 
 
@@ -1079,12 +1164,22 @@ def agent() -> None:
               help="Voice endpoints: silence that ends the caller's turn.")
 @click.option("--tools-url", help="Voice endpoints: base URL of the HTTP tool backend "
                                   "(callsim's tool relay) the Twilio endpoint calls.")
+@click.option("--voice", default="auto", show_default=True,
+              type=click.Choice(["auto", "piper", "espeak", "tones"]),
+              help="Voice endpoints: how replies sound. 'auto': Piper's reference voice when "
+                   "installed (extra 'asr') and the agent hears, espeak-ng when it hears "
+                   "without Piper, synthetic tones with --stt none.")
+@click.option("--greet-delay-ms", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Twilio endpoint: extra delay before the greeting (a slow bot).")
+@click.option("--silent", is_flag=True,
+              help="Twilio endpoint: never speak (to try a caller's re-prompts).")
 @_user_errors
 def agent_serve(host: str, port: int, ttft_ms: float, token_ms: float, fabricate_rate: float,
                 arg_error_rates: tuple[str, ...], seed: int, style: str,
                 personas_dir: Path | None, stt: str,
                 asr_workers: int, verbose: bool, vad_silence_ms: float,
-                tools_url: str | None) -> None:
+                tools_url: str | None, voice: str, greet_delay_ms: float,
+                silent: bool) -> None:
     """Serve the reference agent until interrupted.
 
     Endpoints: OpenAI Chat Completions at /v1/chat/completions (streaming and not), Twilio
@@ -1107,11 +1202,12 @@ def agent_serve(host: str, port: int, ttft_ms: float, token_ms: float, fabricate
     rate, per_pack = _arg_error_rates(arg_error_rates, packs)
     cfg = AgentConfig(ttft_ms=ttft_ms, token_ms=token_ms, fabricate_rate=fabricate_rate,
                       arg_error_rate=rate, arg_error_packs=per_pack, seed=seed, style=style)
-    voice = VoiceAgentConfig(ttft_ms=ttft_ms, vad_silence_ms=vad_silence_ms, stt=stt,
-                             asr_workers=asr_workers, tools_url=tools_url, policy=cfg)
+    voice_cfg = VoiceAgentConfig(ttft_ms=ttft_ms, vad_silence_ms=vad_silence_ms, stt=stt,
+                                 asr_workers=asr_workers, tools_url=tools_url, policy=cfg,
+                                 voice=voice, greet_delay_ms=greet_delay_ms, silent=silent)
     from simulator.agent.serve import serve_agent
 
-    _run_async(serve_agent(cfg, voice, host, port, packs))
+    _run_async(serve_agent(cfg, voice_cfg, host, port, packs))
 
 
 def _arg_error_rates(values: Sequence[str], packs: Any

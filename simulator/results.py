@@ -45,6 +45,17 @@ class TurnRecord:
     first_text_ms: float | None = None        # first text (transcript) delta
     agent_speech_s: float | None = None       # seconds of voiced agent audio
     barge_in_reaction_ms: float | None = None  # caller speech onset -> agent stopped
+    # Where the turn's words came from: "text" (the protocol carried them, e.g. Realtime
+    # transcripts), "audio" (callsim's listener heard them), "" (neither).
+    text_source: str | None = None
+    heard_text: str | None = None             # the listener's transcript of the turn's audio
+    listen_ms: float | None = None            # the listener's recognition time
+    agent_end_ms: float | None = None         # end of the agent's last voiced audio (played out)
+    talk_overs: int | None = None             # agent speech started while the caller spoke
+    clears: int | None = None                 # Twilio ``clear`` / Realtime cleared events
+    # phone calls (sip), on the call's first turn only
+    post_dial_delay_ms: float | None = None   # INVITE sent -> first 180/183 (or the 200)
+    answer_to_audio_ms: float | None = None   # call answered (200 OK) -> first agent RTP
 
 
 #: Per-turn fields the run store keeps as columns (the text lives in the transcript).
@@ -97,6 +108,14 @@ class CallOutcome:
     # A frozen fixture replayed: the caller turn from which the agent answered differently
     # and the rule-based caller took over (None: replayed whole, or not a frozen fixture).
     frozen_diverged_at: int | None = None
+    # Audio calls: what refusal / fabrication were graded from ("text": words the protocol
+    # carried, "audio": words callsim's listener heard, "mixed", "none": no words at all),
+    # and the call's turn-taking counts.
+    graded_from: str = "text"
+    talk_overs: int = 0       # the agent started speaking while the caller was speaking
+    clears: int = 0           # the agent flushed its own audio (Twilio ``clear``)
+    reprompts: int = 0        # the caller said "Hello? Are you still there?"
+    cost_basis: str = "tokens"  # "tokens" or "per_minute" (the profile's voice rate)
 
 
 @dataclass(frozen=True, slots=True)

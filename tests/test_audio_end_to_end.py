@@ -35,7 +35,8 @@ def test_audio_calls_complete_with_tools_and_time_to_first_audio(
         path = "/twilio" if transport == "twilio" else "/v1/realtime"
         p = subprocess.run(
             [*CALLSIM, "run", "--target", f"ws://{base}{path}", "--transport", transport,
-             "--text-hints", "--caller-audio", "tones", "--tools-port", str(relay),
+             "--text-hints", "--caller-audio", "tones", "--listener", "off",
+             "--tools-port", str(relay),
              "--count", "3", "--concurrency", "3",
              "--seed", "2", "--runs-dir", str(tmp_path), "--no-pauses", "--json"],
             capture_output=True, text=True, timeout=300)

@@ -30,7 +30,8 @@ def _twilio_run(url: str, relay: int, runs: Path, seed: int) -> dict:
     base = url.removeprefix("http://").removesuffix("/v1")
     p = subprocess.run(
         [*CALLSIM, "run", "--target", f"ws://{base}/twilio", "--transport", "twilio",
-         "--text-hints", "--caller-audio", "tones", "--tools-port", str(relay),
+         "--text-hints", "--caller-audio", "tones", "--listener", "off",
+         "--tools-port", str(relay),
          "--count", "4", "--concurrency", "4", "--seed", str(seed), "--runs-dir", str(runs),
          "--no-pauses", "--rubric", str(RUBRIC), "--json"],
         capture_output=True, text=True, timeout=300)
@@ -67,7 +68,9 @@ def test_twilio_runs_export_time_to_first_audio_and_the_gate_guards_it(tmp_path:
     jitter = b["send_jitter_ms"]
     assert sent > 100 and jitter["frames"] == sent
     assert 0 <= jitter["p50"] <= jitter["p99"] <= jitter["max"]
-    assert jitter["max"] >= max(c["transcript"]["audio"]["send_jitter_max_ms"] for c in calls) - 0.01
+    # the distribution keeps two significant digits (within 5%)
+    worst = max(c["transcript"]["audio"]["send_jitter_max_ms"] for c in calls)
+    assert 0.95 * worst - 0.01 <= jitter["max"] <= 1.05 * worst + 0.01
 
     gate = subprocess.run([*CALLSIM, "gate", a["run_dir"], b["run_dir"], "--rubric",
                            str(RUBRIC), "--json"], capture_output=True, text=True, timeout=120)

@@ -5,13 +5,17 @@ Both end-point the caller with an energy VAD (end of speech = the ``vad_silence_
 consecutive silent 20 ms frame after speech). Then, by ``stt`` mode:
 
 - ``none``: no recognition. It waits ``ttft_ms`` and answers with synthetic voiced audio
-  whose length is proportional to its reply's word count. The reply's words come from the
-  text reference agent's policy, fed with the caller's words when the client sends them on
-  the callsim side channel (``callsim.caller_text``, enabled by ``text_hints``), else from
-  a fixed scripted dialogue.
+  whose length is proportional to its reply's word count (or speech, with ``voice``). The
+  reply's words come from the text reference agent's policy, fed with the caller's words
+  when the client sends them beside its audio (``callsim.caller_text``, enabled by
+  ``text_hints``), else from a fixed scripted dialogue.
 - ``pocketsphinx``: a fully offline voice agent. The turn's audio is recognised by
   pocketsphinx in a worker process, the heard words go to the text policy, and the reply
-  is spoken with pyttsx3/espeak-ng (cached, in a thread), ``ttft_ms`` after it is ready.
+  is spoken (Piper's reference voice when installed, else espeak-ng; cached, in a thread),
+  ``ttft_ms`` after it is ready.
+
+Like a real bot it sends its words only as audio; what it said goes to its own log
+(:attr:`Speech.said`, and the ``callsim.voice_agent`` logger).
 - ``auto`` (the default): ``pocketsphinx`` when it is installed, else ``none``.
 
 It stops talking at once when the caller barges in and sends ``clear`` (Twilio) /
@@ -51,8 +55,9 @@ from simulator.transports import twilio as tw
 _now = time.perf_counter
 log = logging.getLogger("callsim.voice_agent")
 STT_MODES = ("auto", "none", "pocketsphinx")
-# The agent's own voice when it speaks with TTS (stt pocketsphinx).
+# The agent's espeak-ng voice when it speaks with TTS and Piper is not installed.
 AGENT_VOICE = Voice("en-us+f2", rate=175, pitch=55)
+VOICES = ("auto", "piper", "espeak", "tones")
 # Caller audio kept before the VAD's first voiced frame (word onsets are quiet).
 PREROLL_FRAMES = 15
 # Trailing silence kept after the caller's last voiced frame (the rest of the hangover is
@@ -106,6 +111,9 @@ class VoiceAgentConfig:
     seconds_per_word: float = 0.3
     stt: str = "auto"
     greet: bool = True
+    greet_delay_ms: float = 0.0
+    silent: bool = False
+    voice: str = "auto"
     tools_url: str | None = None
     f0_hz: float = 210.0
     asr_workers: int = 1
@@ -117,12 +125,28 @@ class VoiceAgentConfig:
                 "voice agent: need ttft_ms >= 0, vad_silence_ms >= 20, seconds_per_word > 0")
         if self.asr_workers < 1:
             raise InputError("voice agent: need asr_workers >= 1")
+        if self.voice not in VOICES:
+            raise InputError(f"--voice: expected one of {', '.join(VOICES)}, got {self.voice!r}")
+        if self.greet_delay_ms < 0:
+            raise InputError("--greet-delay-ms: must be >= 0")
         object.__setattr__(self, "stt", resolve_stt(self.stt)[0])
 
     @property
     def hears(self) -> bool:
         """True when the agent recognises the caller's speech."""
         return self.stt == "pocketsphinx"
+
+    @property
+    def speaks(self) -> str:
+        """How replies are voiced: "piper", "espeak" or "tones" (``voice`` "auto": Piper
+        when installed and the agent hears, espeak-ng when it hears, else tones)."""
+        if self.voice != "auto":
+            return self.voice
+        if not self.hears:
+            return "tones"
+        from simulator.audio.reference_voice import reference_voice_available
+
+        return "piper" if reference_voice_available()[0] else "espeak"
 
 
 VCONFIG_KEY: web.AppKey[VoiceAgentConfig] = web.AppKey("voice_config", VoiceAgentConfig)
@@ -146,10 +170,15 @@ def _asr_job(config: RecogniserConfig, samples: np.ndarray, sr: int) -> str:
     return get_recogniser(config).transcribe(samples, sr)
 
 
-def _tts_frames(text: str) -> list[bytes]:
-    from simulator.audio.tts import synthesize
+def _tts_frames(text: str, voice: str) -> list[bytes]:
+    if voice == "piper":
+        from simulator.audio.reference_voice import synthesize_reference
 
-    r = synthesize(text, AGENT_VOICE)
+        r = synthesize_reference(text)
+    else:
+        from simulator.audio.tts import synthesize
+
+        r = synthesize(text, AGENT_VOICE)
     return dsp.frames_mulaw_20ms(dsp.resample(r.samples, r.sample_rate, dsp.TELEPHONE_RATE))
 
 
@@ -163,10 +192,18 @@ class Speech:
 
     def __init__(self, config: VoiceAgentConfig) -> None:
         self.config = config
+        self.voice = config.speaks
         self._asr: Executor | None = None
         self._tts: ThreadPoolExecutor | None = None
         self._tts_failed = False
         self.heard: deque[dict[str, Any]] = deque(maxlen=10_000)
+        self.said: deque[dict[str, Any]] = deque(maxlen=10_000)
+
+    def note_said(self, endpoint: str, call_id: str, text: str) -> None:
+        """The agent's own log of what it said (its words never go on the Twilio wire:
+        a test that needs them reads this log or the ``said`` log lines)."""
+        self.said.append({"endpoint": endpoint, "call_id": call_id, "text": text})
+        log.info("%s %s said %r", endpoint, call_id, text)
 
     def start(self) -> None:
         """Start the recogniser processes (idempotent); they load the model meanwhile."""
@@ -185,15 +222,15 @@ class Speech:
             self._asr, _asr_job, recogniser_config(), samples, dsp.TELEPHONE_RATE)
 
     async def frames(self, text: str) -> list[bytes]:
-        """The reply as 20 ms mu-law frames: TTS when the agent hears, else synthetic."""
-        if self.config.hears and not self._tts_failed:
+        """The reply as 20 ms mu-law frames: speech (``config.speaks``) or synthetic."""
+        if self.voice != "tones" and not self._tts_failed:
             from simulator.audio.tts import TTSUnavailableError
 
             if self._tts is None:
                 self._tts = ThreadPoolExecutor(1, thread_name_prefix="callsim-agent-tts")
             try:
                 return await asyncio.get_running_loop().run_in_executor(
-                    self._tts, _tts_frames, text)
+                    self._tts, _tts_frames, text, self.voice)
             except TTSUnavailableError as exc:
                 self._tts_failed = True
                 log.warning("voice agent: replies as synthetic audio: %s", exc)
@@ -369,8 +406,7 @@ async def _twilio(request: web.Request) -> web.WebSocketResponse:
     async def say(text: str, frames: list[bytes], start_at: float) -> None:
         nonlocal marks
         await _sleep_until(start_at)
-        if dlg.hinted:
-            await ws.send_str(tw.agent_text(state["sid"], text))
+        speech.note_said("twilio", state["call_id"], text)
         state["speaking"] = True
         nxt = _now()
         for f in frames:
@@ -384,7 +420,7 @@ async def _twilio(request: web.Request) -> web.WebSocketResponse:
     async def greet(t: float) -> None:
         text, _ = dlg.next()
         frames = await speech.frames(text)
-        start = t if not config.hears else _now()
+        start = max(t, _now()) if config.hears else t
         await say(text, frames, start + config.ttft_ms / 1000.0)
 
     async def tool(name: str, args: str) -> str:
@@ -443,8 +479,8 @@ async def _twilio(request: web.Request) -> web.WebSocketResponse:
                 state["call_id"] = ears.call_id = m.custom_parameters.get("call_id", m.call_sid)
                 dlg.hinted = m.custom_parameters.get("callsim_text_hints") == "1"
                 dlg.set_pack(packs.get(m.custom_parameters.get("pack", "")))
-                if config.greet:
-                    launch(greet(t))
+                if config.greet and not config.silent:
+                    launch(greet(t + config.greet_delay_ms / 1000.0))
             elif m.event == CALLER_TEXT:
                 dlg.hint(m.text)
             elif m.event == "media":
@@ -462,7 +498,8 @@ async def _twilio(request: web.Request) -> web.WebSocketResponse:
                             await ws.send_str(tw.agent_clear(state["sid"]))
                 elif ev == "end":
                     _caller_turn_ended(dlg, ears, utt)
-                    launch(respond(t))
+                    if not config.silent:
+                        launch(respond(t))
             elif m.event == "stop":
                 break
     finally:

@@ -37,9 +37,11 @@ NOISE_FLOOR_DBFS = -70.0
 # accuracy for ~2x speed (docs/audio.md).
 Preset = Literal["default", "fast"]
 # "generic": the wheel's en-us.lm.bin; "domain": a trigram over the persona packs' caller
-# text (simulator.audio.lm), which is what a deployed voice agent's recogniser would have.
-LanguageModel = Literal["generic", "domain"]
-LANGUAGE_MODELS: tuple[str, ...] = ("generic", "domain")
+# text (simulator.audio.lm), which is what a deployed voice agent's recogniser would have;
+# "listener": a trigram over what the packs' agents say plus their callers' words (callsim
+# hearing an agent, simulator.audio.listener).
+LanguageModel = Literal["generic", "domain", "listener"]
+LANGUAGE_MODELS: tuple[str, ...] = ("generic", "domain", "listener")
 _PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "fast": {"fwdflat": False, "pl_window": 10, "maxhmmpf": 3000, "beam": 1e-40,
@@ -134,6 +136,15 @@ class Recogniser:
                 os.path.join(ps.get_model_path(), "en-us", "cmudict-en-us.dict"),
                 self.config.lm_cache_dir,
                 calls=self.config.lm_calls or lm.LM_CALLS,
+                seed=lm.LM_SEED if self.config.lm_seed is None else self.config.lm_seed)
+            kwargs["lm"] = str(self.domain_lm.path)
+        elif self.config.lm == "listener" and "lm" not in kwargs:
+            from simulator.audio import lm
+
+            self.domain_lm = lm.build_listener_lm(
+                os.path.join(ps.get_model_path(), "en-us", "cmudict-en-us.dict"),
+                self.config.lm_cache_dir,
+                calls=self.config.lm_calls or lm.LISTENER_CALLS,
                 seed=lm.LM_SEED if self.config.lm_seed is None else self.config.lm_seed)
             kwargs["lm"] = str(self.domain_lm.path)
         try:

@@ -103,6 +103,33 @@ def caller_utterances(count: int, seed: int, cache_dir: str | None = None,
     return out
 
 
+def agent_utterances(count: int, seed: int, cache_dir: str | None = None,
+                     speech: Speech = "piper") -> list[Utterance]:
+    """``count`` agent turns, one from each of ``count`` calls played between the rule-based
+    caller and the reference agent's policy (:func:`simulator.audio.lm.agent_replies`,
+    ``seed``; the turn picked by a seeded draw), spoken in the Piper reference voice, or in
+    the reference voice agent's espeak-ng voice when ``speech`` is "espeak": what callsim's
+    listener hears. Raises :class:`InputError` for ``count < 1``."""
+    from simulator.audio.lm import agent_replies
+
+    if count < 1:
+        raise InputError(f"--utterances: must be >= 1, got {count}")
+    replies = agent_replies(count * 3, seed)
+    r = seeded_rng(seed, "listener-calibrate")
+    picked = r.sample(replies, min(count, len(replies)))
+    out: list[Utterance] = []
+    for i, text in enumerate(picked):
+        if speech == "piper":
+            rend = synthesize_reference(text, cache_dir)
+        else:
+            from simulator.agent.voice import AGENT_VOICE
+
+            rend = synthesize(text, AGENT_VOICE, cache_dir=cache_dir)
+        out.append(Utterance(f"agent-{i}", text, spoken_form(text), rend.samples,
+                             rend.sample_rate))
+    return out
+
+
 def _recognise_job(job: tuple[str, Any, list[Utterance], int, RecogniserConfig]
                    ) -> tuple[str, list[str], float, float]:
     """Degrade (unless ``params`` is None) and recognise every utterance. Pure in its
@@ -148,6 +175,7 @@ def calibrate_audio(
     cache_dir: str | None = None,
     config: RecogniserConfig | None = None,
     speech: Speech = "espeak",
+    source: Literal["caller", "agent"] = "caller",
 ) -> list[AudioCalibration]:
     """Closed-loop audio WER for each of ``profiles`` (``NoiseProfile`` objects, e.g.
     ``list(load_profiles().values())``), in the order given.
@@ -159,20 +187,23 @@ def calibrate_audio(
     :class:`~simulator.audio.tts.TTSUnavailableError` without espeak-ng, and
     :class:`InputError` when ``seed`` is the seed ``config``'s domain LM is trained on or
     ``speech`` is not one of ``SPEECH``; ``speech="piper"`` without Piper raises
-    :class:`~simulator.audio.tts.TTSUnavailableError` naming the extra.
+    :class:`~simulator.audio.tts.TTSUnavailableError` naming the extra. ``source``
+    "agent" scores agent turns (:func:`agent_utterances`: what callsim's listener hears)
+    instead of caller turns.
     """
     if speech not in SPEECH:
         raise InputError(f"speech: expected one of {', '.join(SPEECH)}, got {speech!r}")
     config = config or RecogniserConfig()
-    if config.lm == "domain":
+    if config.lm in ("domain", "listener"):
         from simulator.audio.lm import LM_SEED
 
         lm_seed = LM_SEED if config.lm_seed is None else config.lm_seed
         if seed == lm_seed:
-            raise InputError(f"--seed: {seed} is the seed the domain LM is trained on; "
+            raise InputError(f"--seed: {seed} is the seed the {config.lm} LM is trained on; "
                              "scoring its own calls would test on training data")
     get_recogniser(config)  # fail fast, with the install hint, before rendering anything
-    utts = caller_utterances(utterances, seed, cache_dir, speech)
+    utts = (agent_utterances(utterances, seed, cache_dir, speech) if source == "agent"
+            else caller_utterances(utterances, seed, cache_dir, speech))
     jobs: list[tuple[str, Any, list[Utterance], int, RecogniserConfig]] = [
         (FLOOR, None, utts, seed, config)
     ]

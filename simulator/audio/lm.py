@@ -18,11 +18,17 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simulator.callscript import Turn
 
 # The calls the LM is trained on: a seed no scoring run should use (calibrate_audio refuses
 # it), and enough calls that every template and most slot values are seen.
 LM_SEED = 1_000_003
 LM_CALLS = 3000
+# The listener's LM (agent speech): fewer calls, each contributing a whole conversation.
+LISTENER_CALLS = 400
 ORDER = 3
 UNK = "<unk>"
 BOS, EOS = "<s>", "</s>"
@@ -66,6 +72,66 @@ def training_sentences(calls: int = LM_CALLS, seed: int = LM_SEED) -> list[list[
                 words = lm_words(value)
                 if words:
                     out.append(words)
+    return out
+
+
+def agent_replies(calls: int = LISTENER_CALLS, seed: int = LM_SEED) -> list[str]:
+    """What an agent says on ``calls`` calls generated from all built-in packs with
+    ``seed``: each call is played in-process between the rule-based caller and the
+    reference agent's policy (both styles, alternating), with the tool backend answering its
+    lookups, so the text holds greetings, questions, read-backs, refusals and goodbyes as the
+    pack words them. Returns the agent's turns in order (same calls, same seed, same list)."""
+    import json
+
+    from simulator.agent.policy import AgentConfig, decide
+    from simulator.personas import generate_calls, load_packs
+    from simulator.personas.caller import Caller
+    from simulator.tools.backend import ToolBackend
+
+    packs = load_packs()
+    scripts = generate_calls(packs, "all", calls, seed)
+    backend = ToolBackend(packs)
+    backend.load(scripts)
+    out: list[str] = []
+    try:
+        for i, script in enumerate(scripts):
+            pack = packs[script.pack]
+            config = AgentConfig(seed=seed + i, style=("template", "varied")[i % 2])
+            tools = pack.tool_schemas()
+            messages: list[dict[str, object]] = [{"role": "system",
+                                                  "content": pack.system_prompt}]
+            greeting = decide(messages, tools, packs, config).content
+            if greeting:
+                out.append(greeting)
+                messages.append({"role": "assistant", "content": greeting})
+            caller = Caller(script, pack)
+            turn: Turn | None = caller.first()
+            for _ in range(40):  # bounded: a conversation that loops stops here
+                if turn is None:
+                    break
+                messages.append({"role": "user", "content": turn.text})
+                reply = decide(messages, tools, packs, config)
+                for _round in range(8):
+                    if not reply.tool_calls:
+                        break
+                    messages.append({"role": "assistant", "content": reply.content or None,
+                                     "tool_calls": [{"id": c.id, "type": "function",
+                                                     "function": {"name": c.name,
+                                                                  "arguments": c.arguments}}
+                                                    for c in reply.tool_calls]})
+                    for c in reply.tool_calls:
+                        result = backend.execute(script.call_id, c.name,
+                                                 json.loads(c.arguments or "{}"))
+                        messages.append({"role": "tool", "tool_call_id": c.id,
+                                         "content": json.dumps(result)})
+                    reply = decide(messages, tools, packs, config)
+                content = reply.content or ""
+                messages.append({"role": "assistant", "content": content})
+                if content:
+                    out.append(content)
+                turn = caller.respond(content)
+    finally:
+        backend.close()
     return out
 
 
@@ -207,6 +273,58 @@ class DomainLM:
     def oov_share(self) -> float:
         """Share of training word tokens not in the pronouncing dictionary."""
         return sum(self.oov.values()) / self.words if self.words else 0.0
+
+
+def listener_sentences(calls: int = LISTENER_CALLS, seed: int = LM_SEED) -> list[list[str]]:
+    """The listener LM's training text: every agent turn of ``calls`` played calls
+    (:func:`agent_replies`), each sentence of a turn also on its own (an agent's turn may be
+    heard in parts), plus the caller turns of the same number of generated calls: general
+    conversational English with the packs' names, places and spoken numbers, which agents
+    read back."""
+    out: list[list[str]] = []
+    for reply in agent_replies(calls, seed):
+        words = lm_words(reply)
+        if words:
+            out.append(words)
+        parts = [p for p in re.split(r"(?<=[.?!])\s+", reply) if p]
+        if len(parts) > 1:
+            out.extend(w for w in (lm_words(p) for p in parts) if w)
+    out.extend(training_sentences(calls, seed))
+    return out
+
+
+def build_listener_lm(dict_path: str | Path, cache_dir: str | Path | None = None, *,
+                      calls: int = LISTENER_CALLS, seed: int = LM_SEED) -> DomainLM:
+    """The listener's trigram (:func:`listener_sentences`), written to ``cache_dir``.
+
+    Playing the calls takes tens of seconds, so the file is found by a key computed before
+    any text is generated: the packs' contents, the source of the agent's policy and
+    phrasings and of this module, the dictionary, ``calls`` and ``seed``. A changed pack or
+    policy builds a new model; an unchanged one loads the cached file."""
+    import simulator.agent.phrasing as phrasing
+    import simulator.agent.policy as policy
+    from simulator.personas import load_packs
+
+    h = hashlib.sha256(f"{_ESTIMATOR_VERSION}|{calls}|{seed}".encode())
+    for name, pack in sorted(load_packs().items()):
+        h.update(name.encode() + pack.model_dump_json().encode())
+    for mod in (phrasing, policy):
+        h.update(Path(str(mod.__file__)).read_bytes())
+    h.update(Path(__file__).read_bytes())
+    h.update(Path(dict_path).read_bytes())
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = directory / f"listener-{seed}-{calls}-{h.hexdigest()[:16]}.arpa"
+    if path.exists():
+        return DomainLM(path, 0, 0, 0, {})
+    sentences = listener_sentences(calls, seed)
+    vocab = dictionary_words(dict_path)
+    fragments, oov = split_at_oov(sentences, vocab)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(estimate_arpa(fragments), encoding="utf-8")
+    os.replace(tmp, path)  # atomic: concurrent builders write the same bytes
+    return DomainLM(path, len({w for f in fragments for w in f}), len(sentences),
+                    sum(len(s) for s in sentences), dict(sorted(oov.items())))
 
 
 def build_domain_lm(dict_path: str | Path, cache_dir: str | Path | None = None, *,

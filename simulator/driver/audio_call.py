@@ -2,22 +2,26 @@
 
 The caller's audio leaves on absolute 20 ms deadlines (``next += 0.020``), with silence
 between turns as on a phone line. Agent audio is timed as it arrives; the agent's turn is
-over once its audio has played out and stayed silent for ``agent_silence_s``. The result is
-the same :class:`~simulator.driver.session.CallRun` as a text call, so the runner, store and
-grading work unchanged. See docs/transports.md for every timing's definition.
+over once its audio has played out and stayed silent for ``agent_silence_s``. The caller
+behaves like a person on the phone (:class:`TurnTaking`): it waits for the greeting to end,
+says "Hello? Are you still there?" into a long silence and gives up politely, and it reacts
+to what it heard: the agent's words come from the protocol when it carries them (Realtime
+transcripts), else from the listener (:mod:`simulator.audio.listener`). The result is the
+same :class:`~simulator.driver.session.CallRun` as a text call, so the runner, store and
+grading work unchanged. See docs/transports.md and docs/listener.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import json
-import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -33,6 +37,7 @@ from simulator.audio.line import (
 )
 from simulator.callscript import CallScript, Turn
 from simulator.driver.session import CallRun, awaited_turn
+from simulator.driver.turntaking import TurnTaking
 from simulator.errors import TransportError
 from simulator.results import TurnRecord
 from simulator.tools.relay import ExecuteTool, ToolRelay
@@ -40,13 +45,16 @@ from simulator.transports.base import Deadlines
 from simulator.transports.line import AudioLine, AudioTransport, LineEvent
 
 _now = time.perf_counter_ns
-_TOKEN = re.compile(r"\w+|[^\w\s]")
 MAX_TOOL_ROUNDS = 8
 
 # A turn's caller audio (8 kHz float32), or an awaitable of it (TTS rendered off the loop).
 SpeechFn = Callable[[Turn], "np.ndarray | Awaitable[np.ndarray]"]
 # The default caller voice, shared by every call so its cache (per word count) is too.
 _TONES = SyntheticSpeech()
+
+
+class _AgentHungUp(Exception):
+    """The agent closed the line after it had spoken: the call's normal end."""
 
 
 # --------------------------------------------------------------------------- the call
@@ -79,6 +87,9 @@ class _Turn:
     pending_tools: list[LineEvent] = field(default_factory=list)
     usage: dict[str, Any] | None = None
     done_ns: int | None = None
+    audio: bytearray = field(default_factory=bytearray)  # the agent's mu-law, as it arrived
+    talk_overs: int = 0
+    clears: int = 0
 
     @property
     def first_content_ns(self) -> int | None:
@@ -110,6 +121,10 @@ class _AudioCall:
         self.barge_onset_ns: int | None = None
         self.barge_stop_ns: int | None = None
         self.last_voiced_arrival_ns = 0
+        self.agent_spoke = False           # any voiced agent audio on this call yet
+        self.talk_overs = 0
+        self.clears = 0
+        self._talked_over_utterance = False
 
     # -- sending on absolute deadlines
     async def sender(self) -> None:
@@ -165,6 +180,7 @@ class _AudioCall:
             return
         voiced += [False] * (len(chunks) - len(voiced))
         self.first_sent_ns = 0
+        self._talked_over_utterance = False
         self.drained.clear()
         self.queue.extend(zip(chunks, voiced, strict=True))
         # Not a bare drained.wait(): a line the agent closed mid-utterance never drains.
@@ -196,6 +212,17 @@ class _AudioCall:
             start = max(ev.t_ns, self.playout_end_ns)
             self.playout_end_ns = start + int(ev.duration_s * 1e9)
             if ev.voiced:
+                self.agent_spoke = True
+                if (not self.drained.is_set() and self.first_sent_ns
+                        and not self._talked_over_utterance
+                        and ev.t_ns - self.last_voiced_arrival_ns > 200_000_000):
+                    # The agent starts talking while the caller is speaking: once per
+                    # caller utterance (a barge-in the caller makes is not counted).
+                    self._talked_over_utterance = True
+                    if self.barge_onset_ns is None:
+                        self.talk_overs += 1
+                        if tr is not None:
+                            tr.talk_overs += 1
                 if (self.barge_onset_ns is not None and self.barge_stop_ns is None
                         and self.last_voiced_arrival_ns
                         and ev.t_ns - self.last_voiced_arrival_ns > 200_000_000):
@@ -212,6 +239,7 @@ class _AudioCall:
                     if gap >= self.dl.stall_warn_s * 1e3:
                         tr.stalls += 1
                 tr.last_arrival_ns = ev.t_ns
+                tr.audio += ev.audio
                 if ev.voiced:
                     if tr.first_voiced_ns is None:
                         tr.first_voiced_ns = ev.t_ns
@@ -223,9 +251,11 @@ class _AudioCall:
             return
         if ev.kind == "clear":
             self.playout_end_ns = ev.t_ns
+            self.clears += 1
             if self.barge_onset_ns is not None and self.barge_stop_ns is None:
                 self.barge_stop_ns = ev.t_ns
             if tr is not None:
+                tr.clears += 1
                 tr.cleared_ns = ev.t_ns
                 if tr.last_voiced_end_ns is not None:
                     tr.last_voiced_end_ns = min(tr.last_voiced_end_ns, ev.t_ns)
@@ -277,13 +307,10 @@ class _AudioCall:
                 self.waiting = False
 
 
-def _estimate_tokens(text: str) -> int:
-    return len(_TOKEN.findall(text))
-
-
-def _record(seq: int, caller_turn: int, phase: str, tr: _Turn, conn_ns: int, t0: int,
+def _record(seq: int, caller_turn: int | None, phase: str, tr: _Turn, conn_ns: int, t0: int,
             scheduled_ns: int | None, lag: float, interrupted: bool, error: str | None,
-            barge_ms: float | None) -> TurnRecord:
+            barge_ms: float | None, text: str = "", source: str = "",
+            heard: str | None = None, listen_ms: float | None = None) -> TurnRecord:
     def ms(ns: int | None) -> float | None:
         return None if ns is None else (ns - tr.sent_ns) / 1e6
 
@@ -301,12 +328,16 @@ def _record(seq: int, caller_turn: int, phase: str, tr: _Turn, conn_ns: int, t0:
         loop_lag_ms=lag, stalls=tr.stalls, max_gap_ms=tr.max_gap_ms,
         prompt_tokens=usage.get("prompt_tokens"),
         completion_tokens=usage.get("completion_tokens"),
-        interrupted=interrupted, error=error, text="".join(tr.text),
+        interrupted=interrupted, error=error, text=text,
         ttfa_ms=ms(tr.first_audio_ns),
         first_voiced_ms=ms(tr.first_voiced_ns),
         first_text_ms=ms(tr.first_text_ns),
         agent_speech_s=round(tr.voiced_s, 4),
         barge_in_reaction_ms=barge_ms,
+        text_source=source, heard_text=heard,
+        listen_ms=None if listen_ms is None else round(listen_ms, 1),
+        agent_end_ms=ms(tr.last_voiced_end_ns),
+        talk_overs=tr.talk_overs, clears=tr.clears,
     )
 
 
@@ -326,9 +357,11 @@ async def run_audio_call(
     relay: ToolRelay | None = None,
     lag_ms: Callable[[], float] = lambda: 0.0,
     honour_pauses: bool = True,
-    agent_silence_s: float = 0.7,
-    greeting_wait_s: float = 2.0,
+    agent_silence_s: float | None = None,
+    greeting_wait_s: float | None = None,
     stats: AudioStats | None = None,
+    turn_taking: TurnTaking | None = None,
+    listener: Any = None,
 ) -> CallRun:
     """Replay ``script`` as a phone call over an audio ``transport``.
 
@@ -337,16 +370,23 @@ async def run_audio_call(
     either in-band (function calls on the line) or through ``relay`` (agents that call the
     HTTP tool backend themselves). ``speech(turn)`` gives the caller's 8 kHz
     float32 audio, or an awaitable of it (default: :class:`SyntheticSpeech`; TTS:
-    :class:`simulator.audio.caller_audio.CallSpeech`). ``agent_silence_s``: agent
-    silence (after its audio has played out) that ends its turn. ``greeting_wait_s``: how
-    long to listen for a greeting before the caller speaks (0: none). Returns a
+    :class:`simulator.audio.caller_audio.CallSpeech`). ``turn_taking``: greeting wait,
+    end-of-turn silence and re-prompts (:class:`TurnTaking`; ``agent_silence_s`` and
+    ``greeting_wait_s`` override its fields). ``listener``: a
+    :class:`simulator.audio.listener.Listener` that hears agent turns whose words the
+    protocol does not carry (None: the caller reacts to protocol text only). Returns a
     ``CallRun`` with one exchange record per agent turn (phase ``caller`` or ``tool``) plus
     audio fields (``ttfa_ms``, ``first_voiced_ms``, ``agent_speech_s``,
     ``barge_in_reaction_ms``); transport failures end up in ``run.error``, never raised."""
+    tt = turn_taking or TurnTaking()
+    if agent_silence_s is not None:
+        tt = replace(tt, agent_silence_s=agent_silence_s)
+    if greeting_wait_s is not None:
+        tt = replace(tt, greeting_wait_s=greeting_wait_s)
     session = _Session(script, caller, transport, execute_tool, deadlines, run_t0_ns,
                        scheduled_ns, call_id or script.call_id, tools or [], system_prompt,
-                       speech or _TONES, relay, lag_ms, honour_pauses,
-                       agent_silence_s, greeting_wait_s, stats)
+                       speech or _TONES, relay, lag_ms, honour_pauses, tt,
+                       listener, stats)
     return await session.run()
 
 
@@ -355,8 +395,8 @@ class _Session:
                  execute_tool: ExecuteTool, deadlines: Deadlines, run_t0_ns: int,
                  scheduled_ns: int | None, call_id: str, tools: list[dict[str, Any]],
                  system_prompt: str, speech: SpeechFn, relay: ToolRelay | None,
-                 lag_ms: Callable[[], float], honour_pauses: bool, agent_silence_s: float,
-                 greeting_wait_s: float, stats: AudioStats | None) -> None:
+                 lag_ms: Callable[[], float], honour_pauses: bool, tt: TurnTaking,
+                 listener: Any, stats: AudioStats | None) -> None:
         self.script = script
         self.caller = caller
         self.transport = transport
@@ -371,8 +411,12 @@ class _Session:
         self.relay = relay
         self.lag_ms = lag_ms
         self.honour_pauses = honour_pauses
-        self.agent_silence_s = agent_silence_s
-        self.greeting_wait_s = greeting_wait_s
+        self.tt = tt
+        self.listener = listener
+        self.sources: set[str] = set()
+        self.reprompts = 0
+        self.hung_up = False
+        self.answered = False
         self.stats = stats
         self.run_ = CallRun(started_ns=_now())
         self.deadline_ns = self.run_.started_ns + int(deadlines.call_s * 1e9)
@@ -397,18 +441,26 @@ class _Session:
         try:
             line = await self.transport.open_line(self.call_id, self.script, self.tools,
                                                   self.system_prompt)
-            self.call = call = _AudioCall(line, self.dl, self.agent_silence_s, self.stats)
+            self.call = call = _AudioCall(line, self.dl, self.tt.agent_silence_s, self.stats)
             tasks = [asyncio.create_task(call.sender()), asyncio.create_task(call.receiver())]
             # The whole call is bounded by its deadline, whatever the agent does.
             async with asyncio.timeout(self.remaining()):
-                if self.greeting_wait_s > 0:
+                if self.tt.greeting_wait_s > 0:
                     await self._greeting(call)
                 turn: Turn | None = await awaited_turn(self.caller.first())
                 while turn is not None:
                     turn = await self._caller_turn(call, line, turn)
                     self.first_turn = False
+        except _AgentHungUp:
+            self.hung_up = True
+            run.events.append(("agent_hung_up", {}))
         except TransportError as exc:
-            run.error, run.error_detail = exc.category, str(exc)
+            if exc.category == "reset" and self.call is not None and _hung_up(self.call):
+                # It put the phone down while the caller was talking: still a hang-up.
+                self.hung_up = True
+                run.events.append(("agent_hung_up", {}))
+            else:
+                run.error, run.error_detail = exc.category, str(exc)
         except TimeoutError:
             run.error, run.error_detail = "call_timeout", "call exceeded its deadline"
         finally:
@@ -431,13 +483,19 @@ class _Session:
         """A phone agent usually greets first: listen for it before speaking."""
         tr = call.turn = _Turn(sent_ns=_now())
         started = await call.wait_for(lambda now: tr.first_voiced_ns is not None,
-                                      min(self.greeting_wait_s, self.remaining()))
+                                      min(self.tt.greeting_wait_s, self.remaining()))
         if started:
-            await call.wait_for(call.agent_done, self.remaining())
-            greet = "".join(tr.text)
-            self.run_.events.append(("greeting", {"text": greet, "speech_s": tr.voiced_s}))
-            if greet:
-                self.agent_log.append(greet)
+            # Let it finish (up to greeting_max_s), as a person would before answering.
+            finished = await call.wait_for(call.agent_done,
+                                           min(self.tt.greeting_max_s, self.remaining()))
+            await self._record(call, tr, None, "greeting", False, None)
+            greet = self.run_.exchanges[-1].text
+            self.run_.events.append(("greeting", {"text": greet, "speech_s": tr.voiced_s,
+                                                  "finished": finished}))
+            if not finished and _hung_up(call):
+                raise _AgentHungUp()
+        else:
+            self.run_.events.append(("no_greeting", {"waited_s": self.tt.greeting_wait_s}))
         call.turn = None
 
     async def _say(self, call: _AudioCall, line: AudioLine, turn: Turn) -> None:
@@ -476,42 +534,73 @@ class _Session:
         phase = "caller"
         for _ in range(MAX_TOOL_ROUNDS + 1):
             tr = call.turn = _Turn(sent_ns=sent_ns)
-            await self._wait_first(call, tr)
+            await self._wait_first(call, line, tr)
             barge_turn: Turn | None = None
             barge_ms: float | None = None
             if barge is not None and phase == "caller":
                 barge_turn, barge_ms = await self._barge_in(call, line, tr, turn, barge)
             if barge_turn is None:
-                if not await call.wait_for(call.agent_done, self.remaining()):
+                if not await call.wait_for(call.agent_done, self.remaining()) and \
+                        not _hung_up(call):
                     _raise_line(call, "stall", "agent turn did not end")
-            self._record(call, tr, turn.index, phase, barge_turn is not None, barge_ms)
+            said = await self._record(call, tr, turn.index, phase, barge_turn is not None,
+                                      barge_ms)
             if barge_turn is not None:
                 # The barge-in utterance is the caller's next turn: time the answer to it.
                 self.caller_log.append({"index": barge_turn.index, "kind": "barge_in",
                                         "text": barge_turn.text, "clean_text": None})
                 await line.end_of_turn()
                 tr = call.turn = _Turn(sent_ns=call.last_voiced_sent_ns)
-                await self._wait_first(call, tr)
+                await self._wait_first(call, line, tr)
                 await call.wait_for(call.agent_done, self.remaining())
-                self._record(call, tr, turn.index, "caller", False, None)
+                said = await self._record(call, tr, turn.index, "caller", False, None)
                 if tr.pending_tools:
                     sent_ns = await self._answer_tools(line, tr)
                     phase = "tool"
                     barge = None
                     continue
-                return await awaited_turn(self.caller.respond("".join(tr.text)))
+                return await self._respond(call, said)
             if tr.pending_tools:
                 sent_ns = await self._answer_tools(line, tr)
                 phase = "tool"
                 continue
-            return await awaited_turn(self.caller.respond("".join(tr.text)))
+            return await self._respond(call, said)
         raise TransportError("tool_loop", "agent kept calling tools")
 
-    async def _wait_first(self, call: _AudioCall, tr: _Turn) -> None:
-        ok = await call.wait_for(lambda now: tr.first_content_ns is not None,
-                                 min(self.dl.first_byte_s, self.remaining()))
-        if not ok:
-            _raise_line(call, "first_byte_timeout", "no agent audio in time")
+    async def _respond(self, call: _AudioCall, said: str) -> Turn | None:
+        """The caller's next turn after the agent said ``said``; None once it hung up."""
+        if _hung_up(call):
+            raise _AgentHungUp()  # it said its piece and put the phone down
+        return await awaited_turn(self.caller.respond(said))
+
+    async def _wait_first(self, call: _AudioCall, line: AudioLine, tr: _Turn) -> None:
+        """Wait for the agent's answer. A person on the phone says "Hello? Are you still
+        there?" into a long silence (``reprompts`` times, ``reprompt_after_s`` apart) and
+        then gives up: the call fails as ``agent_silent``. The turn stays timed from the
+        caller's own end of speech; ``first_byte_s`` still bounds the whole wait."""
+        limit_ns = _now() + int(self.dl.first_byte_s * 1e9)
+        asked = 0
+        while True:
+            wait = min(self.tt.reprompt_after_s, (limit_ns - _now()) / 1e9, self.remaining())
+            if await call.wait_for(lambda now: tr.first_content_ns is not None, max(wait, 0.0)):
+                return
+            if call.closed:
+                if _hung_up(call):
+                    raise _AgentHungUp()
+                _raise_line(call, "reset", "agent closed the connection")
+            if _now() >= limit_ns:
+                _raise_line(call, "first_byte_timeout", "no agent audio in time")
+            if asked >= self.tt.reprompts:
+                _raise_line(call, "agent_silent",
+                            f"agent silent for {self.tt.reprompt_after_s:g} s after "
+                            f"{asked} re-prompt(s)")
+            asked += 1
+            self.reprompts += 1
+            turn = Turn(index=len(self.caller_log), kind="filler", text=self.tt.reprompt_text)
+            self.run_.events.append(("reprompt", {"after_s": self.tt.reprompt_after_s,
+                                                  "n": asked}))
+            await self._say(call, line, turn)
+            self.caller_log[-1]["kind"] = "reprompt"
 
     async def _barge_in(self, call: _AudioCall, line: AudioLine, tr: _Turn, turn: Turn,
                         barge: dict[str, Any]) -> tuple[Turn | None, float | None]:
@@ -584,24 +673,46 @@ class _Session:
             sent = await line.send_tool_result(ev.call_id, result)
         return sent
 
-    def _record(self, call: _AudioCall, tr: _Turn, caller_turn: int, phase: str,
-                interrupted: bool, barge_ms: float | None) -> None:
-        first = self.seq == 0
+    async def _words(self, tr: _Turn) -> tuple[str, str, str | None, float | None]:
+        """What the agent said this turn: (text, source, the listener's transcript, its
+        recognition time). The protocol's own text wins when it carries any (``text``);
+        else the listener hears the turn's audio (``audio``); else nothing (``""``)."""
+        text = "".join(tr.text)
+        if text.strip():
+            return text, "text", None, None
+        if self.listener is not None and tr.voiced_s > 0:
+            heard, ms = await self.listener.hear(bytes(tr.audio))
+            return heard, "audio", heard, ms
+        return "", "", None, None
+
+    async def _record(self, call: _AudioCall, tr: _Turn, caller_turn: int | None, phase: str,
+                      interrupted: bool, barge_ms: float | None) -> str:
+        """Store the turn's record; returns what the agent said (as far as callsim knows)."""
+        text, source, heard, listen_ms = await self._words(tr)
+        if source:
+            self.sources.add(source)
+        # The connection set-up and the scheduled start belong to the first answer to the
+        # caller (a greeting before it is not a reply to anything the caller sent).
+        first = phase != "greeting" and not self.answered
+        if first:
+            self.answered = True
         sched = self.scheduled_ns if (self.first_turn and phase == "caller" and first) else None
         rec = _record(self.seq, caller_turn, phase, tr, call.line.conn_setup_ns if first else 0,
-                      self.t0, sched, self.lag_ms(), interrupted, None, barge_ms)
+                      self.t0, sched, self.lag_ms(), interrupted, None, barge_ms, text, source,
+                      heard, listen_ms)
+        setup = getattr(call.line, "setup_fields", None)  # per-call timings of a line (SIP)
+        if first and setup is not None:
+            rec = dataclasses.replace(rec, **setup())
         self.run_.exchanges.append(rec)
         self.seq += 1
-        said = rec.text
-        if said:
-            self.agent_log.append(said)
+        if text:
+            self.agent_log.append(text)
         if tr.usage:
             add_usage(self.usage, tr.usage)
-        else:
+        elif phase != "greeting":
             self.estimated = True
-            last = self.caller_log[-1]["text"] if self.caller_log else ""
-            add_usage(self.usage, {"prompt_tokens": _estimate_tokens(last),
-                                   "completion_tokens": _estimate_tokens(said)})
+        tr.audio = bytearray()  # heard: the samples are not kept
+        return text
 
     def _finish(self) -> CallRun:
         run = self.run_
@@ -624,6 +735,10 @@ class _Session:
             "tool_calls": self.tool_log,
             "usage": self.usage,
             "usage_estimated": self.estimated,
+            # No usage from the agent: a voice platform bills by the minute (the profile's
+            # voice_agent_per_min), so the cost is that, flagged as estimated.
+            "cost_basis": "per_minute" if self.estimated and not self.usage else "tokens",
+            "agent_source": _source(self.sources),
             "duration_s": (run.finished_ns - run.started_ns) / 1e9,
             "audio": {
                 "caller_audio": getattr(self.speech, "mode", "custom"),
@@ -633,9 +748,26 @@ class _Session:
                 "send_jitter_max_ms": float(jit.max()) if len(jit) else None,
                 # every frame's send time minus its deadline, for the run's distribution
                 "send_jitter_us_counts": jitter_counts or None,
+                "talk_overs": call.talk_overs if call else 0,
+                "clears": call.clears if call else 0,
+                "reprompts": self.reprompts,
+                "agent_hung_up": self.hung_up,
             },
         }
         return run
+
+
+def _hung_up(call: _AudioCall) -> bool:
+    """The agent closed the line cleanly (no protocol or agent error) after it had spoken:
+    a hang-up, the normal end of a phone call, not a ``reset``."""
+    return call.closed and call.error is None and call.agent_spoke
+
+
+def _source(sources: set[str]) -> str:
+    """What a call's agent words came from, for grading: "text", "audio", "mixed", "none"."""
+    if not sources:
+        return "none"
+    return next(iter(sources)) if len(sources) == 1 else "mixed"
 
 
 def _raise_line(call: _AudioCall, category: str, message: str) -> None:

@@ -46,6 +46,8 @@ async def replay_call(
     speech: Any = None,
     tool_schemas: list[dict[str, Any]] | None = None,
     pacing: str = "none",
+    turn_taking: Any = None,
+    listener: Any = None,
 ) -> CallRun:
     """Replay ``script`` over ``transport`` (built from ``spec``); return what the driver saw.
 
@@ -70,7 +72,8 @@ async def replay_call(
     run = await _replay(script, pack, transport, spec, tools, policy, deadlines=deadlines,
                         run_t0_ns=run_t0_ns, call_id=call_id, scheduled_ns=scheduled_ns,
                         lag_ms=lag_ms, honour_pauses=honour_pauses, relay=relay,
-                        speech=speech, tool_schemas=tool_schemas, pacing=pacing)
+                        speech=speech, tool_schemas=tool_schemas, pacing=pacing,
+                        turn_taking=turn_taking, listener=listener)
     frozen = getattr(policy, "frozen_record", None)
     if frozen is not None:
         run.transcript["frozen"] = frozen()
@@ -85,6 +88,7 @@ async def _replay(
     caller: Any, *, deadlines: Deadlines, run_t0_ns: int, call_id: str,
     scheduled_ns: int | None, lag_ms: Callable[[], float], honour_pauses: bool, relay: Any,
     speech: Any, tool_schemas: list[dict[str, Any]] | None, pacing: str,
+    turn_taking: Any = None, listener: Any = None,
 ) -> CallRun:
     schemas = tool_schemas if tool_schemas is not None else pack.tool_schemas()
     if spec.audio:
@@ -94,7 +98,8 @@ async def _replay(
             script, caller, transport, tools, deadlines=deadlines, run_t0_ns=run_t0_ns,
             scheduled_ns=scheduled_ns, call_id=call_id, tools=schemas,
             system_prompt=pack.system_prompt, relay=relay, lag_ms=lag_ms,
-            honour_pauses=honour_pauses, speech=speech,
+            honour_pauses=honour_pauses, speech=speech, turn_taking=turn_taking,
+            listener=listener,
         )
     return await run_text_call(
         script, caller, pack.system_prompt, schemas, transport, tools,

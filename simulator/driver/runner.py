@@ -36,6 +36,7 @@ from simulator.driver.looplag import LoopLagMonitor
 from simulator.driver.looplag import lag_verdict as looplag_verdict
 from simulator.driver.pacing import PACING_MODES
 from simulator.driver.replay import replay_call
+from simulator.driver.turntaking import TurnTaking
 from simulator.errors import InputError
 from simulator.histogram import LatencyHistogram
 from simulator.metrics.grading import grade_call
@@ -104,6 +105,12 @@ class RunConfig:
     caller_price_out_per_m: float = 0.0
     # What this run is, in a few words (``--label``); tables name the run by it.
     label: str | None = None
+    # Audio transports: how the caller takes turns (greeting wait, end-of-turn silence,
+    # re-prompts; simulator.driver.turntaking.TurnTaking) and hears the agent ("auto":
+    # pocketsphinx when installed, "pocketsphinx", "off"; simulator.audio.listener).
+    turn_taking: TurnTaking = field(default_factory=TurnTaking)
+    listener: str = "auto"
+    listener_workers: int = 1
 
     def __post_init__(self) -> None:
         if self.pacing not in PACING_MODES:
@@ -274,6 +281,7 @@ class ShardRunner:
         self.caller_audio: Any = None  # CallerAudio when the caller speaks with TTS
         self.spec = transport_spec(config.transport)
         self.caller_model: Any = None  # CallerModel when a model plays the caller
+        self.listener: Any = None  # simulator.audio.listener.Listener on audio transports
 
     def arm_of(self, i: int) -> tuple[int, Arm | None]:
         """Call index -> (script slot, arm); the arm is None in a one-arm run."""
@@ -307,6 +315,7 @@ class ShardRunner:
                     if self.caller_audio is not None else None),
             pacing=config.pacing,
             caller_model=self.caller_model,
+            turn_taking=config.turn_taking, listener=self.listener,
         )
         # A call's end is work for the loop that other calls' frames and stamps wait on:
         # yield between its parts so none of them holds the loop for long.
@@ -394,6 +403,8 @@ class ShardRunner:
                 relay_runner = await self._start_relay()
             if self.spec.audio and config.caller_audio == "tts":
                 await self._prerender(indices)
+            if self.spec.audio:
+                await self._start_listener()
             if config.caller == "llm":
                 self.caller_model = self._caller_model()
             self.lag.start()
@@ -460,8 +471,27 @@ class ShardRunner:
                 await relay_runner.close()
             if self.caller_audio is not None:
                 self.caller_audio.close()
+            if self.listener is not None:
+                self.listener.close()
             gc_tuning.__exit__(None, None, None)
         return interrupted
+
+    async def _start_listener(self) -> None:
+        """Start the listener's recogniser processes (they load the model, and build the
+        listener LM on first use) before the clock starts."""
+        from simulator.audio.listener import Listener, resolve_listener
+
+        mode, notice = resolve_listener(self.config.listener)
+        if notice:
+            print(f"callsim: note: {notice}", file=sys.stderr, flush=True)
+        if mode == "off":
+            return
+        self.listener = Listener(self.config.listener_workers)
+        # Not awaited: the model loads while connections warm up, and a run against an agent
+        # whose words travel as text (Realtime) never waits for it.
+        self.listener.warm()
+        print(f"listener: pocketsphinx in {self.config.listener_workers} process(es) "
+              "(docs/listener.md)", file=sys.stderr, flush=True)
 
     async def _prerender(self, indices: list[int]) -> None:
         """Render every caller turn of this shard's scripts before the clock starts, in

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.agent_profile import Prices, session_cost
+from simulator.agent_profile import Prices, session_cost, voice_minute_cost
 from simulator.callscript import CallScript
 from simulator.metrics.details import fabricated_details
 from simulator.metrics.refusal import says_not_found
@@ -122,7 +122,11 @@ def grade_call(
     fabricated = fabricated_details(agent_texts, detail_sources(transcript))
     refused = any(says_not_found(t) for t in agent_texts)
     usage = transcript.get("usage") or {}
-    cost = session_cost(usage, float(transcript.get("duration_s", 0.0)) / 60.0, prices)
+    minutes = float(transcript.get("duration_s", 0.0)) / 60.0
+    cost_basis = str(transcript.get("cost_basis") or "tokens")
+    cost = (voice_minute_cost(minutes, prices) if cost_basis == "per_minute"
+            else session_cost(usage, minutes, prices))
+    audio = transcript.get("audio") or {}
     tm = timings or {}
     model = transcript.get("caller_llm") or {}   # a model played the caller
     model_usage = model.get("usage") or {}
@@ -155,6 +159,11 @@ def grade_call(
         caller_cost_usd=float(model.get("cost_usd", 0.0)),
         caller_invented=len(model.get("invented") or ()),
         frozen_diverged_at=frozen.get("diverged_at"),
+        graded_from=str(transcript.get("agent_source") or "text"),
+        talk_overs=int(audio.get("talk_overs") or 0),
+        clears=int(audio.get("clears") or 0),
+        reprompts=int(audio.get("reprompts") or 0),
+        cost_basis=cost_basis,
     )
     detail = {
         "mismatches": mismatches,

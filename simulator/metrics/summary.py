@@ -125,6 +125,13 @@ def summarize(store: RunStore) -> dict[str, Any]:
                      "at_samples_p99_ms": _pcts(lags)["p99"]},
         "cost_estimated_share": (sum(o.cost_estimated for o in outcomes) / len(outcomes)
                                  if outcomes else None),
+        # Per call: what refusal / fabrication were graded from ("text" the protocol carried,
+        # "audio" the listener heard, "mixed", "none"), and how the cost was found.
+        "graded_from": dict(Counter(o.graded_from for o in outcomes)),
+        "cost_basis": dict(Counter(o.cost_basis for o in outcomes)),
+        "turn_taking": {"talk_overs": sum(o.talk_overs for o in outcomes),
+                        "clears": sum(o.clears for o in outcomes),
+                        "reprompts": sum(o.reprompts for o in outcomes)},
         # An interleaved A/B run: the four numbers of each arm (the rest pools every arm).
         "arms": {a: {"calls": len(arm_out),
                      "gate": {k: gate_numbers(arm_out).get(k) for k in GATE_KEYS}}
@@ -178,6 +185,18 @@ def render_summary(summary: dict[str, Any]) -> Any:
                   + (f" (pacing {ld['pacing']})" if ld.get("pacing") else ""), style="dim")
     c = summary["calls"]
     t.add_row("calls ok / failed", f"{c['ok']} / {c['failed']}", style="dim")
+    graded = summary.get("graded_from") or {}
+    if set(graded) - {"text"}:
+        t.add_row("agent words graded from", ", ".join(f"{k} {v}" for k, v in
+                                                        sorted(graded.items())), style="dim")
+    basis = summary.get("cost_basis") or {}
+    if basis.get("per_minute"):
+        t.add_row("cost estimated per minute (no usage reported)",
+                  f"{basis['per_minute']} calls", style="dim")
+    tt_ = summary.get("turn_taking") or {}
+    if any(tt_.values()):
+        t.add_row("talk-overs / clears / re-prompts",
+                  f"{tt_['talk_overs']} / {tt_['clears']} / {tt_['reprompts']}", style="dim")
     lines: list[Any] = [t]
     if summary.get("arms"):
         at = Table(title="per arm (judge with: callsim gate RUN --arms A,B)")

@@ -416,7 +416,8 @@ def _cost_section(d: dict[str, Any], base: dict[str, Any] | None) -> str:
     warn = ""
     if c["estimated_share"]:
         warn = ('<p class="note warn-text">Some sessions had no usage in the agent\'s '
-                "responses; their tokens were estimated.</p>")
+                "responses; their cost was estimated (tokens from the words, or the "
+                "profile's per-minute voice rate).</p>")
     return ('<section id="cost"><h2>Cost per session</h2><div class="grid2">'
             f'<figure>{hist}</figure><div><table class="narrow"><tbody>{body}</tbody></table>'
             f"{warn}</div></div></section>")

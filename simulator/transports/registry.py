@@ -35,6 +35,7 @@ _BUILTIN_MODULES = {
     "openai-chat": "simulator.transports.openai_chat",
     "openai-realtime": "simulator.transports.realtime",
     "twilio": "simulator.transports.twilio",
+    "sip": "simulator.transports.sip",
 }
 
 

@@ -33,10 +33,11 @@ _now = time.perf_counter_ns
 FRAME_BYTES = 160
 SILENCE_FRAME = bytes([dsp.MULAW_SILENCE]) * FRAME_BYTES
 SILENCE_B64 = base64.b64encode(SILENCE_FRAME).decode("ascii")
-# callsim extensions (only with text_hints): the words behind the audio, for reference
-# agents that do not run speech recognition (``--stt none``) and for grading.
+# callsim extension (only with text_hints): the caller's words behind its audio, for the
+# reference agent when it runs no speech recognition (``--stt none``). Nothing comes back
+# the other way: callsim hears the agent's audio (simulator.audio.listener), as it would
+# have to with any real bot.
 CALLER_TEXT_EVENT = "callsim.caller_text"
-AGENT_TEXT_EVENT = "callsim.agent_text"
 
 
 def _dumps(obj: dict[str, Any]) -> str:
@@ -99,9 +100,9 @@ _AGENT_MEDIA = re.compile(
 
 
 def parse_agent_message(text: str | bytes) -> TwMessage:
-    """An agent -> Twilio message: ``media`` (payload decoded), ``mark``, ``clear``, or the
-    ``callsim.agent_text`` extension. Raises ``TransportError("protocol_error")`` on bad
-    JSON, bad base64, a missing field or an unknown event."""
+    """An agent -> Twilio message: ``media`` (payload decoded), ``mark`` or ``clear``.
+    Raises ``TransportError("protocol_error")`` on bad JSON, bad base64, a missing field or
+    an unknown event."""
     if isinstance(text, str):
         m = _AGENT_MEDIA.fullmatch(text)
         if m is not None:
@@ -119,8 +120,6 @@ def parse_agent_message(text: str | bytes) -> TwMessage:
         return TwMessage(ev, sid, name=mark["name"])
     if ev == "clear":
         return TwMessage(ev, sid)
-    if ev == AGENT_TEXT_EVENT:
-        return TwMessage(ev, sid, text=str(o.get("text") or ""))
     raise TransportError("protocol_error",
                          f"unknown Media Streams event {ev[:40]!r} from the agent")
 
@@ -236,10 +235,6 @@ def agent_clear(stream_sid: str) -> str:
     return _dumps({"event": "clear", "streamSid": stream_sid})
 
 
-def agent_text(stream_sid: str, text: str) -> str:
-    return _dumps({"event": AGENT_TEXT_EVENT, "streamSid": stream_sid, "text": text})
-
-
 # --------------------------------------------------------------------------- the line
 
 
@@ -321,7 +316,6 @@ class TwilioLine:
                 self._marks = [(t, name) for _, name in self._marks]  # flushed: echo now
                 self._schedule_marks()
                 return LineEvent("clear", t)
-            return LineEvent("text", t, text=m.text)
 
     async def aclose(self) -> None:
         if not self.ws.closed:
@@ -339,8 +333,9 @@ class TwilioTransport(WebSocketClient):
     """Plays Twilio towards ``url`` (a ``ws://``/``wss://`` Media Streams endpoint).
 
     ``custom_parameters`` go into every ``start`` (plus ``call_id`` and ``pack``, so an agent
-    calling the tool backend can send ``X-Callsim-Call-Id``). ``text_hints`` enables the
-    ``callsim.caller_text`` / ``callsim.agent_text`` side channel (reference agent only)."""
+    calling the tool backend can send ``X-Callsim-Call-Id``). ``text_hints`` sends the
+    caller's words as ``callsim.caller_text`` beside its audio (for the reference agent
+    running ``--stt none`` only); the agent's words are never taken from the wire."""
 
     def __init__(self, url: str, *, deadlines: Deadlines | None = None,
                  custom_parameters: dict[str, str] | None = None, text_hints: bool = False,
@@ -378,6 +373,6 @@ register(TransportSpec(name="twilio", carries="audio", build=_build, tool_relay=
 
 __all__ = [
     "FRAME_BYTES", "FRAME_SAMPLES", "TwMessage", "TwilioCodec", "TwilioLine", "TwilioTransport",
-    "agent_clear", "agent_mark", "agent_media", "agent_text", "parse_agent_message",
+    "agent_clear", "agent_mark", "agent_media", "parse_agent_message",
     "parse_twilio_message",
 ]

@@ -86,14 +86,29 @@ async def test_tts_caller_audio_is_speech_and_the_same_seed_gives_the_same_bytes
 
 
 async def test_barge_in_still_stops_the_agent_when_it_hears(tmp_path: Path) -> None:
+    from simulator.audio.listener import Listener
+
     script = script_with_tool_and_barge_in(onset_s=0.3)
-    run = await call_reference(lambda u: TwilioTransport(u, text_hints=True), script,
-                               greeting_wait_s=6.0, path="/twilio",
-                               agent_kw={"stt": "pocketsphinx", "ttft_ms": 0.0})
-    assert run.error is None, run.error_detail
+    # The caller hears the agent (no words on the wire): without a listener it would answer
+    # blind, past the agent's goodbye.
+    listener = Listener(1)
+    try:
+        run = await call_reference(lambda u: TwilioTransport(u), script,
+                                   greeting_wait_s=6.0, path="/twilio", listener=listener,
+                                   # tones the agent cannot understand: it re-asks until the
+                                   # caller's patience runs out, a few turns of recognition.
+                                   call_s=240.0,
+                                   # espeak-ng: renders in tens of ms where Piper takes
+                                   # seconds on a loaded box; this test is about barge-in.
+                                   agent_kw={"stt": "pocketsphinx", "ttft_ms": 0.0,
+                                             "voice": "espeak"})
+    finally:
+        listener.close()
+    assert run.error is None, (run.error_detail, run.events,
+                               [(e.phase, e.text) for e in run.exchanges])
     barge = [e for e in run.events if e[0] == "barge_in"]
     assert len(barge) == 1 and barge[0][1]["cleared"], run.events
-    assert run.exchanges[0].interrupted
+    assert [e for e in run.exchanges if e.phase == "caller"][0].interrupted
 
 
 def test_auto_stt_means_pocketsphinx_when_installed() -> None:
@@ -118,7 +133,10 @@ async def test_cli_run_with_tts_caller_against_the_hearing_agent(
             url.replace("http://", "ws://") + path, "--transport", transport,
             "--caller-audio", "tts", "--profile", PROFILE, "--pack", "salon", "--count", "1",
             "--concurrency", "1", "--seed", str(SEED), "--tools-port", str(relay),
-            "--text-hints", "--no-pauses", "--runs-dir", str(tmp_path / "runs"), "--json",
+            "--no-pauses", "--runs-dir", str(tmp_path / "runs"), "--json",
+            # The agent recognises, decides and speaks (Piper) on a shared 2-core box:
+            # give it time before the caller says "hello?".
+            "--reprompt-after", "25",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env={**__import__("os").environ, "CALLSIM_TTS_CACHE": str(env_cache)})
         out, err = await asyncio.wait_for(proc.communicate(), 240)
@@ -127,6 +145,7 @@ async def test_cli_run_with_tts_caller_against_the_hearing_agent(
     assert summary["calls"]["ok"] == 1, err.decode()[-2000:]
     store = RunStore(Path(summary["run_dir"]))
     call = next(store.calls())
+    store_turns = list(store.turns())
     store.close()
     tr = call["transcript"]
     assert tr["audio"]["caller_audio"] == "tts"
@@ -138,6 +157,25 @@ async def test_cli_run_with_tts_caller_against_the_hearing_agent(
     said = set().union(*(_words(c["clean_text"] or c["text"]) for c in caller))
     assert any(_words(e["heard"]) & said for e in heard), (heard, caller)
     assert all(e["reply"] is not None for e in heard)
+    # No words on the wire: on Twilio callsim's listener heard the agent's speech; Realtime
+    # carries the agent's transcript.
+    assert tr["agent_source"] == ("audio" if transport == "twilio" else "text")
+    turns = [t for t in store_turns if t["phase"] in ("greeting", "caller")]
+    assert turns and all(t["text_source"] == tr["agent_source"] for t in turns
+                         if t["agent_speech_s"])
+    if transport == "twilio":
+        assert any("calling" in (t["heard_text"] or "") for t in turns), turns
+        # `callsim export` carries each turn's heard text and timings.
+        exp = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "simulator", "export", summary["run_dir"], "--format",
+            "jsonl", stdout=asyncio.subprocess.PIPE)
+        exported, _ = await asyncio.wait_for(exp.communicate(), 60)
+        assert exp.returncode == 0
+        rows = [json.loads(x) for x in exported.decode().splitlines()]
+        ex_turns = [r for r in rows if r["record"] == "turn"]
+        assert [r["heard_text"] for r in ex_turns] == [t["heard_text"] for t in store_turns]
+        assert all("listen_ms" in r and "agent_end_ms" in r and "talk_overs" in r
+                   for r in ex_turns)
     # The call went somewhere sensible: a tool call, or the agent closing the call.
     agent_said = " ".join(tr["agent"]).lower()
     assert tr["tool_calls"] or "goodbye" in agent_said or "anything else" in agent_said

@@ -4,6 +4,7 @@ protocol errors, on 127.0.0.1."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import aiohttp
 import numpy as np
@@ -54,8 +55,9 @@ async def test_without_text_hints_the_agent_still_answers_every_utterance() -> N
             await transport.aclose()
     assert run.error is None, run.error_detail
     assert [e[0] for e in run.events][:1] == ["greeting"]
-    # No words travel without hints: the agent is heard (audio), not read.
-    assert len(run.exchanges) == 2
+    # No words travel on the wire: the agent's turns (the greeting, then one per
+    # utterance) are timed from its audio alone.
+    assert [e.phase for e in run.exchanges] == ["greeting", "caller", "caller"]
     assert all(e.ttfa_ms is not None and e.agent_speech_s > 0 and e.text == ""
                for e in run.exchanges)
 
@@ -68,3 +70,46 @@ async def test_garbage_on_the_twilio_endpoint_closes_the_stream() -> None:
         msg = await ws.receive(timeout=5)
         assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
         assert ws.close_code == 1003
+
+
+async def _one_call(agent_kw: dict[str, object], tt: object) -> object:
+    script = generate_calls(PACKS, "salon", 1, 5)[0]
+    script = script.model_copy(update={"turns": script.turns[:2]})
+    async with serve_app(create_voice_app(voice_config(**agent_kw), PACKS)) as url:
+        transport = TwilioTransport(url.replace("http", "ws") + "/twilio", text_hints=True)
+
+        async def no_tools(*_a: object) -> tuple[str, None]:
+            return "{}", None
+
+        try:
+            return await run_audio_call(
+                script, Caller(script, PACKS[script.pack]), transport, no_tools,
+                deadlines=Deadlines(first_byte_s=30.0, call_s=60.0),
+                run_t0_ns=time.perf_counter_ns(), speech=SyntheticSpeech(0.04),
+                turn_taking=tt)  # type: ignore[arg-type]
+        finally:
+            await transport.aclose()
+
+
+async def test_the_silent_reference_agent_gets_a_reprompt_then_the_call_fails_as_silent(
+        ) -> None:
+    from simulator.driver.turntaking import TurnTaking
+
+    run: Any = await _one_call({"silent": True},
+                               TurnTaking(greeting_wait_s=0.5, reprompt_after_s=1.0))
+    assert run.error == "agent_silent", run.error_detail
+    assert [e[0] for e in run.events] == ["no_greeting", "reprompt"]
+
+
+async def test_a_slow_greeting_is_waited_for_and_heard_out(
+        ) -> None:
+    from simulator.driver.turntaking import TurnTaking
+
+    run: Any = await _one_call({"greet_delay_ms": 3000.0},
+                               TurnTaking(greeting_wait_s=5.0, agent_silence_s=0.25))
+    assert run.error is None, run.error_detail
+    greeting = run.exchanges[0]
+    assert greeting.phase == "greeting" and greeting.ttfa_ms >= 3000.0
+    assert run.transcript["audio"]["talk_overs"] == 0
+    # The caller spoke only once the greeting had played out.
+    assert run.exchanges[1].sent_s > greeting.sent_s + greeting.agent_end_ms / 1000.0

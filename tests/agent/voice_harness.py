@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from simulator.agent.voice import VoiceAgentConfig, create_voice_app
+from simulator.agent.voice import SPEECH_KEY, VoiceAgentConfig, create_voice_app
 from simulator.audio.line import SyntheticSpeech
 from simulator.callscript import CallScript
 from simulator.driver.audio_call import run_audio_call
@@ -44,8 +44,11 @@ def voice_config(tools_url: str | None = None, **kw: Any) -> VoiceAgentConfig:
 
 
 async def call_reference(make_transport: Any, script: CallScript, *, greeting_wait_s: float,
-                         path: str, agent_kw: dict[str, Any] | None = None) -> CallRun:
-    """Run one call of ``script`` against the reference voice agent at ``path``."""
+                         path: str, agent_kw: dict[str, Any] | None = None,
+                         said: list[str] | None = None, listener: Any = None,
+                         call_s: float = 60.0) -> CallRun:
+    """Run one call of ``script`` against the reference voice agent at ``path``. ``said``
+    receives what the agent said, from its own log (its words never travel on the wire)."""
     backend = ToolBackend(PACKS)
     backend.load([script])
 
@@ -64,10 +67,13 @@ async def call_reference(make_transport: Any, script: CallScript, *, greeting_wa
             try:
                 return await run_audio_call(
                     script, Caller(script, pack), transport, execute,
-                    deadlines=Deadlines(first_byte_s=5.0, call_s=60.0),
+                    deadlines=Deadlines(first_byte_s=5.0, call_s=call_s),
                     run_t0_ns=time.perf_counter_ns(), call_id=script.call_id,
                     tools=pack.tool_schemas(), system_prompt=pack.system_prompt,
                     speech=SyntheticSpeech(SECONDS_PER_WORD), relay=relay,
-                    agent_silence_s=0.25, greeting_wait_s=greeting_wait_s)
+                    agent_silence_s=0.25, greeting_wait_s=greeting_wait_s,
+                    listener=listener)
             finally:
                 await transport.aclose()
+                if said is not None:
+                    said.extend(e["text"] for e in app[SPEECH_KEY].said)

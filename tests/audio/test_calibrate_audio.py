@@ -129,3 +129,31 @@ def test_asking_for_more_audio_utterances_than_the_cap_says_so(
     assert asked == [AUDIO_UTTERANCES_MAX, AUDIO_UTTERANCES_MAX]
     assert f"--utterances 300 capped at {AUDIO_UTTERANCES_MAX}" in capped.output
     assert "capped" not in default.output  # the default (1000) is the text calibration's
+
+
+@pytest.mark.skipif(not (ASR_OK and REF_OK), reason=f"needs pocketsphinx ({ASR_WHY}) and "
+                                                    f"the reference voice ({REF_WHY})")
+def test_calibrate_listener_prints_the_listeners_wer_per_line(tmp_path: object) -> None:
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    res = CliRunner().invoke(main, ["calibrate", "--listener", "--utterances", "10",
+                                    "--seed", "2", "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    lines = [x for x in res.output.splitlines() if x.startswith("listener WER")]
+    assert [x.split("(")[1].split(")")[0] for x in lines] == ["piper, clean",
+                                                              "piper, typical_call"]
+    wers = [float(x.split(": ")[1].split("%")[0]) for x in lines]
+    # Natural agent speech on a clean line is heard within the target; the typical line
+    # costs words.
+    assert wers[0] <= 15.0 and wers[1] >= wers[0]
+
+
+def test_the_listener_lms_own_seed_is_refused() -> None:
+    from simulator.audio.listener import listener_config
+    from simulator.audio.lm import LM_SEED
+
+    with pytest.raises(InputError, match="listener LM"):
+        calibrate_audio([get_profile("clean")], utterances=1, seed=LM_SEED,
+                        config=listener_config(), source="agent")

@@ -110,3 +110,18 @@ def test_the_domain_lm_loads_in_pocketsphinx(tmp_path: Path) -> None:
     assert built.vocabulary > 500
     decoder = ps.Decoder(lm=str(built.path), loglevel="FATAL")
     assert decoder.lookup_word("appointment")
+
+
+def test_the_listener_lm_learns_what_agents_say_including_refusals() -> None:
+    from simulator.audio.lm import agent_replies, listener_sentences
+
+    replies = agent_replies(30, seed=5)
+    assert replies == agent_replies(30, seed=5)           # same calls, same seed: same text
+    text = " ".join(replies).lower()
+    assert "how can i help" in text                       # greetings
+    assert "couldn't find" in text or "could not find" in text or "can't find" in text
+    assert "?" in text                                    # the agent's questions
+    sentences = [" ".join(s) for s in listener_sentences(30, seed=5)]
+    # Agent turns (spelled as the recogniser writes words) and the callers' turns both.
+    assert any("help you" in s for s in sentences)
+    assert any(s.startswith("hi") for s in sentences)

@@ -259,3 +259,29 @@ def test_the_agents_own_tool_arguments_are_a_source() -> None:
                            error=None, ttft_ms=(), prices=Prices(), write_tools=set())
     assert {(d["kind"], d["value"]) for d in detail["fabricated"]} == {("date", "06-16"),
                                                                         ("time", "11:15")}
+
+
+def test_a_voice_call_without_usage_is_priced_per_minute_and_says_what_it_was_graded_from(
+        ) -> None:
+    script: Any = _script(False)
+    transcript = {
+        "agent": ["i'm sorry i couldn't find a record matching that phone number"],
+        "caller": [{"text": "hi", "clean_text": "Hi."}],
+        "tool_calls": [], "usage": {}, "usage_estimated": True, "duration_s": 90.0,
+        "cost_basis": "per_minute", "agent_source": "audio",
+        "audio": {"talk_overs": 2, "clears": 1, "reprompts": 1},
+    }
+    prices = Prices(voice_agent_per_min=0.10, telephony_per_min=0.01, audio_per_min=0.0)
+    outcome, _ = grade_call(script, transcript, call_id="3", profile="clean", ok=True,
+                            error=None, ttft_ms=(), prices=prices, write_tools=set())
+    # 1.5 minutes at the platform's all-in rate plus telephony, never words-as-tokens.
+    assert outcome.cost_usd == pytest.approx(1.5 * (0.10 + 0.01))
+    assert outcome.cost_basis == "per_minute" and outcome.cost_estimated
+    assert outcome.refused and outcome.graded_from == "audio"
+    assert (outcome.talk_overs, outcome.clears, outcome.reprompts) == (2, 1, 1)
+    # The same call with the protocol's usage is priced by its tokens.
+    transcript.update(cost_basis="tokens", usage={"prompt_tokens": 4000,
+                                                  "completion_tokens": 100})
+    outcome, _ = grade_call(script, transcript, call_id="3", profile="clean", ok=True,
+                            error=None, ttft_ms=(), prices=prices, write_tools=set())
+    assert outcome.cost_usd == pytest.approx((4000 * 0.15 + 100 * 0.60) / 1e6 + 1.5 * 0.01)

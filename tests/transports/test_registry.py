@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "custom_transport"
 CALLSIM = [sys.executable, "-m", "simulator"]
 BUILT_IN = {"openai-chat": ("text", False), "openai-realtime": ("audio", False),
-            "twilio": ("audio", True)}
+            "twilio": ("audio", True), "sip": ("audio", True)}
 
 
 def test_built_in_transports_declare_what_they_carry() -> None:
@@ -59,6 +59,7 @@ def test_a_text_run_imports_only_its_own_transport(tmp_path: Path) -> None:
     assert "simulator.transports.openai_chat" in imported
     heavy = {m for m in imported if m.startswith((
         "simulator.transports.realtime", "simulator.transports.twilio", "simulator.audio",
+        "simulator.transports.sip",
         "scipy.signal", "scipy.stats"))}
     assert not heavy, sorted(heavy)
 
