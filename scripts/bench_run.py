@@ -18,8 +18,8 @@ Scenarios: ``paced`` (``--pacing speech``, every call in flight at once, the def
 
     .venv/bin/python scripts/bench_run.py                  # reduced scale, ~3 minutes
     .venv/bin/python scripts/bench_run.py --quick          # smaller, ~1 minute
-    .venv/bin/python scripts/bench_run.py --paced-calls 1000 --stress-calls 3000 \\
-        --stress-concurrency 100 --json out.json          # the issue's scale
+    .venv/bin/python scripts/bench_run.py --paced-calls 1000 --stress-calls 100000 \\
+        --stress-concurrency 200 --stress-duration 300 --json out.json   # the issue's scale
 
 Numbers are only as quiet as the machine: the output prints the load average.
 """
@@ -226,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="paced scenario: calls, all in flight at once")
     ap.add_argument("--stress-calls", type=int, default=300)
     ap.add_argument("--stress-concurrency", type=int, default=20)
+    ap.add_argument("--stress-duration", type=float, default=None,
+                    help="seconds of the stress scenario (callsim run --duration; "
+                         "--stress-calls then only caps it)")
     ap.add_argument("--ttft-ms", type=float, default=250.0)
     ap.add_argument("--token-ms", type=float, default=20.0)
     ap.add_argument("--tokens", type=int, default=20)
@@ -257,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         if a.only in (None, "stress"):
             results.append(scenario("stress", a, tmp, fixed_cpu,
                                     ["--pacing", "none", "--count", str(a.stress_calls),
-                                     "--concurrency", str(a.stress_concurrency)], minimal=True))
+                                     "--concurrency", str(a.stress_concurrency),
+                                     *(["--duration", f"{a.stress_duration:g}s"]
+                                       if a.stress_duration else [])], minimal=True))
     load = os.getloadavg()
     print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs; "
           f"callsim start-up {fixed_cpu:.2f} s CPU (subtracted); server ttft {a.ttft_ms:g} ms, "

@@ -1,145 +1,141 @@
-"""Twilio frame pacing under load: N concurrent calls of D seconds against the reference
-voice agent on loopback (in its own process), reporting caller-frame send-time jitter
-(actual send - absolute 20 ms deadline) p50 / p99 / max. Target: p99 < 2 ms at 50 calls.
+"""Voice load as users run it: `callsim run` over Twilio Media Streams (or OpenAI Realtime)
+at a ladder of concurrent calls, against the reference voice agent in its own process.
 
-    .venv/bin/python scripts/bench_twilio_jitter.py [--calls 50] [--duration 60] [--uvloop]
+Each level is one `callsim run --concurrency N` (persona callers, tones as the caller's
+voice, grading, the store, the summary) that keeps N calls in flight for ``--duration``
+seconds. The caller process is pinned to one CPU and the agent to another (when the
+machine has two), so the numbers are those of one caller core. Per level it reports what
+the run's own summary says: send jitter of every caller frame (send time minus its 20 ms
+deadline) p50 / p99 / max, time to first audio p50 / p95, the caller's event-loop lag
+p99, calls ok / failed, and the CPU of the caller and of the agent over the run, so the
+ladder says where the limit is (caller loop, agent, or neither).
+
+    .venv/bin/python scripts/bench_twilio_jitter.py                       # 50,100,150, 60 s
+    .venv/bin/python scripts/bench_twilio_jitter.py --levels 50,100,150,200,300 --duration 60
+    .venv/bin/python scripts/bench_twilio_jitter.py --transport openai-realtime --levels 100
+    .venv/bin/python scripts/bench_twilio_jitter.py --workers 2 --levels 150   # Ray shards
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
-import multiprocessing as mp
+import os
+import resource
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from simulator.agent.process import running_agent  # noqa: E402
 
-from simulator.audio.line import SyntheticSpeech  # noqa: E402
-from simulator.callscript import CallScript, Persona, Turn  # noqa: E402
-from simulator.driver.audio_call import AudioStats, run_audio_call  # noqa: E402
-from simulator.driver.gctune import load_gc  # noqa: E402
-from simulator.transports.base import Deadlines  # noqa: E402
-from simulator.transports.twilio import TwilioTransport  # noqa: E402
+CALLSIM = [sys.executable, "-m", "simulator"]
+PATHS = {"twilio": "/twilio", "openai-realtime": "/v1/realtime"}
 
 
-def _serve(port_q: Any) -> None:
-    from aiohttp import web
-
-    from simulator.agent.voice import VoiceAgentConfig, create_voice_app
-
-    async def main() -> None:
-        runner = web.AppRunner(create_voice_app(VoiceAgentConfig(ttft_ms=300, greet=False,
-                                                                  stt="none")),
-                               access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port_q.put(runner.addresses[0][1])
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
-class _Talker:
-    """A caller who keeps talking turn after turn until ``until`` (perf_counter s)."""
-
-    def __init__(self, until: float) -> None:
-        self.until = until
-        self.n = 0
-
-    def _turn(self) -> Turn:
-        self.n += 1
-        return Turn(index=self.n, text="I would like to book an appointment for next week please")
-
-    def first(self) -> Turn:
-        return self._turn()
-
-    def respond(self, agent_text: str) -> Turn | None:
-        return self._turn() if time.perf_counter() < self.until else None
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _script(i: int) -> CallScript:
-    return CallScript(call_id=f"bench-{i}", pack="salon", intent="book", seed=i,
-                      persona=Persona(name="Bench Caller"), record_exists=True, slots={},
-                      turns=[Turn(index=0, text="hello")], expected_tool_calls=[],
-                      expected_outcome="completed")
+def _pin(cpu: int | None) -> Any:
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
 
 
-async def bench(url: str, calls: int, duration: float) -> dict[str, Any]:
-    stats = AudioStats()
-    transport = TwilioTransport(url)
-
-    async def no_tools(*_a: Any) -> tuple[str, None]:
-        return "{}", None
-
-    async def one(i: int) -> Any:
-        await asyncio.sleep(i * 0.020 / max(calls, 1) * 7)  # spread call starts a little
-        return await run_audio_call(
-            _script(i), _Talker(time.perf_counter() + duration), transport, no_tools,
-            deadlines=Deadlines(call_s=duration + 60), run_t0_ns=time.perf_counter_ns(),
-            speech=SyntheticSpeech(0.3), greeting_wait_s=0, stats=stats)
-
-    t0 = time.perf_counter()
-    runs = await asyncio.gather(*(one(i) for i in range(calls)))
-    wall = time.perf_counter() - t0
-    await transport.aclose()
-    j = np.asarray(stats.jitter_ms)
-    ttfa = [e.ttfa_ms for r in runs for e in r.exchanges if e.ttfa_ms is not None]
+def level(n: int, a: argparse.Namespace) -> dict[str, Any]:
+    cpus = sorted(os.sched_getaffinity(0))
+    caller_cpu, agent_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 and a.workers == 1 else (None,
+                                                                                          None)
+    relay = _free_port()
+    with running_agent("--stt", "none", "--ttft-ms", str(a.agent_ttft_ms),
+                       "--tools-url", f"http://127.0.0.1:{relay}") as agent:
+        if agent_cpu is not None:
+            try:
+                os.sched_setaffinity(agent.pid, {agent_cpu})
+            except OSError:  # a cpuset keeps it elsewhere: leave it there
+                pass
+        target = agent.url.replace("http://", "ws://").removesuffix("/v1") + PATHS[a.transport]
+        with tempfile.TemporaryDirectory() as runs:
+            cmd = [*CALLSIM, "run", "--target", target, "--transport", a.transport,
+                   "--caller-audio", "tones", "--profile", "none", "--seed", "1",
+                   "--count", str(int(n * (a.duration / 10 + 3))), "--duration", f"{a.duration}s",
+                   "--concurrency", str(n), "--runs-dir", runs, "--json",
+                   "--call-timeout", str(a.duration + 120)]
+            if a.transport == "twilio":
+                cmd += ["--tools-port", str(relay)]
+            if a.workers > 1:
+                cmd += ["--workers", str(a.workers)]
+            agent_cpu0 = _cpu_s(agent.pid)
+            ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter()
+            p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                               preexec_fn=_pin(caller_cpu), timeout=a.duration * 3 + 600)
+            wall = time.perf_counter() - t0
+            ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            agent_cpu_s = _cpu_s(agent.pid) - agent_cpu0
+    if p.returncode not in (0, 1):
+        raise SystemExit(f"callsim run failed at {n} calls (exit {p.returncode}): "
+                         f"{p.stderr.strip().splitlines()[-1:]}")
+    s = json.loads(p.stdout)
+    sj = s.get("send_jitter_ms") or {}
+    ttfa = s["audio"]["ttfa_ms"]
+    caller_cpu_s = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     return {
-        "calls": calls, "duration_s": duration, "wall_s": round(wall, 1),
-        "errors": sum(r.error is not None for r in runs),
-        "frames": int(len(j)),
-        "jitter_ms": {"p50": round(float(np.percentile(j, 50)), 3),
-                      "p99": round(float(np.percentile(j, 99)), 3),
-                      "max": round(float(j.max()), 3)},
-        "ttfa_ms_p50": round(float(np.percentile(ttfa, 50)), 1) if ttfa else None,
-        "target_p99_under_2ms": bool(np.percentile(j, 99) < 2.0),
+        "calls_in_flight": n, "transport": a.transport, "workers": a.workers,
+        "wall_s": round(wall, 1),
+        "calls_ok": s["calls"]["ok"], "calls_failed": s["calls"]["failed"],
+        "errors": s["errors"],
+        "concurrent_calls_mean": round(s["load"]["concurrent_calls_mean"] or 0, 1),
+        "frames": sj.get("frames"),
+        "jitter_ms": {k: round(sj[k], 3) for k in ("p50", "p99", "max")} if sj else None,
+        "ttfa_ms": {"p50": ttfa["p50"], "p95": ttfa["p95"]},
+        "loop_lag_p99_ms": s["loop_lag"]["p99_ms"],
+        "caller_cpu_share": round(caller_cpu_s / wall, 2),
+        "agent_cpu_share": round(agent_cpu_s / wall, 2),
+        "target_p99_under_2ms": bool(sj and sj["p99"] < 2.0),
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--calls", type=int, default=50)
-    ap.add_argument("--duration", type=float, default=60.0, help="seconds per call")
-    ap.add_argument("--uvloop", action="store_true",
-                    help="run the callers on uvloop (what `callsim run` does when installed)")
-    ap.add_argument("--asyncio", action="store_true", help="run the callers on plain asyncio")
-    ap.add_argument("--no-gc-tuning", action="store_true",
-                    help="leave the collector at its defaults (the runner tunes it)")
+    ap.add_argument("--levels", default="50,100,150", help="calls in flight, comma-separated")
+    ap.add_argument("--duration", type=float, default=60.0,
+                    help="seconds of calls being started at each level")
+    ap.add_argument("--transport", choices=sorted(PATHS), default="twilio")
+    ap.add_argument("--workers", type=int, default=1, help="Ray shard workers (callsim run "
+                    "--workers); more than 1 leaves the processes unpinned")
+    ap.add_argument("--agent-ttft-ms", type=float, default=300.0)
     a = ap.parse_args()
-    if not a.asyncio:
-        try:
-            import uvloop  # noqa: F401
-
-            a.uvloop = True
-        except ImportError:
-            pass
-    q: Any = mp.get_context("spawn").Queue()
-    proc = mp.get_context("spawn").Process(target=_serve, args=(q,), daemon=True)
-    proc.start()
-    try:
-        port = q.get(timeout=60)
-        url = f"ws://127.0.0.1:{port}/twilio"
-        with contextlib.nullcontext() if a.no_gc_tuning else load_gc():
-            if a.uvloop:
-                import uvloop
-
-                res = uvloop.run(bench(url, a.calls, a.duration))
-            else:
-                res = asyncio.run(bench(url, a.calls, a.duration))
-        res["loop"] = "uvloop" if a.uvloop else "asyncio"
-        res["gc_tuning"] = not a.no_gc_tuning
-        print(json.dumps(res, indent=2))
-    finally:
-        proc.terminate()
-        proc.join(5)
+    rows = []
+    for n in (int(x) for x in a.levels.split(",")):
+        r = level(n, a)
+        rows.append(r)
+        print(json.dumps(r), flush=True)
+    print()
+    print("| calls | frames | jitter p50 / p99 / max (ms) | ttfa p50 / p95 (ms) | loop lag p99 "
+          "| caller CPU | agent CPU | ok / failed |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        j = r["jitter_ms"] or {"p50": None, "p99": None, "max": None}
+        print(f"| {r['calls_in_flight']} | {r['frames']} | {j['p50']} / {j['p99']} / {j['max']} "
+              f"| {r['ttfa_ms']['p50']} / {r['ttfa_ms']['p95']} | {r['loop_lag_p99_ms']} "
+              f"| {r['caller_cpu_share']:.0%} | {r['agent_cpu_share']:.0%} "
+              f"| {r['calls_ok']} / {r['calls_failed']} |")
 
 
 if __name__ == "__main__":

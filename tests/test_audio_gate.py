@@ -63,6 +63,14 @@ def test_twilio_runs_export_time_to_first_audio_and_the_gate_guards_it(tmp_path:
     caller_turns = [t for t in turns if t["phase"] == "caller"]
     assert caller_turns and all(t["ttfa_ms"] is not None and t["agent_speech_s"] > 0
                                 for t in caller_turns)
+    # The run's frame timing: every frame every call sent is in the summary's distribution.
+    sent = sum(c["transcript"]["audio"]["frames_sent"] for c in calls)
+    jitter = b["send_jitter_ms"]
+    assert sent > 100 and jitter["frames"] == sent
+    assert 0 <= jitter["p50"] <= jitter["p99"] <= jitter["max"]
+    # the distribution keeps two significant digits (within 5%)
+    worst = max(c["transcript"]["audio"]["send_jitter_max_ms"] for c in calls)
+    assert 0.95 * worst - 0.01 <= jitter["max"] <= 1.05 * worst + 0.01
 
     gate = subprocess.run([*CALLSIM, "gate", a["run_dir"], b["run_dir"], "--rubric",
                            str(RUBRIC), "--json"], capture_output=True, text=True, timeout=120)

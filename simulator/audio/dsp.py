@@ -180,17 +180,37 @@ def alaw2lin(codes: np.ndarray) -> np.ndarray:
 CODECS = ("mulaw", "alaw")
 
 
+# The code of every int16 value, computed once: encoding a turn is then one table lookup
+# (callers' turns are encoded on the event loop when they are queued).
+_INT16 = np.arange(-32768, 32768, dtype=np.int32)
+_ENCODED: dict[str, np.ndarray] = {}
+
+
+def _encode_table(codec: str) -> np.ndarray:
+    table = _ENCODED.get(codec)
+    if table is None:
+        table = _ENCODED[codec] = lin2ulaw(_INT16) if codec == "mulaw" else lin2alaw(_INT16)
+    return table
+
+
 def encode(x: np.ndarray, codec: str) -> bytes:
-    """float32 -> G.711 bytes (``codec`` is ``mulaw`` or ``alaw``)."""
+    """float32 -> G.711 bytes (``codec`` is ``mulaw`` or ``alaw``); the same codes as
+    :func:`lin2ulaw` / :func:`lin2alaw` of :func:`to_int16`."""
     pcm = to_int16(x)
-    codes = lin2ulaw(pcm) if codec == "mulaw" else lin2alaw(pcm)
-    return codes.tobytes()
+    return _encode_table(codec)[pcm.astype(np.int32) + 32768].tobytes()
+
+
+# Every one of the 256 codes decoded once: a frame is then one table lookup (the agent side
+# and the listener decode 50 frames a second per call).
+_DECODED = {
+    "mulaw": from_int16(ulaw2lin(np.arange(256, dtype=np.uint8))),
+    "alaw": from_int16(alaw2lin(np.arange(256, dtype=np.uint8))),
+}
 
 
 def decode(data: bytes, codec: str) -> np.ndarray:
-    """G.711 bytes -> float32."""
-    codes = np.frombuffer(data, dtype=np.uint8)
-    return from_int16(ulaw2lin(codes) if codec == "mulaw" else alaw2lin(codes))
+    """G.711 bytes -> float32 (the same values as ``from_int16(ulaw2lin(...))``)."""
+    return _DECODED[codec][np.frombuffer(data, dtype=np.uint8)]
 
 
 # --- packet loss ----------------------------------------------------------------------------

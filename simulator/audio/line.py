@@ -37,7 +37,8 @@ def is_voiced_mulaw(payload: bytes, threshold_dbfs: float = VOICED_DBFS) -> bool
     """True when mu-law ``payload`` carries sound above ``threshold_dbfs``."""
     if not payload:
         return False
-    p = float(_MULAW_POWER[np.frombuffer(payload, dtype=np.uint8)].mean())
+    # sum / n is what .mean() computes, at half the cost (no wrapper per call)
+    p = float(_MULAW_POWER.take(np.frombuffer(payload, dtype=np.uint8)).sum()) / len(payload)
     return p > 10 ** (threshold_dbfs / 10)
 
 

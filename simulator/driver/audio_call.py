@@ -19,6 +19,7 @@ import dataclasses
 import inspect
 import json
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -48,6 +49,8 @@ MAX_TOOL_ROUNDS = 8
 
 # A turn's caller audio (8 kHz float32), or an awaitable of it (TTS rendered off the loop).
 SpeechFn = Callable[[Turn], "np.ndarray | Awaitable[np.ndarray]"]
+# The default caller voice, shared by every call so its cache (per word count) is too.
+_TONES = SyntheticSpeech()
 
 
 class _AgentHungUp(Exception):
@@ -101,13 +104,13 @@ class _AudioCall:
         self.dl = deadlines
         self.agent_silence_s = agent_silence_s
         self.stats = stats or AudioStats()
-        self.queue: list[bytes] = []       # caller chunks waiting for their deadline
-        self.queue_voiced: list[bool] = []
+        self.queue: deque[tuple[Any, bool]] = deque()  # (chunk, voiced) waiting for its deadline
         self.last_voiced_sent_ns = 0
         self.first_sent_ns = 0             # send time of the first chunk of the current utterance
         self.drained = asyncio.Event()
         self.drained.set()
         self.changed = asyncio.Event()
+        self.waiting = False               # someone awaits a time-based condition
         self.turn: _Turn | None = None
         self.playout_end_ns = 0
         self.closed = False
@@ -125,24 +128,29 @@ class _AudioCall:
 
     # -- sending on absolute deadlines
     async def sender(self) -> None:
-        chunk_s = self.line.chunk_ms / 1000.0
-        step = int(chunk_s * 1e9)
+        """The call's one timer: sends a chunk every ``chunk_ms`` on absolute deadlines and,
+        on the same tick, wakes whoever waits for a time-based condition (an agent turn
+        ending after its silence, a barge-in, a deadline)."""
+        step = int(self.line.chunk_ms * 1e6)
         nxt = _now()
         silence = self.line.silence_chunk
+        queue = self.queue
+        send = self.line.send_audio
+        jitter = self.stats.jitter_ms
+        sleep = asyncio.sleep
         try:
             while not self.sender_stop and not self.closed:
-                delay = (nxt - _now()) / 1e9
+                delay = nxt - _now()
                 if delay > 0:
-                    await asyncio.sleep(delay)
-                if self.queue:
-                    payload = self.queue.pop(0)
-                    voiced = self.queue_voiced.pop(0)
+                    await sleep(delay / 1e9)
+                if queue:
+                    payload, voiced = queue.popleft()
                 else:
                     payload, voiced = silence, False
-                first = not self.drained.is_set() and self.first_sent_ns == 0
-                await self.line.send_audio(payload)
+                first = self.first_sent_ns == 0 and not self.drained.is_set()
+                await send(payload)
                 t = _now()
-                self.stats.jitter_ms.append((t - nxt) / 1e6)
+                jitter.append((t - nxt) / 1e6)
                 self.stats.frames += 1
                 if first:
                     self.first_sent_ns = t
@@ -152,11 +160,14 @@ class _AudioCall:
                     self.changed.set()
                 if voiced:
                     self.last_voiced_sent_ns = t
-                if not self.queue and not self.drained.is_set():
+                if not queue and not self.drained.is_set():
                     self.drained.set()
+                    self.changed.set()
+                if self.waiting:
+                    self.changed.set()
                 nxt += step  # absolute deadlines: lateness never accumulates
-                if nxt < _now() - 5 * step:
-                    nxt = _now()  # the loop stalled badly: do not burst to catch up
+                if nxt < t - 5 * step:
+                    nxt = t  # the loop stalled badly: do not burst to catch up
         except (ConnectionError, TransportError, OSError) as exc:
             self.sender_error = exc
             self.changed.set()
@@ -167,11 +178,11 @@ class _AudioCall:
         voiced = voiced_chunks(pcm8k, int(self.line.chunk_ms * SR / 1000))[: len(chunks)]
         if not chunks:
             return
+        voiced += [False] * (len(chunks) - len(voiced))
         self.first_sent_ns = 0
         self._talked_over_utterance = False
         self.drained.clear()
-        self.queue.extend(chunks)
-        self.queue_voiced.extend(voiced)
+        self.queue.extend(zip(chunks, voiced, strict=True))
         # Not a bare drained.wait(): a line the agent closed mid-utterance never drains.
         if not await self.wait_for(lambda now: self.drained.is_set(), 24 * 3600):
             _raise_line(self, "reset", "the line closed while the caller was speaking")
@@ -216,10 +227,12 @@ class _AudioCall:
                         and self.last_voiced_arrival_ns
                         and ev.t_ns - self.last_voiced_arrival_ns > 200_000_000):
                     self.barge_stop_ns = self.last_voiced_arrival_ns
+                    self.changed.set()
                 self.last_voiced_arrival_ns = ev.t_ns
             if tr is not None:
                 if tr.first_audio_ns is None:
                     tr.first_audio_ns = ev.t_ns
+                    self.changed.set()
                 if tr.last_arrival_ns is not None:
                     gap = (ev.t_ns - tr.last_arrival_ns) / 1e6
                     tr.max_gap_ms = max(tr.max_gap_ms, gap)
@@ -230,9 +243,13 @@ class _AudioCall:
                 if ev.voiced:
                     if tr.first_voiced_ns is None:
                         tr.first_voiced_ns = ev.t_ns
+                        self.changed.set()
                     tr.voiced_s += ev.duration_s
                     tr.last_voiced_end_ns = self.playout_end_ns
-        elif ev.kind == "clear":
+            # Any other audio frame changes nothing a waiter checks before the next tick
+            # (a turn's end is a matter of time): no wake-up per frame.
+            return
+        if ev.kind == "clear":
             self.playout_end_ns = ev.t_ns
             self.clears += 1
             if self.barge_onset_ns is not None and self.barge_stop_ns is None:
@@ -269,7 +286,8 @@ class _AudioCall:
         return now >= tr.last_voiced_end_ns + int(self.agent_silence_s * 1e9)
 
     async def wait_for(self, pred: Callable[[int], bool], timeout_s: float) -> bool:
-        """Wait until ``pred(now)`` holds (re-checked on every event and every 20 ms)."""
+        """Wait until ``pred(now)`` holds, re-checked on every agent event that can change
+        it and on every tick of the sender (20 ms): no timer of its own."""
         end = _now() + int(timeout_s * 1e9)
         while True:
             now = _now()
@@ -278,14 +296,15 @@ class _AudioCall:
             if self.closed or self.error is not None or self.sender_error is not None or now >= end:
                 return pred(now)
             self.changed.clear()
-            # A timer instead of asyncio.wait_for: no task per wake-up (this runs for every
-            # call every 20 ms and must stay cheap).
-            timer = asyncio.get_running_loop().call_later(min(0.02, (end - now) / 1e9),
-                                                          self.changed.set)
+            self.waiting = True
             try:
-                await self.changed.wait()
+                if self.sender_stop:  # no ticks any more: fall back to a timer
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.changed.wait(), min(0.02, (end - now) / 1e9))
+                else:
+                    await self.changed.wait()
             finally:
-                timer.cancel()
+                self.waiting = False
 
 
 def _record(seq: int, caller_turn: int | None, phase: str, tr: _Turn, conn_ns: int, t0: int,
@@ -366,7 +385,7 @@ async def run_audio_call(
         tt = replace(tt, greeting_wait_s=greeting_wait_s)
     session = _Session(script, caller, transport, execute_tool, deadlines, run_t0_ns,
                        scheduled_ns, call_id or script.call_id, tools or [], system_prompt,
-                       speech or SyntheticSpeech(), relay, lag_ms, honour_pauses, tt,
+                       speech or _TONES, relay, lag_ms, honour_pauses, tt,
                        listener, stats)
     return await session.run()
 
@@ -457,6 +476,7 @@ class _Session:
                     await t
             if self.relay is not None:
                 self.relay.unregister(self.call_id)
+        await asyncio.sleep(0)  # let due frames of other calls go before the summing up
         return self._finish()
 
     async def _greeting(self, call: _AudioCall) -> None:
@@ -699,6 +719,16 @@ class _Session:
         run.finished_ns = _now()
         call = self.call
         jit = np.asarray(call.stats.jitter_ms if call else [], dtype=np.float64)
+        jitter_counts: dict[str, int] = {}
+        if len(jit):
+            # Kept as {value in us, to 2 significant digits: count} (a few hundred entries),
+            # built with numpy in well under a millisecond: the run summary merges them into
+            # one distribution. A call's end must not hold the loop other calls' frames
+            # wait on.
+            us = np.maximum(jit, 0.0) * 1000.0
+            mag = 10.0 ** np.maximum(np.floor(np.log10(np.maximum(us, 1.0))) - 1, 0)
+            q, counts = np.unique(np.rint(us / mag) * mag, return_counts=True)
+            jitter_counts = {str(int(v)): int(k) for v, k in zip(q, counts, strict=True)}
         run.transcript = {
             "caller": self.caller_log,
             "agent": self.agent_log,
@@ -717,6 +747,8 @@ class _Session:
                 "frames_sent": int(call.stats.frames) if call else 0,
                 "send_jitter_p99_ms": float(np.percentile(jit, 99)) if len(jit) else None,
                 "send_jitter_max_ms": float(jit.max()) if len(jit) else None,
+                # every frame's send time minus its deadline, for the run's distribution
+                "send_jitter_us_counts": jitter_counts or None,
                 "talk_overs": call.talk_overs if call else 0,
                 "clears": call.clears if call else 0,
                 "reprompts": self.reprompts,

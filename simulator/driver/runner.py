@@ -283,6 +283,7 @@ class ShardRunner:
         self.tool_schemas = {p.name: p.tool_schemas() for p in packs.values()}
         self.lag = LoopLagMonitor()
         self.active = 0
+        self.started_calls = 0  # calls this shard has started (a closed loop cut by --duration)
         self.relay: Any = None   # routes an agent's HTTP tool calls to its call (tool_relay)
         self.relay_url: str | None = None
         self.caller_audio: Any = None  # CallerAudio when the caller speaks with TTS
@@ -324,6 +325,9 @@ class ShardRunner:
             caller_model=self.caller_model,
             turn_taking=config.turn_taking, listener=self.listener,
         )
+        # A call's end is work for the loop that other calls' frames and stamps wait on:
+        # yield between its parts so none of them holds the loop for long.
+        await asyncio.sleep(0)
         outcome, detail = grade_call(
             script, run.transcript, call_id=call_id, profile=config.profile,
             ok=run.error is None, error=run.error, ttft_ms=run.ttft_ms, timings=run.timings(),
@@ -385,10 +389,12 @@ class ShardRunner:
                 await cap.acquire()
             try:
                 self.active += 1
+                self.started_calls += 1
                 started = _now()
                 arm = self.arm_of(i)[1]
                 res = await self._one(i, clock[0] - base_ns,
                                       by_arm["" if arm is None else arm.name], started)
+                await asyncio.sleep(0)
                 done = sink(res)
                 if done is not None:
                     await done
@@ -416,9 +422,12 @@ class ShardRunner:
                 clock[0] = t0 = _now()  # the clock starts once connections are warm
             if self.offsets is None:
                 queue = list(reversed(indices))
+                # --duration bounds a closed loop too: no call starts after it
+                last_ns = (None if config.duration_s is None
+                           else t0 + int(config.duration_s * 1e9))
 
                 async def worker() -> None:
-                    while queue and not stop.is_set():
+                    while queue and not stop.is_set() and (last_ns is None or _now() < last_ns):
                         i = queue.pop()
                         if start_throttle is not None:
                             async with start_throttle:
@@ -556,6 +565,10 @@ async def run_load(
         interrupted = await shard.run(todo, None, sink, controls.stop, resume_base_s=base)
     finally:
         await controls.close()
+    if offsets is None and config.duration_s is not None and not interrupted:
+        # a closed loop ended by --duration: the run is the calls it started
+        total = len(done_before) + shard.started_calls
+        store.set_meta(total_calls=total)
     return finish_run(store, run_dir, total, sink, interrupted, shard.lag.histogram,
                       shard.lag.p99_ms(), shard.lag.verdict())
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from simulator.histogram import LatencyHistogram
 from simulator.metrics.numbers import GATE_METRICS, METRICS, gate_numbers, tools_not_observed
 from simulator.storage.store import RunStore
 
@@ -90,7 +91,12 @@ def summarize(store: RunStore) -> dict[str, Any]:
             conn.append(t["conn_setup_ms"])
     errors: Counter[str] = Counter()
     spans: list[tuple[float, float]] = []
+    jitter = LatencyHistogram()
     for c in store.calls():
+        counts = ((c.get("transcript") or {}).get("audio") or {}).get("send_jitter_us_counts")
+        if counts and not c["warmup"]:
+            for us, k in counts.items():
+                jitter.record_ms(int(us) / 1000.0, int(k))
         if not c["warmup"] and c["dispatch_delay_ms"] is not None:
             dispatch.append(max(0.0, c["dispatch_delay_ms"]))
         if not c["warmup"] and c["started_s"] is not None and c["finished_s"] is not None:
@@ -121,6 +127,10 @@ def summarize(store: RunStore) -> dict[str, Any]:
         "ttft_from_schedule_ms": _pcts(sched),
         "audio": {k: _pcts(v) for k, v in audio.items()},
         "dispatch_delay_ms": _pcts(dispatch),
+        # Audio runs: every caller frame's send time minus its 20 ms deadline.
+        "send_jitter_ms": ({"frames": jitter.count, "p50": jitter.percentile_ms(50),
+                            "p99": jitter.percentile_ms(99), "max": jitter.max_ms()}
+                           if jitter.count else None),
         "connection_setup_ms": _pcts(conn),
         "stalls": stalls,
         "load": _load(caller_turns, spans, meta),
@@ -183,6 +193,10 @@ def render_summary(summary: dict[str, Any]) -> Any:
             unit = " s" if k.endswith("_s") else " ms"
             t.add_row(f"{METRICS['p95_' + k].label[4:]} p50 / p95",
                       f"{f(p['p50'], '.1f')} / {f(p['p95'], '.1f')}{unit}", style="dim")
+    sj = summary.get("send_jitter_ms")
+    if sj:
+        t.add_row("caller frame send jitter p50 / p99 / max",
+                  f"{sj['p50']:.2f} / {sj['p99']:.2f} / {sj['max']:.1f} ms", style="dim")
     if summary.get("injected_wer") is not None:
         t.add_row("injected WER (mean)", f(summary["injected_wer"], ".3f"), style="dim")
     ld = summary.get("load") or {}

@@ -32,16 +32,21 @@ class LineEvent:
 
 
 class AudioLine(Protocol):
-    """One connected call to an audio agent (made by an :class:`AudioTransport`)."""
+    """One connected call to an audio agent (made by an :class:`AudioTransport`).
+
+    ``encode`` turns an utterance into the line's chunks, ready to send (for a WebSocket
+    line the whole message, or its payload already base64-encoded), when the turn is queued;
+    ``send_audio`` sends one when it falls due, so the work per 20 ms frame is a send.
+    ``silence_chunk`` is the chunk the line sends while the caller is quiet."""
 
     chunk_ms: int
-    silence_chunk: bytes
+    silence_chunk: Any
     conn_setup_ns: int
     agent_calls_tools: bool  # True: the agent calls the HTTP tool backend itself
 
-    def encode(self, pcm8k: np.ndarray) -> list[bytes]: ...
+    def encode(self, pcm8k: np.ndarray) -> list[Any]: ...
 
-    async def send_audio(self, payload: bytes) -> None: ...
+    async def send_audio(self, payload: Any) -> None: ...
 
     async def send_dtmf(self, digit: str) -> None: ...
 

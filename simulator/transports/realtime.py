@@ -247,19 +247,23 @@ class RealtimeLine:
         self.cancel = cancel_on_barge_in
         self.text_hints = text_hints
         n = chunk_ms * 8
-        self.silence_chunk = (bytes([dsp.MULAW_SILENCE]) * n if audio_format == "g711_ulaw"
-                              else bytes(chunk_ms * 48))
+        self.silence_chunk = input_audio_append(
+            bytes([dsp.MULAW_SILENCE]) * n if audio_format == "g711_ulaw" else bytes(chunk_ms * 48))
         self.responding = False
 
-    def encode(self, pcm8k: np.ndarray) -> list[bytes]:
+    def encode(self, pcm8k: np.ndarray) -> list[str]:
+        """The turn's ``input_audio_buffer.append`` messages, built when it is queued (a due
+        chunk then costs one send)."""
         n = self.chunk_ms * 8
         if self.fmt == "g711_ulaw":
-            return dsp.frame_bytes(dsp.encode(pcm8k, "mulaw"), n, dsp.MULAW_SILENCE)
-        pcm = dsp.to_pcm16_bytes(pcm8k, dsp.TELEPHONE_RATE, dsp.REALTIME_RATE)
-        return dsp.frame_bytes(pcm, n * 6, 0)
+            chunks = dsp.frame_bytes(dsp.encode(pcm8k, "mulaw"), n, dsp.MULAW_SILENCE)
+        else:
+            pcm = dsp.to_pcm16_bytes(pcm8k, dsp.TELEPHONE_RATE, dsp.REALTIME_RATE)
+            chunks = dsp.frame_bytes(pcm, n * 6, 0)
+        return [input_audio_append(c) for c in chunks]
 
-    async def send_audio(self, payload: bytes) -> None:
-        await self.ws.send_str(input_audio_append(payload))
+    async def send_audio(self, payload: str) -> None:
+        await self.ws.send_str(payload)
 
     async def send_dtmf(self, digit: str) -> None:
         return None  # Realtime has no DTMF event; digits travel as tones in the audio

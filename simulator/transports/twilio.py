@@ -13,6 +13,7 @@ import base64
 import binascii
 import contextlib
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ from simulator.transports.registry import TransportOptions, TransportSpec, regis
 _now = time.perf_counter_ns
 FRAME_BYTES = 160
 SILENCE_FRAME = bytes([dsp.MULAW_SILENCE]) * FRAME_BYTES
+SILENCE_B64 = base64.b64encode(SILENCE_FRAME).decode("ascii")
 # callsim extension (only with text_hints): the caller's words behind its audio, for the
 # reference agent when it runs no speech recognition (``--stt none``). Nothing comes back
 # the other way: callsim hears the agent's audio (simulator.audio.listener), as it would
@@ -90,10 +92,21 @@ def _obj(o: Any, key: str, event: str) -> dict[str, Any]:
     return v
 
 
+# The usual shape of an agent's ``media`` message (Twilio's documented field order, with or
+# without spaces): read without a general JSON decode. Anything else takes the full path.
+_AGENT_MEDIA = re.compile(
+    r'\{\s*"event"\s*:\s*"media"\s*,\s*"streamSid"\s*:\s*"([A-Za-z0-9_-]*)"\s*,'
+    r'\s*"media"\s*:\s*\{\s*"payload"\s*:\s*"([A-Za-z0-9+/=]*)"\s*\}\s*\}\s*')
+
+
 def parse_agent_message(text: str | bytes) -> TwMessage:
     """An agent -> Twilio message: ``media`` (payload decoded), ``mark`` or ``clear``.
     Raises ``TransportError("protocol_error")`` on bad JSON, bad base64, a missing field or
     an unknown event."""
+    if isinstance(text, str):
+        m = _AGENT_MEDIA.fullmatch(text)
+        if m is not None:
+            return TwMessage("media", m.group(1), payload=_b64(m.group(2), "media"))
     o = _load(text)
     ev = o["event"]
     sid = str(o.get("streamSid") or "")
@@ -176,13 +189,18 @@ class TwilioCodec:
     def media(self, payload: bytes) -> str:
         if len(payload) != FRAME_BYTES:
             raise ValueError(f"a Twilio media frame is {FRAME_BYTES} bytes, got {len(payload)}")
-        self.chunk += 1
-        return _dumps({
-            "event": "media", "sequenceNumber": self._next(), "streamSid": self.stream_sid,
-            "media": {"track": "inbound", "chunk": str(self.chunk),
-                      "timestamp": str((self.chunk - 1) * 20),
-                      "payload": base64.b64encode(payload).decode("ascii")},
-        })
+        return self.media_b64(base64.b64encode(payload).decode("ascii"))
+
+    def media_b64(self, payload_b64: str) -> str:
+        """A ``media`` message for an already base64-encoded 160-byte frame: the caller's
+        frames are encoded when a turn is queued, so a due frame costs one string format.
+        The same bytes as ``json.dumps`` of the message with compact separators (the
+        stream sid is hex, the other fields are digits or base64: nothing to escape)."""
+        self.seq += 1
+        self.chunk = c = self.chunk + 1
+        return (f'{{"event":"media","sequenceNumber":"{self.seq}","streamSid":"{self.stream_sid}",'
+                f'"media":{{"track":"inbound","chunk":"{c}","timestamp":"{(c - 1) * 20}",'
+                f'"payload":"{payload_b64}"}}}}')
 
     def dtmf(self, digit: str) -> str:
         return _dumps({"event": "dtmf", "sequenceNumber": self._next(),
@@ -224,7 +242,7 @@ class TwilioLine:
     """One Media Streams call (see :class:`~simulator.driver.audio_call.AudioLine`)."""
 
     chunk_ms = 20
-    silence_chunk = SILENCE_FRAME
+    silence_chunk = SILENCE_B64  # chunks are base64 frames, encoded when a turn is queued
     agent_calls_tools = True
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse, codec: TwilioCodec,
@@ -238,11 +256,12 @@ class TwilioLine:
         self._marks: list[tuple[int, str]] = []  # (played-out time, name), in order
         self._mark_task: asyncio.Task[None] | None = None
 
-    def encode(self, pcm8k: np.ndarray) -> list[bytes]:
-        return dsp.frames_mulaw_20ms(pcm8k)
+    def encode(self, pcm8k: np.ndarray) -> list[str]:
+        b64 = base64.b64encode
+        return [b64(f).decode("ascii") for f in dsp.frames_mulaw_20ms(pcm8k)]
 
-    async def send_audio(self, payload: bytes) -> None:
-        await self.ws.send_str(self.codec.media(payload))
+    async def send_audio(self, payload: str) -> None:
+        await self.ws.send_str(self.codec.media_b64(payload))
 
     async def send_dtmf(self, digit: str) -> None:
         await self.ws.send_str(self.codec.dtmf(digit))

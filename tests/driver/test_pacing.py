@@ -234,3 +234,22 @@ def test_a_run_stored_before_pacing_existed_resumes_unpaced() -> None:
     assert meta["pacing"] == "speech"  # new runs record their pacing
     del meta["pacing"]
     assert _config_from_meta(meta).pacing == "none"
+
+
+def test_duration_stops_a_closed_loop_from_starting_calls(tmp_path: Path) -> None:
+    """``--duration`` with ``--concurrency``: calls in flight finish, no call starts after
+    the duration (the run used to go on until ``--count`` was used up)."""
+    with agent_process("--ttft-ms", "300") as url:
+        p = subprocess.run(
+            [sys.executable, "-m", "simulator", "run", "--target", url, "--count", "400",
+             "--concurrency", "2", "--duration", "2s", "--pacing", "none", "--runs-dir",
+             str(tmp_path / "runs"), "--json"],
+            capture_output=True, text=True, timeout=120 * TIME_FACTOR)
+    assert p.returncode == 0, p.stderr
+    summary = json.loads(p.stdout)
+    store = RunStore(Path(summary["run_dir"]))
+    starts = [c["started_s"] for c in store.calls()]
+    store.close()
+    # each call takes several 300 ms turns, so 2 s admit a handful, not 400
+    assert 2 <= len(starts) < 40
+    assert max(starts) < 2.0 + 0.5 * TIME_FACTOR
