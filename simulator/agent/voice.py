@@ -46,6 +46,7 @@ from simulator.audio import dsp
 from simulator.audio.asr import RecogniserConfig
 from simulator.audio.line import EnergyVAD, synthetic_speech
 from simulator.audio.tts import Voice
+from simulator.choices import pick_engine
 from simulator.errors import InputError, TransportError
 from simulator.personas.pack import Pack, load_packs
 from simulator.tools.backend import CALL_ID_HEADER
@@ -82,18 +83,11 @@ def resolve_stt(requested: str) -> tuple[str, str | None]:
     """``(mode, notice)`` for an ``--stt`` value: ``auto`` is ``pocketsphinx`` when it is
     installed, else ``none`` with a one-line notice. Raises :class:`InputError` for an
     unknown mode or ``pocketsphinx`` when it is not installed."""
-    if requested not in STT_MODES:
-        raise InputError(f"--stt: expected one of {', '.join(STT_MODES)}, got {requested!r}")
-    if requested == "none":
-        return "none", None
     from simulator.audio.asr import asr_available
 
-    ok, why = asr_available()
-    if ok:
-        return "pocketsphinx", None
-    if requested == "pocketsphinx":
-        raise InputError(f"--stt pocketsphinx: {why}")
-    return "none", f"voice agent: --stt none ({why})"
+    return pick_engine("--stt", requested, STT_MODES, engine="pocketsphinx", fallback="none",
+                       available=asr_available,
+                       notice=lambda why: f"voice agent: --stt none ({why})")
 
 
 @dataclass(frozen=True)

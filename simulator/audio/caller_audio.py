@@ -32,7 +32,7 @@ from simulator.audio.tts import (
     tts_available,
 )
 from simulator.callscript import CallScript, Turn
-from simulator.errors import InputError
+from simulator.choices import pick_engine
 from simulator.seeding import np_rng
 
 CALLER_AUDIO_MODES = ("tts", "tones")
@@ -45,17 +45,9 @@ def resolve_caller_audio(requested: str | None) -> tuple[str, str | None]:
     with a notice saying why. An explicit ``tts`` that cannot run raises
     :class:`~simulator.errors.InputError` with the reason; ``tones`` is always available.
     """
-    if requested is not None and requested not in CALLER_AUDIO_MODES:
-        raise InputError(f"--caller-audio: expected one of {', '.join(CALLER_AUDIO_MODES)}, "
-                         f"got {requested!r}")
-    if requested == "tones":
-        return "tones", None
-    ok, why = tts_available()
-    if ok:
-        return "tts", None
-    if requested == "tts":
-        raise InputError(f"--caller-audio tts: {why}")
-    return "tones", f"caller audio: synthetic tones ({why})"
+    return pick_engine("--caller-audio", requested, CALLER_AUDIO_MODES, engine="tts",
+                       fallback="tones", available=tts_available,
+                       notice=lambda why: f"caller audio: synthetic tones ({why})")
 
 
 def resolve_caller_voice(requested: str | None) -> tuple[str, str | None]:
@@ -66,17 +58,10 @@ def resolve_caller_voice(requested: str | None) -> tuple[str, str | None]:
     explicit engine that cannot run raises :class:`~simulator.errors.InputError`."""
     from simulator.audio.reference_voice import reference_voice_available
 
-    if requested is not None and requested not in ENGINES:
-        raise InputError(f"--caller-voice: expected one of {', '.join(ENGINES)}, "
-                         f"got {requested!r}")
-    if requested == "espeak":
-        return "espeak", None
-    ok, why = reference_voice_available()
-    if ok:
-        return "piper", None
-    if requested == "piper":
-        raise InputError(f"--caller-voice piper: {why}")
-    return "espeak", f"caller voice: espeak-ng ({why}); agents' recognisers hear it poorly"
+    return pick_engine("--caller-voice", requested, ENGINES, engine="piper", fallback="espeak",
+                       available=reference_voice_available,
+                       notice=lambda why: f"caller voice: espeak-ng ({why}); agents' "
+                                          "recognisers hear it poorly")
 
 
 def describe_caller_voice(engine: str) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 
 from simulator.audio import dsp
 from simulator.audio.asr import RecogniserConfig
+from simulator.choices import pick_engine
 from simulator.errors import InputError
 
 LISTENER_MODES = ("auto", "pocketsphinx", "off")
@@ -34,19 +35,12 @@ def resolve_listener(requested: str) -> tuple[str, str | None]:
     """``(mode, notice)`` for a ``--listener`` value: ``auto`` is ``pocketsphinx`` when it
     is installed, else ``off`` with a one-line notice. Raises :class:`InputError` for an
     unknown mode, or for ``pocketsphinx`` when it is not installed."""
-    if requested not in LISTENER_MODES:
-        raise InputError(f"--listener: expected one of {', '.join(LISTENER_MODES)}, "
-                         f"got {requested!r}")
-    if requested == "off":
-        return "off", None
     from simulator.audio.asr import asr_available
 
-    ok, why = asr_available()
-    if ok:
-        return "pocketsphinx", None
-    if requested == "pocketsphinx":
-        raise InputError(f"--listener pocketsphinx: {why}")
-    return "off", f"listener off: the caller cannot hear agents that send only audio ({why})"
+    return pick_engine("--listener", requested, LISTENER_MODES, engine="pocketsphinx",
+                       fallback="off", available=asr_available,
+                       notice=lambda why: "listener off: the caller cannot hear agents that "
+                                          f"send only audio ({why})")
 
 
 def _init(config: RecogniserConfig) -> None:
