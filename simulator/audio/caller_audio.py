@@ -24,13 +24,8 @@ import numpy as np
 from simulator.audio import dsp
 from simulator.audio.chain import AudioParams, degrade_audio
 from simulator.audio.render import call_voice, tts_synth, turn_clean_audio
-from simulator.audio.tts import (
-    ENGINES,
-    TTS_SAMPLE_RATE,
-    Voice,
-    default_cache_dir,
-    tts_available,
-)
+from simulator.audio.render_cache import default_cache_dir
+from simulator.audio.tts import ENGINES, TTS_SAMPLE_RATE, Voice, tts_available
 from simulator.callscript import CallScript, Turn
 from simulator.choices import pick_engine
 from simulator.seeding import np_rng

@@ -32,7 +32,12 @@ import numpy as np
 import soundfile as sf
 
 from simulator.audio import dsp
-from simulator.audio.tts import Rendered, TTSUnavailableError, cache_key_of, cached_render
+from simulator.audio.render_cache import (
+    Rendered,
+    TTSUnavailableError,
+    cache_key_of,
+    cached_render,
+)
 
 INSTALL_HINT = "pip install 'callsim[asr]'"
 VOICE_NAME = "en_US-joe-medium"

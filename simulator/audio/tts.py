@@ -20,23 +20,24 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import hashlib
 import json
 import os
 import re
 import subprocess
 import sys
-import tempfile
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
-from simulator.errors import CallsimError
+from simulator.audio.render_cache import (
+    Rendered,
+    TTSUnavailableError,
+    cache_key_of,
+    cached_render,
+)
 from simulator.seeding import rng as seeded_rng
 
 TTS_SAMPLE_RATE = 22_050
@@ -44,10 +45,6 @@ TTS_SAMPLE_RATE = 22_050
 # English espeak-ng voices and voice variants ("+name"); every pair is a distinct timbre.
 _BASE_VOICES = ("en-us", "en", "en-gb-scotland", "en-us-nyc", "en-029", "en-gb-x-rp")
 _VARIANTS = ("m1", "m2", "m3", "m4", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt3")
-
-
-class TTSUnavailableError(CallsimError):
-    """Speech cannot be rendered here (no espeak-ng library, or the engine failed)."""
 
 
 #: Caller voice engines: natural speech (Piper) or formant speech (espeak-ng, the fallback).
@@ -139,12 +136,6 @@ def voice_from_persona(voice_spec: dict[str, Any], persona_key: str, seed: int =
         rate=int(voice_spec.get("rate", base.rate)),
         pitch=int(voice_spec.get("pitch", base.pitch)),
     )
-
-
-def default_cache_dir() -> Path:
-    """``$CALLSIM_TTS_CACHE`` or ``~/.cache/callsim/tts``."""
-    env = os.environ.get("CALLSIM_TTS_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "callsim" / "tts"
 
 
 # --- the render host ------------------------------------------------------------------------
@@ -252,28 +243,9 @@ def tts_available() -> tuple[bool, str]:
         return False, str(exc)
 
 
-@dataclass(frozen=True)
-class Rendered:
-    """Rendered speech: float32 mono ``samples`` at ``sample_rate``; ``cached`` if reused."""
-
-    samples: np.ndarray
-    sample_rate: int
-    cached: bool
-    cache_key: str
-
-
 def cache_key(text: str, voice: Voice) -> str:
     """sha256 of text, voice and engine version."""
     return cache_key_of(text, voice.key(), engine_version())
-
-
-def cache_key_of(*parts: str) -> str:
-    """sha256 of ``parts``, separated (so ("ab", "c") and ("a", "bc") differ)."""
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part.encode("utf-8"))
-        h.update(b"\x1f")
-    return h.hexdigest()
 
 
 def synthesize(
@@ -302,28 +274,3 @@ def synthesize(
         return Rendered(np.zeros(0, dtype=np.float32), TTS_SAMPLE_RATE, False, key)
     return cached_render(key, cache_dir, use_cache,
                          lambda tmp: _host.render(text, voice, tmp, timeout_s))
-
-
-def cached_render(key: str, cache_dir: str | Path | None, use_cache: bool,
-                  render: Callable[[Path], None]) -> Rendered:
-    """``<cache_dir>/<key[:2]>/<key>.wav`` when present (default :func:`default_cache_dir`),
-    else ``render(path)`` writes the WAV to a temporary path, which is read back (so a
-    fresh render and a cached one are the same samples) and moved into place atomically."""
-    cdir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = cdir / f"{key[:2]}" / f"{key}.wav"
-    if use_cache and target.exists():
-        data, sr = sf.read(str(target), dtype="float32", always_2d=False)
-        return Rendered(np.asarray(data, dtype=np.float32), int(sr), True, key)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(suffix=".wav", dir=str(target.parent))
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        render(tmp)
-        data, sr = sf.read(str(tmp), dtype="float32", always_2d=False)
-        if use_cache:
-            os.replace(tmp, target)  # atomic: a reader never sees a partial WAV
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    return Rendered(np.asarray(data, dtype=np.float32), int(sr), False, key)
