@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from simulator.agent.voice import SPEECH_KEY, create_voice_app, resolve_stt
-from simulator.audio.caller_audio import CallerAudio, spoken_text
+from simulator.audio.caller_audio import CallerAudio, resolve_caller_voice, spoken_text
 from simulator.audio.chain import AudioParams
 from simulator.audio.line import SyntheticSpeech, samples_sha256
 from simulator.degradation import degrade_calls, get_profile
@@ -182,7 +182,9 @@ async def test_cli_run_with_tts_caller_against_the_hearing_agent(
     # The caller audio is the same bytes the library renders for this seed.
     script = _scripts()[0]
     params = AudioParams.from_dict(get_profile(PROFILE).audio.model_dump())
-    ca = CallerAudio(params, SEED, cache_dir=env_cache, workers=1)
+    # in the voice `callsim run` picked (Piper when installed: --caller-voice's default)
+    engine = resolve_caller_voice(None)[0]
+    ca = CallerAudio(params, SEED, cache_dir=env_cache, workers=1, engine=engine)
     try:
         speech = ca.speech_for(script)
         first = next(c for c in tr["caller"] if c["index"] == 0)
