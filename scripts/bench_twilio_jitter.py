@@ -73,6 +73,9 @@ def level(n: int, a: argparse.Namespace) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as runs:
             cmd = [*CALLSIM, "run", "--target", target, "--transport", a.transport,
                    "--caller-audio", "tones", "--profile", "none", "--seed", "1",
+                   # the agent answers in tones: nothing for the listener to hear, and its
+                   # recogniser processes would share the caller's core
+                   "--listener", "off",
                    "--count", str(int(n * (a.duration / 10 + 3))), "--duration", f"{a.duration}s",
                    "--concurrency", str(n), "--runs-dir", runs, "--json",
                    "--call-timeout", str(a.duration + 120)]
