@@ -91,3 +91,18 @@ def test_decoding_junk_is_a_one_line_input_error(bad: str) -> None:
         LatencyHistogram.decode(bad)
     assert "not an encoded HdrHistogram" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_value_counts_keep_two_significant_digits_and_read_back_as_a_histogram() -> None:
+    import numpy as np
+
+    from simulator.histogram import value_counts
+
+    values = np.array([0.0123, 0.5, 0.55, 1.234, 1.234, 17.6, -0.2])
+    counts = value_counts(values)
+    assert counts == {"12": 1, "500": 1, "550": 1, "1200": 2, "18000": 1, "0": 1}
+    h = LatencyHistogram()
+    h.record_value_counts(counts)
+    assert h.count == len(values)
+    assert h.max_ms() == pytest.approx(18.0, rel=1e-3)
+    assert value_counts(np.array([])) == {}

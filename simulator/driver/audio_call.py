@@ -39,6 +39,7 @@ from simulator.callscript import CallScript, Turn
 from simulator.driver.session import CallRun, awaited_turn
 from simulator.driver.turntaking import TurnTaking
 from simulator.errors import TransportError
+from simulator.histogram import value_counts
 from simulator.results import TurnRecord
 from simulator.tools.relay import ExecuteTool, ToolRelay
 from simulator.transports.base import Deadlines
@@ -719,16 +720,9 @@ class _Session:
         run.finished_ns = _now()
         call = self.call
         jit = np.asarray(call.stats.jitter_ms if call else [], dtype=np.float64)
-        jitter_counts: dict[str, int] = {}
-        if len(jit):
-            # Kept as {value in us, to 2 significant digits: count} (a few hundred entries),
-            # built with numpy in well under a millisecond: the run summary merges them into
-            # one distribution. A call's end must not hold the loop other calls' frames
-            # wait on.
-            us = np.maximum(jit, 0.0) * 1000.0
-            mag = 10.0 ** np.maximum(np.floor(np.log10(np.maximum(us, 1.0))) - 1, 0)
-            q, counts = np.unique(np.rint(us / mag) * mag, return_counts=True)
-            jitter_counts = {str(int(v)): int(k) for v, k in zip(q, counts, strict=True)}
+        # every frame's lateness, as counts (a call's end must not hold the loop that
+        # other calls' frames wait on): the run summary merges them into one distribution
+        jitter_counts = value_counts(jit)
         run.transcript = {
             "caller": self.caller_log,
             "agent": self.agent_log,

@@ -95,8 +95,7 @@ def summarize(store: RunStore) -> dict[str, Any]:
     for c in store.calls():
         counts = ((c.get("transcript") or {}).get("audio") or {}).get("send_jitter_us_counts")
         if counts and not c["warmup"]:
-            for us, k in counts.items():
-                jitter.record_ms(int(us) / 1000.0, int(k))
+            jitter.record_value_counts(counts)
         if not c["warmup"] and c["dispatch_delay_ms"] is not None:
             dispatch.append(max(0.0, c["dispatch_delay_ms"]))
         if not c["warmup"] and c["started_s"] is not None and c["finished_s"] is not None:
