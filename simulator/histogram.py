@@ -73,11 +73,27 @@ class LatencyHistogram:
 
     def percentile_ms(self, p: float) -> float:
         """The value at percentile ``p`` (0..100) in ms; NaN when nothing was recorded."""
-        if not 0.0 <= p <= 100.0:
-            raise ValueError(f"percentile must be in 0..100, got {p}")
+        return self.percentiles_ms((p,))[0]
+
+    def percentiles_ms(self, ps: Iterable[float]) -> list[float]:
+        """The values at several percentiles (each NaN when nothing was recorded), found with
+        numpy on the counts: HdrHistogram's own scan is a Python loop over tens of thousands
+        of buckets, milliseconds that a live progress line must not hold the loop for."""
+        ps = list(ps)
+        for p in ps:
+            if not 0.0 <= p <= 100.0:
+                raise ValueError(f"percentile must be in 0..100, got {p}")
+        h = self._h
         if self.count == 0:
-            return math.nan
-        return float(self._h.get_value_at_percentile(p)) / 1000.0
+            return [math.nan] * len(ps)
+        cum = np.cumsum(np.ctypeslib.as_array(h.counts)[: h.counts_len], dtype=np.int64)
+        out = []
+        for p in ps:
+            i = int(np.searchsorted(cum, h.get_target_count_at_percentile(p)))
+            v = h.get_value_from_index(i)
+            out.append(float(h.get_highest_equivalent_value(v) if p
+                             else h.get_lowest_equivalent_value(v)) / 1000.0)
+        return out
 
     def max_ms(self) -> float:
         """Largest recorded value in ms (to histogram precision); NaN when empty."""

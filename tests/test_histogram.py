@@ -35,6 +35,20 @@ def test_percentiles_match_exact_within_three_significant_digits() -> None:
     assert h.max_ms() == pytest.approx(float(values.max()), rel=1e-3)
 
 
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_percentiles_in_one_pass_are_the_ones_hdrhistogram_reports(seed: int) -> None:
+    # callsim reads percentiles off the counts with numpy (a live progress line must not
+    # hold the loop for HdrHistogram's per-bucket scan): every value is the library's own.
+    rng = np.random.default_rng(seed)
+    h = _hist(np.concatenate([_values(seed, 3_000), rng.uniform(0.001, 0.5, 500),
+                              rng.uniform(1_000, 60_000, 50)]))
+    ps = [0, 0.1, 1, 25, 50, 90, 95, 99, 99.9, 99.99, 100]
+    assert h.percentiles_ms(ps) == [h._h.get_value_at_percentile(p) / 1000.0 for p in ps]
+    assert [h.percentile_ms(p) for p in ps] == h.percentiles_ms(ps)
+    with pytest.raises(ValueError):
+        h.percentiles_ms([50, 101])
+
+
 def test_merging_halves_equals_one_histogram_of_all_values() -> None:
     values = _values()
     whole = _hist(values)

@@ -41,6 +41,7 @@ from simulator.driver.turntaking import TurnTaking
 from simulator.errors import TransportError
 from simulator.histogram import value_counts
 from simulator.results import TurnRecord
+from simulator.seeding import derive_seed
 from simulator.tools.relay import ExecuteTool, ToolRelay
 from simulator.transports.base import Deadlines
 from simulator.transports.line import AudioLine, AudioTransport, LineEvent
@@ -100,8 +101,9 @@ class _Turn:
 
 class _AudioCall:
     def __init__(self, line: AudioLine, deadlines: Deadlines, agent_silence_s: float,
-                 stats: AudioStats | None) -> None:
+                 stats: AudioStats | None, phase_ns: int = 0) -> None:
         self.line = line
+        self.phase_ns = phase_ns  # where in its 20 ms this call's frame clock ticks
         self.dl = deadlines
         self.agent_silence_s = agent_silence_s
         self.stats = stats or AudioStats()
@@ -133,7 +135,10 @@ class _AudioCall:
         on the same tick, wakes whoever waits for a time-based condition (an agent turn
         ending after its silence, a barge-in, a deadline)."""
         step = int(self.line.chunk_ms * 1e6)
-        nxt = _now()
+        # Each call's frame clock has its own phase, as independent phone lines do: calls
+        # connected in the same millisecond (a closed loop's first wave) would otherwise
+        # all fall due at once, every 20 ms, and the last of them wait for the others.
+        nxt = _now() + self.phase_ns % step
         silence = self.line.silence_chunk
         queue = self.queue
         send = self.line.send_audio
@@ -175,11 +180,9 @@ class _AudioCall:
 
     async def say(self, pcm8k: np.ndarray) -> None:
         """Queue one utterance and wait until its last chunk has been sent."""
-        chunks = self.line.encode(pcm8k)
-        voiced = voiced_chunks(pcm8k, int(self.line.chunk_ms * SR / 1000))[: len(chunks)]
+        chunks, voiced = _frames(self.line, pcm8k)
         if not chunks:
             return
-        voiced += [False] * (len(chunks) - len(voiced))
         self.first_sent_ns = 0
         self._talked_over_utterance = False
         self.drained.clear()
@@ -442,7 +445,8 @@ class _Session:
         try:
             line = await self.transport.open_line(self.call_id, self.script, self.tools,
                                                   self.system_prompt)
-            self.call = call = _AudioCall(line, self.dl, self.tt.agent_silence_s, self.stats)
+            self.call = call = _AudioCall(line, self.dl, self.tt.agent_silence_s, self.stats,
+                                          derive_seed("frame-phase", self.call_id))
             tasks = [asyncio.create_task(call.sender()), asyncio.create_task(call.receiver())]
             # The whole call is bounded by its deadline, whatever the agent does.
             async with asyncio.timeout(self.remaining()):
@@ -477,6 +481,7 @@ class _Session:
                     await t
             if self.relay is not None:
                 self.relay.unregister(self.call_id)
+        run.finished_ns = _now()
         await asyncio.sleep(0)  # let due frames of other calls go before the summing up
         return self._finish()
 
@@ -716,8 +721,8 @@ class _Session:
         return text
 
     def _finish(self) -> CallRun:
+        """The call's transcript and audio summary."""
         run = self.run_
-        run.finished_ns = _now()
         call = self.call
         jit = np.asarray(call.stats.jitter_ms if call else [], dtype=np.float64)
         # every frame's lateness, as counts (a call's end must not hold the loop that
@@ -750,6 +755,14 @@ class _Session:
             },
         }
         return run
+
+
+def _frames(line: AudioLine, pcm8k: np.ndarray) -> tuple[list[Any], list[bool]]:
+    """An utterance as the line's chunks and whether each is voiced."""
+    chunks = line.encode(pcm8k)
+    voiced = voiced_chunks(pcm8k, int(line.chunk_ms * SR / 1000))[: len(chunks)]
+    voiced += [False] * (len(chunks) - len(voiced))
+    return chunks, voiced
 
 
 def _hung_up(call: _AudioCall) -> bool:
