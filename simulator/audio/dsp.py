@@ -369,3 +369,35 @@ def mulaw_to_pcm16_24k(data: bytes) -> bytes:
 def pcm16_24k_to_mulaw(data: bytes) -> bytes:
     """24 kHz pcm16 LE bytes -> 8 kHz mu-law bytes (Realtime agent audio onto a phone line)."""
     return encode(from_pcm16_bytes(data, REALTIME_RATE, TELEPHONE_RATE), "mulaw")
+
+
+# The anti-alias low-pass that resample_poly designs for 24 -> 8 kHz (61 taps, Kaiser 5.0).
+_DOWN = REALTIME_RATE // TELEPHONE_RATE
+_H_24K_TO_8K = signal.firwin(20 * _DOWN + 1, 1.0 / _DOWN, window=("kaiser", 5.0))
+
+
+class MulawFrom24k:
+    """A Realtime agent's 24 kHz pcm16 stream onto the 8 kHz mu-law line, chunk by chunk.
+
+    The same low-pass as :func:`resample`, run as a stream: the filter's history carries
+    over from one chunk to the next, so a reply cut into 20 ms deltas is filtered as one
+    signal (no edge at every chunk), and a chunk costs one convolution instead of a filter
+    design (about 20 us against 300 us, 50 times a second per call). The output lags the
+    input by the filter's half length, 1.25 ms."""
+
+    __slots__ = ("_hist", "_phase")
+
+    def __init__(self) -> None:
+        self._hist = np.zeros(len(_H_24K_TO_8K) - 1)
+        self._phase = 0  # index in the next chunk of the first sample on the 8 kHz grid
+
+    def __call__(self, data: bytes) -> bytes:
+        v = np.frombuffer(data[: len(data) - len(data) % 2], dtype="<i2")
+        if not len(v):
+            return b""
+        buf = np.concatenate((self._hist, v))
+        y = np.convolve(buf, _H_24K_TO_8K, "valid")[self._phase :: _DOWN]
+        self._phase = (self._phase - len(v)) % _DOWN
+        self._hist = buf[len(v) :]
+        pcm = np.clip(np.rint(y), -32768, 32767).astype(np.int32)
+        return _encode_table("mulaw")[pcm + 32768].tobytes()

@@ -170,3 +170,29 @@ def test_pcm16_24k_helpers_round_trip() -> None:
     mu = dsp.encode(x, "mulaw")
     assert len(dsp.mulaw_to_pcm16_24k(mu)) == 48000
     assert len(dsp.pcm16_24k_to_mulaw(pcm)) == 8000
+
+
+def test_realtime_agent_audio_streamed_in_deltas_is_the_one_shot_conversion_delayed() -> None:
+    # A Realtime agent's reply arrives as 20 ms deltas of 24 kHz pcm16: streamed onto the
+    # 8 kHz line it is the same signal as the whole reply converted at once (no click at
+    # every delta), 10 line samples (1.25 ms, the filter's half length) later.
+    t = np.arange(24000 * 2) / 24000
+    x = (0.3 * np.sin(2 * np.pi * 440 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2)
+    pcm = dsp.to_int16(x.astype(np.float32)).astype("<i2").tobytes()
+    whole = dsp.decode(dsp.pcm16_24k_to_mulaw(pcm), "mulaw")
+    line = dsp.MulawFrom24k()
+    streamed = dsp.decode(b"".join(line(pcm[i:i + 960]) for i in range(0, len(pcm), 960)),
+                          "mulaw")
+    assert len(streamed) == len(whole) == 16000
+    np.testing.assert_array_equal(streamed[110:-90], whole[100:-100])
+
+
+def test_realtime_agent_audio_above_the_line_band_does_not_alias_into_it() -> None:
+    t = np.arange(24000) / 24000
+    pcm = dsp.to_int16((0.3 * np.sin(2 * np.pi * 10_000 * t)).astype(np.float32))
+    line = dsp.MulawFrom24k()
+    raw = pcm.astype("<i2").tobytes()
+    heard = dsp.decode(b"".join(line(raw[i:i + 960]) for i in range(0, len(raw), 960)),
+                       "mulaw")
+    # a 10 kHz tone folds to 2 kHz if decimated without the low-pass: at least 50 dB down
+    assert 10 * np.log10(np.mean(heard[200:] ** 2) / np.mean((0.3 * np.sin(t)) ** 2)) < -50
