@@ -97,6 +97,18 @@ def loopback_candidates_only(sdp: str) -> str:
     return "\r\n".join(out) + "\r\n"
 
 
+def _consent_expired(pc: Any) -> bool:
+    """Whether aioice gave up on a connected peer connection because consent expired: its
+    consent task clears its own handle before it closes the connection, and only then (a
+    connection closed any other way, by the agent's DTLS close or by ours, keeps the
+    finished task)."""
+    for t in pc.getTransceivers() if pc is not None else []:
+        ice = getattr(getattr(t.receiver.transport, "transport", None), "_connection", None)
+        if ice is not None and getattr(ice, "_query_consent_task", False) is None:
+            return True
+    return False
+
+
 def check_target(target: str) -> str:
     """The offer URL, checked: ``http(s)://host[:port]/path``. Raises :class:`InputError`."""
     u = urlsplit(target)
@@ -231,9 +243,7 @@ class WebRTCLine:
                 self._fail(TransportError("reset", "the WebRTC connection failed"))
                 connected.set()
             elif state == "closed":
-                if not self._closing and not self.hangup_by:
-                    self.hangup_by = "agent"
-                self._end()
+                self._remote_ended()
                 connected.set()
 
         try:
@@ -337,9 +347,21 @@ class WebRTCLine:
                                                   duration_s=len(audio) / dsp.TELEPHONE_RATE,
                                                   voiced=is_voiced_mulaw(audio)))
         except MediaStreamError:
-            if not self._closing and not self.hangup_by:
-                self.hangup_by = "agent"
+            self._remote_ended()
+
+    def _remote_ended(self) -> None:
+        """The connection or the agent's track ended without callsim hanging up: the agent
+        closed it (a hang-up), unless ICE consent expired (RFC 7675: the agent stopped
+        answering connectivity checks for 30 s), which is a lost connection."""
+        if self._closing or self._closed or self.hangup_by:
             self._end()
+            return
+        if self.connected_ns is not None and _consent_expired(self._pc):
+            self._fail(TransportError("reset", "the agent stopped answering ICE consent "
+                                      "checks (consent expired after 30 s)"))
+            return
+        self.hangup_by = "agent"
+        self._end()
 
     def _fail(self, exc: TransportError) -> None:
         self._failure = self._failure or exc

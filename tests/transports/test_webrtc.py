@@ -159,9 +159,11 @@ class _Peer:
     set (a Pipecat-style ``peerLeft`` on the data channel, then it closes)."""
 
     def __init__(self, *, echo: bool = True, hangup_after_s: float | None = None,
-                 status: int = 200, body: bytes | None = None) -> None:
+                 deaf_after_s: float | None = None, status: int = 200,
+                 body: bytes | None = None) -> None:
         self.echo = echo
         self.hangup_after_s = hangup_after_s
+        self.deaf_after_s = deaf_after_s
         self.status, self.body = status, body
         self.requests: list[dict[str, Any]] = []
         self.to_send: deque[bytes] = _frames_48k(GREETING)
@@ -202,6 +204,8 @@ class _Peer:
             _HOST_ADDRESSES.reset(token)
         if self.hangup_after_s is not None:
             self.tasks.append(asyncio.create_task(self._hang_up(pc, channels)))
+        if self.deaf_after_s is not None:
+            self.tasks.append(asyncio.create_task(self._go_deaf(pc)))
         return web.json_response({"sdp": pc.localDescription.sdp, "type": "answer",
                                   "pc_id": "peer-1"})
 
@@ -228,6 +232,15 @@ class _Peer:
                 ch.send(json.dumps({"type": "signalling", "message": {"type": "peerLeft"}}))
         await asyncio.sleep(0.05)
         await pc.close()
+
+    async def _go_deaf(self, pc: Any) -> None:
+        """Stop reading the network (as a peer whose process hangs does): nothing callsim
+        sends is answered any more, its ICE consent checks included."""
+        assert self.deaf_after_s is not None
+        await asyncio.sleep(self.deaf_after_s)
+        ice = pc.getTransceivers()[0].receiver.transport.transport._connection
+        for protocol in ice._protocols:
+            protocol.datagram_received = lambda data, addr: None
 
     async def aclose(self) -> None:
         for t in self.tasks:
@@ -327,6 +340,22 @@ async def test_the_agent_hangs_up_after_it_has_spoken() -> None:
     assert ("agent_hung_up", {}) in run.events
     assert transport.lines[0].hangup_by == "agent"
     assert not peer.closed_by_caller.is_set()
+
+
+@pytest.mark.timeout(120)
+async def test_a_peer_that_stops_answering_is_a_reset_not_a_hang_up(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import aioice.ice
+
+    # consent checks every ~0.2 s instead of ~5 s: expiry after six missed answers
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.2)
+    peer = _Peer(echo=False, deaf_after_s=3.0)
+    async with _serve(peer) as url:
+        transport = WebRTCTransport(url)
+        run = await _call(transport, _script(3))
+    assert run.error == "reset", (run.error, run.error_detail, run.events)
+    assert "consent" in run.error_detail
+    assert ("agent_hung_up", {}) not in run.events
 
 
 @pytest.mark.timeout(60)
