@@ -95,7 +95,10 @@ class _Turn:
 
     @property
     def first_content_ns(self) -> int | None:
-        got = [t for t in (self.first_audio_ns, self.first_text_ns, self.first_tool_ns) if t]
+        """The agent's first answer: voiced audio, text or a tool call. Not its first audio
+        frame: a SIP or WebRTC line (and some WebSocket agents) streams silence between
+        turns, and a silent frame is no answer."""
+        got = [t for t in (self.first_voiced_ns, self.first_text_ns, self.first_tool_ns) if t]
         return min(got) if got else None
 
 

@@ -276,8 +276,10 @@ async def test_peer_hears_speech_and_dtmf_holds_resumes_and_hangs_up(
     async with _answering(tmp_path, tp, echo=True, after="agent_hangup", reply_at_ms=0,
                           hold_ms=8000, bye_ms=500) as peer:
         transport = SipTransport(peer.uri, settings=SipSettings(), record_audio=True)
-        # The agent only echoes, so its turn never ends: its BYE ends the call.
-        run = await _call(transport, _script(1, dtmf="12#9"), greeting_wait_s=0)
+        # The agent only echoes: once the caller has spoken it sends back silence, which is
+        # no answer, so the caller waits (past the hold) until the agent's BYE ends the call.
+        run = await _call(transport, _script(1, dtmf="12#9"), greeting_wait_s=0,
+                          deadlines=Deadlines(connect_s=3.0, first_byte_s=20.0, call_s=30.0))
     _sipp_ok(peer)  # hold and resume were answered (recvonly, then sendrecv), BYE got its 200
     line = transport.lines[0]
     # The peer got the caller's speech (its echo holds it intact) and the digits, sent as

@@ -3,6 +3,7 @@ servers on 127.0.0.1 (the reference voice agent, and small hand-written agents).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import statistics
@@ -131,6 +132,90 @@ async def test_frames_are_160_byte_base64_with_increasing_sequence_numbers() -> 
     assert seqs == list(range(1, len(seqs) + 1))
     assert [int(m["media"]["chunk"]) for m in media] == list(range(1, len(media) + 1))
     assert run.exchanges and run.exchanges[0].ttfa_ms is not None
+
+
+def _silence_streaming_agent(reply_after_s: float | None) -> web.Application:
+    """An agent that streams silent frames all call long, as SIP and WebRTC lines and some
+    WebSocket bots do; ``reply_after_s`` after the caller's speech ends (its first 200 ms
+    of silence) it says 200 ms of tone, then keeps streaming silence (None: it never
+    speaks)."""
+    from simulator.audio.line import is_voiced_mulaw
+
+    async def agent(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        state = {"sid": "", "spoke": False, "quiet": 0, "reply_at": None}
+
+        async def stream() -> None:
+            nxt = time.perf_counter()
+            while not ws.closed:
+                nxt += 0.020
+                await asyncio.sleep(max(0.0, nxt - time.perf_counter()))
+                at = state["reply_at"]
+                if at is not None and time.perf_counter() >= at:
+                    state["reply_at"] = None
+                    for _ in range(10):
+                        await ws.send_str(agent_media(state["sid"], b"\x10\x90" * 80))
+                    continue
+                if state["sid"] and not ws.closed:
+                    await ws.send_str(agent_media(state["sid"], b"\xff" * 160))
+
+        task = asyncio.create_task(stream())
+        try:
+            async for msg in ws:
+                obj = json.loads(msg.data)
+                if obj["event"] == "start":
+                    state["sid"] = obj["streamSid"]
+                elif obj["event"] == "media":
+                    voiced = is_voiced_mulaw(base64.b64decode(obj["media"]["payload"]))
+                    state["spoke"] = state["spoke"] or voiced
+                    state["quiet"] = 0 if voiced else state["quiet"] + 1
+                    if (state["spoke"] and state["quiet"] == 10 and reply_after_s is not None):
+                        state["reply_at"] = time.perf_counter() + reply_after_s
+                        state["spoke"] = False
+                elif obj["event"] == "stop":
+                    break
+        finally:
+            task.cancel()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", agent)
+    return app
+
+
+async def test_silent_frames_are_no_answer_first_token_latency_is_the_first_voiced_one() -> None:
+    async with serve_app(_silence_streaming_agent(reply_after_s=0.5)) as url:
+        run = await _call(url.replace("http", "ws") + "/ws", _one_turn_script())
+    assert run.error is None, run.error_detail
+    turn = run.exchanges[0]
+    # silence reached callsim at once; the answer came 200 ms + 500 ms after the caller
+    # stopped talking, and that is the turn's first-token latency
+    assert turn.ttfa_ms is not None and turn.ttfa_ms < turn.first_voiced_ms
+    assert turn.ttft_ms == turn.first_voiced_ms and turn.ttft_ms >= 600
+
+
+async def test_an_agent_that_only_streams_silence_is_reprompted_then_agent_silent() -> None:
+    from simulator.driver.turntaking import TurnTaking
+
+    async with serve_app(_silence_streaming_agent(reply_after_s=None)) as url:
+        t = TwilioTransport(url.replace("http", "ws") + "/ws")
+        script = _one_turn_script()
+
+        async def no_tools(*_a: Any) -> tuple[str, None]:
+            return "{}", None
+
+        try:
+            run = await run_audio_call(
+                script, Caller(script, PACKS[script.pack]), t, no_tools,
+                deadlines=Deadlines(first_byte_s=10.0, call_s=20.0),
+                run_t0_ns=time.perf_counter_ns(), speech=SyntheticSpeech(0.04),
+                turn_taking=TurnTaking(greeting_wait_s=0, agent_silence_s=0.2,
+                                       reprompt_after_s=0.5, reprompts=1))
+        finally:
+            await t.aclose()
+    assert run.error == "agent_silent", run.error_detail
+    assert [e for e in run.events if e[0] == "reprompt"]
 
 
 async def test_bad_base64_from_the_agent_is_a_protocol_error() -> None:
