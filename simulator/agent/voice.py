@@ -524,6 +524,7 @@ async def _realtime(request: web.Request) -> web.WebSocketResponse:
     vad = EnergyVAD(config.vad_silence_ms)
     utt = _Utterance()
     ears = _Ears(speech, "realtime")
+    down = dsp.MulawFrom24k()  # the caller's 24 kHz appends onto the 8 kHz line
     st: dict[str, Any] = {"fmt": "pcm16", "server_vad": True, "task": None, "speaking": False,
                           "buf": np.zeros(0, dtype=np.float32), "n": 0, "in_s": 0.0}
 
@@ -573,12 +574,16 @@ async def _realtime(request: web.Request) -> web.WebSocketResponse:
             frames = await speech.frames(text)
         await send("response.output_audio_transcript.delta", response_id=rid, delta=text)
         st["speaking"] = True
+        if st["fmt"] != "g711_ulaw":
+            # the reply to 24 kHz pcm16 in one piece (a filter per 20 ms frame would cost the
+            # server more than everything else it does), then cut into 20 ms deltas
+            pcm = dsp.mulaw_to_pcm16_24k(b"".join(frames))
+            frames = [pcm[i:i + 960] for i in range(0, len(pcm), 960)]
         nxt = _now()
         for f in frames:
             await _sleep_until(nxt)
-            payload = f if st["fmt"] == "g711_ulaw" else dsp.mulaw_to_pcm16_24k(f)
             await ws.send_str(rt.server_event("response.output_audio.delta", response_id=rid,
-                                              delta=base64.b64encode(payload).decode()))
+                                              delta=base64.b64encode(f).decode()))
             nxt += 0.020
         st["speaking"] = False
         await send("response.output_audio.done", response_id=rid)
@@ -623,8 +628,9 @@ async def _realtime(request: web.Request) -> web.WebSocketResponse:
                 dlg.hinted = True
                 dlg.hint(ev.text)
             elif ev.type == "input_audio_buffer.append":
-                pcm = (dsp.decode(ev.audio, "mulaw") if st["fmt"] == "g711_ulaw"
-                       else dsp.from_pcm16_bytes(ev.audio, dsp.REALTIME_RATE, dsp.TELEPHONE_RATE))
+                # pcm16 at 24 kHz heard as on an 8 kHz line: the caller's appends filtered as
+                # one stream, not a filter designed per 20 ms append
+                pcm = dsp.decode(ev.audio if st["fmt"] == "g711_ulaw" else down(ev.audio), "mulaw")
                 st["in_s"] += len(pcm) / dsp.TELEPHONE_RATE
                 buf = np.concatenate([st["buf"], pcm])
                 while len(buf) >= 160:
