@@ -252,6 +252,7 @@ class RealtimeLine:
         self.silence_chunk = input_audio_append(
             bytes([dsp.MULAW_SILENCE]) * n if audio_format == "g711_ulaw" else bytes(chunk_ms * 48))
         self.responding = False
+        self.encode_key = f"realtime:{audio_format}:{chunk_ms}"  # encode() depends on these
         # the agent's 24 kHz audio onto the 8 kHz line, filtered as one stream
         self._to_line = dsp.MulawFrom24k()
 

@@ -967,6 +967,10 @@ class SipLine:
                     return
 
     # -- AudioLine
+    @property
+    def encode_key(self) -> str:
+        return f"rtp:{self.codec_pt}"  # encode() depends on the samples and the codec only
+
     def encode(self, pcm8k: np.ndarray) -> list[bytes]:
         if self.codec_pt == PT_PCMA:
             return dsp.frame_bytes(dsp.encode(pcm8k, "alaw"), FRAME_SAMPLES, dsp.ALAW_SILENCE)

@@ -243,6 +243,7 @@ class TwilioLine:
 
     chunk_ms = 20
     silence_chunk = SILENCE_B64  # chunks are base64 frames, encoded when a turn is queued
+    encode_key = "twilio:mulaw:20"  # encode() depends on the samples only
     agent_calls_tools = True
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse, codec: TwilioCodec,

@@ -15,7 +15,6 @@ import json
 import time
 from typing import Any
 
-import pytest
 from aiohttp import web
 
 from simulator.audio.line import SyntheticSpeech
@@ -132,15 +131,21 @@ REALTIME_GOLDEN = {
 }
 
 
-@pytest.mark.parametrize("fmt", ["pcm16", "g711_ulaw"])
-async def test_realtime_appends_are_the_same_bytes(fmt: str) -> None:
+async def test_realtime_appends_are_the_same_bytes_each_format_and_each_call() -> None:
+    # Through the call loop's encoder, which shares an utterance's chunks between calls:
+    # the same samples said on a pcm16 line and then on a G.711 line, twice each (a second
+    # call reuses the first's chunks), are each format's own bytes.
     from simulator.callscript import Turn
+    from simulator.driver.audio_call import _frames
     from simulator.transports.realtime import RealtimeLine
 
     pcm = SyntheticSpeech(0.05)(Turn(index=0, text="my number is 555 0199 and my name is Ann"))
-    wire = _Wire()
-    line = RealtimeLine(wire, 0, fmt, 20, True, False, False)  # type: ignore[arg-type]
-    for chunk in line.encode(pcm):
-        await line.send_audio(chunk)
-    assert len(wire.sent) > 20
-    assert hashlib.sha256("\n".join(wire.sent).encode()).hexdigest() == REALTIME_GOLDEN[fmt]
+    for fmt in ("pcm16", "g711_ulaw", "pcm16", "g711_ulaw"):
+        wire = _Wire()
+        line = RealtimeLine(wire, 0, fmt, 20, True, False, False)  # type: ignore[arg-type]
+        chunks, voiced = _frames(line, pcm)
+        assert len(voiced) == len(chunks)
+        for chunk in chunks:
+            await line.send_audio(chunk)
+        assert len(wire.sent) > 20
+        assert hashlib.sha256("\n".join(wire.sent).encode()).hexdigest() == REALTIME_GOLDEN[fmt]
