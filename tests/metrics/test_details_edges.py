@@ -101,3 +101,16 @@ def test_restated_details_are_not_fabrications_invented_ones_are() -> None:
     assert [(d.kind, d.value) for d in invented] == [
         ("date", "06-04"), ("time", "15:00"), ("amount", "9900"), ("id", "A781169")]
     assert fabricated_details([], sources) == []
+
+
+@pytest.mark.parametrize(("said", "invented"), [
+    ("You're with Dr. Stephen on Tuesday.", []),        # a letter dropped: the same doctor
+    ("You're with Dr. Stephenson on Tuesday.", ["stephenson"]),
+    ("You're with Dr. Stephans on Tuesday.", []),       # one letter changed
+    ("You're with Dr. Steve on Tuesday.", ["steve"]),   # too short to forgive a letter
+], ids=["one-letter-shorter", "three-letters-longer", "one-letter-changed", "short-name"])
+def test_a_name_one_letter_off_the_source_is_not_invented(
+        said: str, invented: list[str]) -> None:
+    sources = ['{"provider": "Dr. Stephens", "appointment_date": "2025-06-17"}']
+    got = [d.value for d in fabricated_details([said], sources) if d.kind == "name"]
+    assert got == invented
