@@ -6,8 +6,9 @@
 - Start every mutant's tests with empty caches. mutmut runs the tests once unmutated in its
   own process and forks each mutant's worker from it, so the worker inherits the
   memoised results of the unmutated code: a mutant in a function only reached through a
-  cached one (the detail extractor, the phonetic index) is never called, and survives
-  whatever the tests check. Clearing the caches makes each mutant run as in a fresh process.
+  cached one (the detail extractor, the phonetic index, a compiled persona pack) is never
+  called, and survives whatever the tests check. Clearing the caches makes each mutant run as
+  in a fresh process.
 """
 
 from __future__ import annotations
@@ -27,10 +28,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
 
 
+#: Module-level memos that are not functools caches: (module, name) -> emptied like a cache.
+#: A memo added to a mutated module belongs here.
+MEMOS = {
+    "simulator.personas.generator": ("_PLANS", "_TABLES"),
+    "simulator.degradation.faults": ("_THRESHOLDS",),
+    "simulator.degradation.asr_noise": ("_TOKENS",),
+}
+
+
 def clear_caches() -> int:
-    """Empty every functools cache and module-level ``*_CACHE`` dict of the loaded
-    ``simulator`` modules; return how many were cleared."""
+    """Empty every functools cache, module-level ``*_CACHE`` dict and listed memo of the
+    loaded ``simulator`` modules; return how many were cleared."""
     cleared = 0
+    for name, attrs in MEMOS.items():
+        module = sys.modules.get(name)
+        for attr in attrs if module is not None else ():
+            getattr(module, attr).clear()
+            cleared += 1
     for name, module in list(sys.modules.items()):
         if module is None or not (name == "simulator" or name.startswith("simulator.")):
             continue
