@@ -79,6 +79,12 @@ def test_each_effect_names_its_fault_and_status(kind: str, status: object) -> No
     assert apply_fault(None, RECORD, random.Random(1)).kind == "ok"
 
 
+def test_a_wrong_fault_with_nothing_to_change_still_says_it_was_injected() -> None:
+    only_ids = {"id": "P-1001", "status": "active"}
+    eff = _fault("wrong", only_ids, 0)
+    assert (eff.kind, eff.changed, json.loads(eff.body)) == ("wrong", None, only_ids)
+
+
 def test_an_unknown_fault_kind_is_named_in_the_error() -> None:
     with pytest.raises(ValueError, match=r"unknown fault kind 'gremlin' \(known: .*timeout"):
         _fault("gremlin", RECORD, 0)
