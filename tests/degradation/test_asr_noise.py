@@ -113,3 +113,12 @@ def test_which_words_count_as_entities(word: str, start: bool, entity: bool) -> 
     from simulator.degradation.asr_noise import is_entity
 
     assert is_entity(word, word.lower(), frozenset({"okonkwo"}), start) is entity
+
+
+def test_misheard_words_come_from_everyday_english_and_real_names() -> None:
+    # The substitution vocabulary: faker's en_US word tables (no download) and its names,
+    # plus the names the corpus gives callers.
+    index = get_index()
+    assert {"ability", "especially", "message", "since"} <= index.vocab
+    assert {"caleb", "vernon", "krystal"} <= index.names      # from faker
+    assert {"aisha", "kowalski", "castellanos"} <= index.names  # from the corpus
