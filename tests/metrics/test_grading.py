@@ -120,6 +120,10 @@ def test_a_call_without_arguments_counts_as_one_argument_whether_made() -> None:
     # A missing call with two arguments counts both as expected and wrong.
     total, right, strict, _ = score_tool_calls(EXPECTED[:1], [], set())
     assert (total, right, strict) == (2, 0, False)
+    # After calls with arguments it adds one to their count.
+    made = [{"name": e["name"], "arguments": dict(e["arguments"])} for e in EXPECTED]
+    assert score_tool_calls([*EXPECTED, *exp], [*made, {"name": "transfer"}], set()) == (
+        5, 5, True, [])
 
 
 def test_best_of_several_same_name_calls_is_matched_and_earliest_wins_ties() -> None:
