@@ -104,8 +104,8 @@ def test_the_day_after_tomorrow_is_two_days_on_and_other_tomorrows_do_not_break_
 
 
 @pytest.mark.parametrize(("text", "dates"), [
-    ("The score was 3-2; see you June 17.", ["06-17"]),   # a non-date does not end the reading
-    ("Not the 45th, the 17th.", ["06-17"]),                # nor a day no month has
+    ("Rooms 3-2 and 6/17.", ["06-17"]),        # a non-date does not end the reading
+    ("On the 0th or the 17th.", ["06-17"]),    # nor a day no month has
 ])
 def test_a_number_that_is_not_a_date_does_not_hide_the_dates_after_it(
         text: str, dates: list[str]) -> None:
