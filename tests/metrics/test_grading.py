@@ -316,3 +316,17 @@ def test_what_the_caller_reported_is_kept_on_the_outcome() -> None:
     assert (plain.caller_prompt_tokens, plain.caller_cost_usd, plain.caller_invented,
             plain.frozen_diverged_at, plain.arm) == (0, 0.0, 0, None, "")
     assert plain.ttfa_ms == () and plain.agent_speech_s == ()
+
+
+def test_values_only_the_agents_tool_arguments_hold_are_not_invented() -> None:
+    # The caller's words never gave the time in a form the parsers read; the agent's own
+    # booking call did: restating it is not an invention.
+    script: Any = _script(True)
+    transcript = {"agent": ["Booked for 11:15 on the 16th of June."],
+                  "caller": [{"text": "the usual time please"}],
+                  "tool_calls": [{"name": "book_appointment",
+                                  "arguments": {"date": "2025-06-16", "time": "11:15"},
+                                  "result": "{}"}]}
+    _, detail = grade_call(script, transcript, call_id="6", profile="clean", ok=True,
+                           error=None, ttft_ms=(), prices=Prices(), write_tools=set())
+    assert detail["fabricated"] == []
