@@ -123,8 +123,8 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
                    "--count is per arm. 'NAME=model=M' uses --target. Judge with "
                    "`callsim gate RUN` (see docs/gate.md).")
 @click.option("--transport", default=DEFAULT_TRANSPORT, show_default=True,
-              help="How to reach the agent: openai-chat, openai-realtime, twilio, sip, or a "
-                   "transport an installed package registers (docs/transports.md).")
+              help="How to reach the agent: openai-chat, openai-realtime, twilio, sip, webrtc, "
+                   "or a transport an installed package registers (docs/transports.md).")
 @click.option("--model", default="callsim-reference", show_default=True)
 @click.option("--api-key-env", help="Name of the environment variable holding the API key.")
 @click.option("--calls", "calls_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),

