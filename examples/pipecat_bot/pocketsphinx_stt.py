@@ -62,9 +62,9 @@ def bot_lm() -> str:
 
 def _config(lm: str) -> RecogniserConfig:
     """``lm``: "generic" (the wheel's model), "domain" (callsim's) or an ARPA file's path.
-    The decoder's full search: its "fast" pruning drops digits of phone numbers (the
-    callers of seed 5's ten calls: 6 of 8 numbers right against 8 of 8, for ~1.5x the CPU
-    time of a segment)."""
+    The decoder's full search: its "fast" pruning drops digits of phone numbers (seed 5's
+    ten calls, callers in the unshifted Piper voice: 6 of 8 numbers right against 8 of 8,
+    for ~1.5x the CPU time of a segment)."""
     if lm in ("generic", "domain"):
         return RecogniserConfig(lm=lm, preset="default")  # type: ignore[arg-type]
     return RecogniserConfig(lm="generic", preset="default", extra=(("lm", lm),))
