@@ -283,6 +283,9 @@ def write_report(results: dict[str, dict[str, object]]) -> Path:
         met = "yes" if rate >= target else "NO"
         if rate >= target > lo:
             met = "yes (interval reaches below)"
+        unrun = sum(1 for r in rows if not r["total"])
+        if unrun:   # an interrupted run: the rate is over the files it reached
+            met = f"{met}; {unrun} of {len(rows)} files not run"
         lines_scope.append(f"| {prefix} | {run} of {pop} | {100 * rate:.1f}% | "
                            f"{100 * lo:.0f}-{100 * hi:.0f}% | {100 * target:.0f}% | {met} |")
     lines = ["# Mutation testing report", "",
@@ -303,9 +306,11 @@ def write_report(results: dict[str, dict[str, object]]) -> Path:
                   if int(r.get("run_with", 1)) > 1 else "")  # type: ignore[call-overload]
         lo, hi = s["ci"]  # type: ignore[misc]
         ci = f" (95%: {100 * lo:.0f}-{100 * hi:.0f}%)" if lo is not None else ""
+        rate = f"{100 * s['rate']:.1f}%{ci}" if s["total"] else "not run"
+        net = f"{100 * s['rate_net']:.1f}%" if s["total"] else "-"
         lines.append(
             f"| {path} | {run} | {s['detected']} | {s['undetected']} | {s['equivalent']} "
-            f"| {100 * s['rate']:.1f}%{ci} | {100 * s['rate_net']:.1f}% "
+            f"| {rate} | {net} "
             f"| {float(r['elapsed_s']) / 60:.1f} min{shared} | {r['jobs']} | {where} |")
     lines += ["", *lines_scope, "", "## Surviving mutants", ""]
     for path, r in results.items():

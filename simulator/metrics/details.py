@@ -85,6 +85,9 @@ def _mmdd(d: _dt.date) -> str:
     return f"{d.month:02d}-{d.day:02d}"
 
 
+_DAY_AFTER_TOMORROW = re.compile(r"\bday after tomorrow\b", re.I)
+
+
 def _dates(text: str, taken: list[tuple[int, int]], *, asr: bool) -> list[tuple[int, Detail]]:
     out: list[tuple[int, Detail]] = []
     dated: list[tuple[int, int]] = []  # spans of full dates, which a weekday may lean on
@@ -92,6 +95,12 @@ def _dates(text: str, taken: list[tuple[int, int]], *, asr: bool) -> list[tuple[
     def free(a: int, b: int) -> bool:
         return not any(a < y and x < b for x, y in taken)
 
+    # Before the slot parser's dates, which would read its "tomorrow" alone.
+    for m in _DAY_AFTER_TOMORROW.finditer(text):
+        if free(*m.span()):
+            taken.append(m.span())
+            d = REFERENCE_DATE + _dt.timedelta(days=2)
+            out.append((m.start(), Detail("date", _mmdd(d), m.group(0))))
     for a, b, d in find_dates(text, future=True, asr=asr):
         raw = text[a:b]
         if re.fullmatch(r"\d{1,2}[.\-]\d{1,2}", raw.strip()):
@@ -100,12 +109,6 @@ def _dates(text: str, taken: list[tuple[int, int]], *, asr: bool) -> list[tuple[
             taken.append((a, b))
             dated.append((a, b))
             out.append((a, Detail("date", _mmdd(d), raw.strip())))
-    if "after tomorrow" in text.lower():
-        i = text.lower().index("day after tomorrow")
-        if free(i, i + 18):
-            taken.append((i, i + 18))
-            d = REFERENCE_DATE + _dt.timedelta(days=2)
-            out.append((i, Detail("date", _mmdd(d), text[i : i + 18])))
     for m in _WEEKDAY_RE.finditer(text):
         a, b = m.span()
         # "Thursday, June 12th" / "Tuesday the 17th": the weekday belongs to that date.

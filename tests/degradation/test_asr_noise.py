@@ -97,3 +97,28 @@ def test_profiles_calibrate_in_strict_order() -> None:
     names = ["clean", "quiet_phone", "typical_call", "noisy", "hostile"]
     ps = [calibrated_p_word(get_profile(n).asr) for n in names]
     assert ps == sorted(ps) and len(set(ps)) == len(ps)
+
+
+@pytest.mark.parametrize(("word", "start", "entity"), [
+    ("Kaur", False, True),       # a capitalised word mid-sentence: a name
+    ("Kaur", True, False),       # at the start of a sentence: just a capital
+    ("I", False, False), ("I'm", False, False), ("I'd", False, False),
+    ("I'll", False, True),       # only the three listed forms of "I" are exempt
+    ("appointment", False, False),
+    ("Tuesday", True, True), ("march", False, True), ("seven", False, True),
+    ("P-1234", True, True),      # digits
+    ("okonkwo", False, True),    # a word of the call's own details
+])
+def test_which_words_count_as_entities(word: str, start: bool, entity: bool) -> None:
+    from simulator.degradation.asr_noise import is_entity
+
+    assert is_entity(word, word.lower(), frozenset({"okonkwo"}), start) is entity
+
+
+def test_misheard_words_come_from_everyday_english_and_real_names() -> None:
+    # The substitution vocabulary: faker's en_US word tables (no download) and its names,
+    # plus the names the corpus gives callers.
+    index = get_index()
+    assert {"ability", "especially", "message", "since"} <= index.vocab
+    assert {"caleb", "vernon", "krystal"} <= index.names      # from faker
+    assert {"aisha", "kowalski", "castellanos"} <= index.names  # from the corpus

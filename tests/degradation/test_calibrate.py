@@ -29,3 +29,16 @@ def test_calibrate_hits_targets_and_rates() -> None:
     out = io.StringIO()
     Console(file=out, width=200).print(render_calibration(results))
     assert "typical_call" in out.getvalue() and "10%-15%" in out.getvalue()
+
+
+def test_the_calibration_utterances_follow_the_seed() -> None:
+    from simulator.degradation.calibrate import _utterances
+
+    a = _utterances(40, seed=1)
+    assert len(a) == 40 and a == _utterances(40, seed=1)
+    assert [t for t, _ in a] != [t for t, _ in _utterances(40, seed=2)]
+
+
+def test_a_calibration_says_how_many_utterances_and_calls_it_measured() -> None:
+    (result,) = calibrate([get_profile("quiet_phone")], utterances=30, seed=3, calls=4)
+    assert (result.profile, result.utterances, result.calls) == ("quiet_phone", 30, 4)

@@ -91,3 +91,22 @@ def test_a_weekday_or_bare_day_is_known_when_a_source_date_falls_on_it() -> None
     assert fabricated_details(["See you Thursday at 3, on the 12th!"], [record]) == []
     assert [d.value for d in fabricated_details(["See you Friday at 3."], [record])] == [
         "06-06"]
+
+
+def test_the_day_after_tomorrow_is_two_days_on_and_other_tomorrows_do_not_break_it() -> None:
+    assert values("the day after tomorrow at 9") == {("date", "06-04"), ("time", "09:00")}
+    assert values("Day after tomorrow works.") == {("date", "06-04")}
+    # "after tomorrow" without "day" used to stop the grader with an error.
+    assert values("I'll call you after tomorrow's meeting.") == {("date", "06-03")}
+    said = ["See you the day after tomorrow."]
+    assert fabricated_details(said, ["can i come the day after tomorrow"]) == []
+    assert [d.value for d in fabricated_details(said, ["can i come tomorrow"])] == ["06-04"]
+
+
+@pytest.mark.parametrize(("text", "dates"), [
+    ("Rooms 3-2 and 6/17.", ["06-17"]),        # a non-date does not end the reading
+    ("On the 0th or the 17th.", ["06-17"]),    # nor a day no month has
+])
+def test_a_number_that_is_not_a_date_does_not_hide_the_dates_after_it(
+        text: str, dates: list[str]) -> None:
+    assert [d.value for d in extract_details(text) if d.kind == "date"] == dates

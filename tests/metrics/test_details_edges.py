@@ -101,3 +101,28 @@ def test_restated_details_are_not_fabrications_invented_ones_are() -> None:
     assert [(d.kind, d.value) for d in invented] == [
         ("date", "06-04"), ("time", "15:00"), ("amount", "9900"), ("id", "A781169")]
     assert fabricated_details([], sources) == []
+
+
+@pytest.mark.parametrize(("said", "invented"), [
+    ("You're with Dr. Stephen on Tuesday.", []),        # a letter dropped: the same doctor
+    ("You're with Dr. Stephenson on Tuesday.", ["stephenson"]),
+    ("You're with Dr. Stephans on Tuesday.", []),       # one letter changed
+    ("You're with Dr. Steve on Tuesday.", ["steve"]),   # too short to forgive a letter
+], ids=["one-letter-shorter", "three-letters-longer", "one-letter-changed", "short-name"])
+def test_a_name_one_letter_off_the_source_is_not_invented(
+        said: str, invented: list[str]) -> None:
+    sources = ['{"provider": "Dr. Stephens", "appointment_date": "2025-06-17"}']
+    got = [d.value for d in fabricated_details([said], sources) if d.kind == "name"]
+    assert got == invented
+
+
+def test_a_titled_name_is_read_as_said_and_an_office_is_its_persons() -> None:
+    assert extract_details("You're with Dr. Patel.") == [Detail("name", "patel", "Dr. Patel")]
+    assert [(d.value, d.text) for d in extract_details("Dr. Patel Office will call you.")] == [
+        ("patel", "Dr. Patel Office")]
+
+
+def test_a_month_is_not_a_name_and_a_spelled_id_is_an_id() -> None:
+    assert extract_details("We reopen in November.") == []
+    assert [(d.kind, d.value) for d in extract_details(
+        "Your reference is B as in boy 4 7 2 1.")] == [("id", "B4721")]

@@ -120,6 +120,10 @@ def test_a_call_without_arguments_counts_as_one_argument_whether_made() -> None:
     # A missing call with two arguments counts both as expected and wrong.
     total, right, strict, _ = score_tool_calls(EXPECTED[:1], [], set())
     assert (total, right, strict) == (2, 0, False)
+    # After calls with arguments it adds one to their count.
+    made = [{"name": e["name"], "arguments": dict(e["arguments"])} for e in EXPECTED]
+    assert score_tool_calls([*EXPECTED, *exp], [*made, {"name": "transfer"}], set()) == (
+        5, 5, True, [])
 
 
 def test_best_of_several_same_name_calls_is_matched_and_earliest_wins_ties() -> None:
@@ -285,3 +289,44 @@ def test_a_voice_call_without_usage_is_priced_per_minute_and_says_what_it_was_gr
     outcome, _ = grade_call(script, transcript, call_id="3", profile="clean", ok=True,
                             error=None, ttft_ms=(), prices=prices, write_tools=set())
     assert outcome.cost_usd == pytest.approx((4000 * 0.15 + 100 * 0.60) / 1e6 + 1.5 * 0.01)
+
+
+def test_what_the_caller_reported_is_kept_on_the_outcome() -> None:
+    # A model played the caller (its tokens, cost and invented values), a frozen fixture
+    # diverged, the call belongs to arm B and the driver measured audio timings.
+    script: Any = _script(True)
+    transcript = {
+        "agent": ["How can I help?"], "caller": [{"text": "hi"}], "tool_calls": [],
+        "caller_llm": {"usage": {"prompt_tokens": 1200, "completion_tokens": 80},
+                       "cost_usd": 0.0042, "invented": ["date_of_birth", "phone"]},
+        "frozen": {"diverged_at": 3},
+    }
+    outcome, _ = grade_call(script, transcript, call_id="4", profile="clean", ok=True,
+                            error=None, ttft_ms=(310.0,), prices=Prices(), write_tools=set(),
+                            timings={"ttfa_ms": (350.0,), "first_voiced_ms": (420.0,)},
+                            arm="B")
+    assert (outcome.caller_prompt_tokens, outcome.caller_completion_tokens) == (1200, 80)
+    assert outcome.caller_cost_usd == pytest.approx(0.0042) and outcome.caller_invented == 2
+    assert outcome.frozen_diverged_at == 3 and outcome.arm == "B"
+    assert (outcome.ttfa_ms, outcome.first_voiced_ms) == ((350.0,), (420.0,))
+    assert (outcome.barge_in_reaction_ms, outcome.agent_speech_s) == ((), ())
+    # A scripted caller reports none of it.
+    plain, _ = grade_call(script, {"agent": ["Hi."]}, call_id="5", profile="clean", ok=True,
+                          error=None, ttft_ms=(), prices=Prices(), write_tools=set())
+    assert (plain.caller_prompt_tokens, plain.caller_cost_usd, plain.caller_invented,
+            plain.frozen_diverged_at, plain.arm) == (0, 0.0, 0, None, "")
+    assert plain.ttfa_ms == () and plain.agent_speech_s == ()
+
+
+def test_values_only_the_agents_tool_arguments_hold_are_not_invented() -> None:
+    # The caller's words never gave the time in a form the parsers read; the agent's own
+    # booking call did: restating it is not an invention.
+    script: Any = _script(True)
+    transcript = {"agent": ["Booked for 11:15 on the 16th of June."],
+                  "caller": [{"text": "the usual time please"}],
+                  "tool_calls": [{"name": "book_appointment",
+                                  "arguments": {"date": "2025-06-16", "time": "11:15"},
+                                  "result": "{}"}]}
+    _, detail = grade_call(script, transcript, call_id="6", profile="clean", ok=True,
+                           error=None, ttft_ms=(), prices=Prices(), write_tools=set())
+    assert detail["fabricated"] == []

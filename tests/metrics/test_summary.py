@@ -148,3 +148,83 @@ def test_a_bot_with_its_own_backend_shows_tool_numbers_as_not_observed(tmp_path:
     text = _text(summary)
     assert "tool-call argument accuracy" in text and "not observed" in text
     assert "caller voice" in text and "piper" in text
+
+
+def _row(text: str, label: str) -> str:
+    """The value cell of the row whose label cell is exactly ``label``."""
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        if cells[0] == label:
+            return cells[1]
+    raise AssertionError(f"no row labelled {label!r} in:\n{text}")
+
+
+def _full(store: RunStore) -> dict[str, Any]:
+    """The fixture's summary with what audio and interleaved A/B runs add."""
+    s = summarize(store)
+    s["audio"]["ttfa_ms"] = {"p50": 412.25, "p95": 980.75, "p99": 990.0, "max": 1000.0, "n": 3}
+    s["send_jitter_ms"] = {"frames": 500, "p50": 0.123, "p99": 1.987, "max": 4.56}
+    s["graded_from"] = {"audio": 3, "text": 1}
+    s["arms"] = {"A": {"calls": 4, "gate": {"p95_ttft_ms": 101.26, "tool_arg_accuracy": 0.875,
+                                            "refusal_rate": 1.0, "cost_per_session_usd": 0.015}},
+                 "B": {"calls": 3, "gate": {"p95_ttft_ms": None, "tool_arg_accuracy": None,
+                                            "refusal_rate": None,
+                                            "cost_per_session_usd": None}}}
+    return s
+
+
+def test_each_row_reads_label_then_value(store: RunStore) -> None:
+    text = _text(_full(store))
+    assert _row(text, "calls ok / failed") == "2 / 2"
+    assert _row(text, "ttft p50 / p99") == "200.0 / 400.0 ms"
+    assert _row(text, "ttft from schedule p95") == "400.0 ms"
+    assert _row(text, "injected WER (mean)") == "0.200"
+    assert _row(text, "time to first audio p50 / p95") == "412.2 / 980.8 ms"
+    assert _row(text, "caller frame send jitter p50 / p99 / max") == "0.12 / 1.99 / 4.6 ms"
+    assert _row(text, "agent words graded from") == "audio 3, text 1"
+
+
+def test_the_per_arm_table_shows_each_arms_numbers(store: RunStore) -> None:
+    text = _text(_full(store))
+    header = next(ln for ln in text.splitlines() if "p95 ttft" in ln)
+    assert [c.strip() for c in header.strip("┃ ").split("┃")] == [
+        "arm", "calls", "p95 ttft", "tool args", "refusal", "cost"]
+    rows = {cells[0]: cells[1:] for ln in text.splitlines()
+            for cells in [[c.strip() for c in ln.strip("│ ").split("│")]]
+            if cells[0] in ("A", "B") and len(cells) == 6}
+    assert rows["A"] == ["4", "101.3 ms", "0.875", "1.000", "$0.01500"]
+    assert rows["B"] == ["3", "— ms", "—", "—", "$—"]
+
+
+def _ansi(summary: dict[str, Any]) -> str:
+    out = io.StringIO()
+    Console(file=out, width=160, color_system="standard", force_terminal=True).print(
+        render_summary(summary))
+    return out.getvalue()
+
+
+def _line(text: str, part: str) -> str:
+    return next(ln for ln in text.splitlines() if part in ln)
+
+
+DIM, GREEN, RED = "\x1b[2m", "\x1b[32m", "\x1b[31m"
+
+
+def test_on_a_terminal_the_gate_numbers_stand_out_and_timing_detail_is_dim(
+        store: RunStore) -> None:
+    text = _ansi(_full(store))
+    assert DIM not in _line(text, "p95 first-token latency")
+    for part in ("ttft p50 / p99", "ttft from schedule p95", "send jitter", "calls ok / failed",
+                 "injected WER"):
+        assert DIM in _line(text, part), part
+
+
+def test_the_loop_lag_verdict_is_green_when_trusted_and_red_when_not(
+        store: RunStore) -> None:
+    from simulator.driver.looplag import lag_verdict
+
+    s = summarize(store)
+    s["loop_lag"]["verdict"] = lag_verdict(1.2)
+    assert GREEN in _line(_ansi(s), "latencies trustworthy")
+    s["loop_lag"]["verdict"] = lag_verdict(80.0)
+    assert RED in _line(_ansi(s), "exceeds")

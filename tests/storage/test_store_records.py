@@ -148,3 +148,23 @@ def test_a_store_from_before_the_arm_column_gets_it_from_the_outcomes(tmp_path: 
     assert [o.call_id for o in store.outcomes(arm="b")] == ["000001", "000002"]
     assert next(c for c in store.calls() if c["idx"] == 2)["finished_s"] == 3.0
     store.close()
+
+
+def test_the_call_csv_has_each_calls_first_timings_and_counts_its_turns(
+        tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run", create=True)
+    for idx, turns in ((0, [_turn(0, "caller"), _turn(1, "tool")]), (1, [])):
+        store.record_call(CallRecord(
+            idx=idx, outcome=_outcome(idx), warmup=False, scheduled_s=None, started_s=0.0,
+            finished_s=3.0, dispatch_delay_ms=None, turns=turns, events=[], transcript={}))
+    out = io.StringIO()
+    export_run(store, "csv", out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert [r["turns"] for r in rows] == ["2", "0"]     # a call without turns exports too
+    assert [r["ttft_ms_first"] for r in rows] == ["480.0", "480.0"]
+    assert rows[0]["agent_speech_s_first"] == "1.25"
+    out = io.StringIO()
+    export_run(store, "jsonl", out)
+    assert [json.loads(s)["record"] for s in out.getvalue().splitlines()] == [
+        "call", "turn", "turn", "call"]
+    store.close()
