@@ -142,10 +142,10 @@ def bot_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 # Not met yet, measured on the shared two-core machine (docs/real-agents.md, "Known gaps"):
 # 5-10 of 10 calls complete (5 and 8 when other work starved the bot: it fell tens of
 # seconds behind the audio, agent_silent, first_byte_timeout, connect_timeout), and argument
-# accuracy is 0.35 at best (12 of 34): phone numbers arrive right in 4 of 6 lookups, but
+# accuracy is 0.35-0.41 (12-14 of 34): phone numbers arrive right in 4-5 of 6 lookups, but
 # misheard names and street names stop the lookups that later arguments need.
 KNOWN_GAP = pytest.mark.xfail(strict=False, reason=(
-    "tool_arg_accuracy 0.35 at best (misheard names and streets); 5-10 of 10 calls "
+    "tool_arg_accuracy 0.35-0.41 (misheard names and streets); 5-10 of 10 calls "
     "complete on the loaded machine; see docs/real-agents.md"))
 
 
@@ -197,7 +197,7 @@ def test_refusals_on_missing_records_are_heard_from_the_bots_speech(
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "holds on a quiet machine (max 42.8 ms over 43 turns); loaded, callsim's first agent "
+    "held in 1 of 5 runs (max 42.8 ms over 43 turns); else callsim's first agent "
     "frame landed up to 78-199 ms after the bot's BotStartedSpeaking; see "
     "docs/real-agents.md"))
 @pytest.mark.slow
