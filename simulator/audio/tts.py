@@ -52,7 +52,12 @@ ENGINES = ("piper", "espeak")
 # Piper caller voices: speaking-rate factors and pitch factors (a pitch factor p plays the
 # voice p times higher, formants and all: a shorter or longer vocal tract; its duration is
 # compensated, so the rate stays the persona's). Every pair sounds like another speaker.
-_PIPER_PITCH = (0.86, 0.92, 1.0, 1.06, 1.12, 1.18)
+# The factors stay at or below 1: a recogniser trained on recorded speech (pocketsphinx's
+# en-us model) hears the voice raised by as little as 3% markedly worse (phone numbers of
+# the example bot's callers, 8 kHz line: 5 of 8 right at 1.03 and 1.05, 5 of 24 at 1.18,
+# 21 of 24 at 1.0; lowered: 7 of 8 at 0.95, 8 of 8 at 0.97, 18 of 24 at 0.92, 1 of 24 at
+# 0.86); docs/real-agents.md.
+_PIPER_PITCH = (0.92, 0.95, 0.97, 1.0)
 
 
 @dataclass(frozen=True)
@@ -96,11 +101,21 @@ _DIGIT_RUN = re.compile(r"\(?\d(?:[\d \-.()]|,(?= ))*\d")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
+# Clock times and slash dates, which a TTS voice reads as written ("three zero zero PM",
+# "four slash twelve slash nineteen hundred fifty-nine").
+_CLOCK = re.compile(r"\b(\d{1,2}):(\d{2})\b")
+_SLASH_DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})(?:/(\d{4}))?\b")
+
+
 def say_digits(text: str) -> str:
-    """``text`` with phone numbers and IDs written as a caller says them, digit by digit
-    ("744-923-1764" -> "seven four four, nine two three, one seven six four"); a TTS voice
-    would otherwise read "seven hundred forty-four". Shorter numbers, times, dates and
-    amounts are left to the voice."""
+    """``text`` with numbers written as a caller says them: phone numbers and IDs digit by
+    digit ("744-923-1764" -> "seven four four, nine two three, one seven six four"; a TTS
+    voice would otherwise read "seven hundred forty-four"), clock times as times ("3:00 PM"
+    -> "three PM", "9:05" -> "nine oh five"), slash dates month, day, year ("4/12/1959" ->
+    "four twelve, nineteen fifty nine"; "6/11" -> "six eleven"). Other numbers, ISO dates
+    and amounts are left to the voice."""
+    from simulator.audio.spoken import spoken_form
+
     def spell(m: re.Match[str]) -> str:
         run = m.group(0)
         digits = sum(c.isdigit() for c in run)
@@ -109,7 +124,13 @@ def say_digits(text: str) -> str:
         groups = [g for g in re.split(r"[^\d]+", run) if g]
         return ", ".join(" ".join(_DIGIT_WORDS[int(c)] for c in g) for g in groups)
 
-    return _DIGIT_RUN.sub(spell, text)
+    def slash_date(m: re.Match[str]) -> str:
+        said = f"{spoken_form(m.group(1))} {spoken_form(m.group(2))}"
+        return f"{said}, {spoken_form(m.group(3))}" if m.group(3) else said
+
+    text = _DIGIT_RUN.sub(spell, text)
+    text = _CLOCK.sub(lambda m: spoken_form(m.group(0)), text)
+    return _SLASH_DATE.sub(slash_date, text)
 
 
 def piper_voice_for(persona_key: str, seed: int = 0) -> Voice:

@@ -38,8 +38,13 @@ def test_phone_numbers_and_ids_are_said_digit_by_digit() -> None:
     assert say_digits("It's L-30538") == "It's L-three zero five three eight"
     assert say_digits("543, 283, four zero six oh.") == (
         "five four three, two eight three, four zero six oh.")
-    # Times, dates, short numbers and amounts are the voice's to read.
-    kept = "At 9:30 on 6/23, room 12, born 1963-05-15, $225,000"
+    # Clock times and slash dates as people say them, not as a voice reads the symbols
+    # ("three zero zero PM", "four slash twelve slash ...").
+    assert say_digits("3:00 PM, or 9:05.") == "three PM, or nine oh five."
+    assert say_digits("It's 4/12/1959.") == "It's four twelve, nineteen fifty nine."
+    assert say_digits("6/11.") == "six eleven."
+    # Short numbers, ISO dates and amounts are the voice's to read.
+    kept = "room 12, born 1963-05-15, $225,000"
     assert say_digits(kept) == kept
 
 
