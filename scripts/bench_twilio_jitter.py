@@ -14,6 +14,7 @@ ladder says where the limit is (caller loop, agent, or neither).
     .venv/bin/python scripts/bench_twilio_jitter.py --levels 50,100,150,200,300 --duration 60
     .venv/bin/python scripts/bench_twilio_jitter.py --transport openai-realtime --levels 100
     .venv/bin/python scripts/bench_twilio_jitter.py --workers 2 --levels 150   # Ray shards
+    .venv/bin/python scripts/bench_twilio_jitter.py --levels 150 --ramp-s 10   # staggered starts
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ def level(n: int, a: argparse.Namespace) -> dict[str, Any]:
                 cmd += ["--tools-port", str(relay)]
             if a.workers > 1:
                 cmd += ["--workers", str(a.workers)]
+            if a.ramp_s:
+                # calls start over --ramp-s seconds, as a load tool ramps up, instead of all
+                # in the first second (their turns then fall due together for the whole run)
+                cmd += ["--max-starts", f"{max(1.0, n / a.ramp_s):g}"]
             agent_cpu0 = _cpu_s(agent.pid)
             ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
@@ -100,6 +105,7 @@ def level(n: int, a: argparse.Namespace) -> dict[str, Any]:
     caller_cpu_s = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     return {
         "calls_in_flight": n, "transport": a.transport, "workers": a.workers,
+        "ramp_s": a.ramp_s,
         "wall_s": round(wall, 1),
         "calls_ok": s["calls"]["ok"], "calls_failed": s["calls"]["failed"],
         "errors": s["errors"],
@@ -123,6 +129,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="Ray shard workers (callsim run "
                     "--workers); more than 1 leaves the processes unpinned")
     ap.add_argument("--agent-ttft-ms", type=float, default=300.0)
+    ap.add_argument("--ramp-s", type=float, default=0.0, help="start the calls over this many "
+                    "seconds (callsim run --max-starts N/ramp); 0: all at once")
     a = ap.parse_args()
     rows = []
     for n in (int(x) for x in a.levels.split(",")):
