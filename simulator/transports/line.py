@@ -3,12 +3,14 @@ caller's audio and yields the agent's :class:`LineEvent`s, stamped as their byte
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from simulator.callscript import CallScript
+from simulator.errors import TransportError
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +74,35 @@ class AudioTransport(Protocol):
     async def warmup(self, connections: int) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+class MediaPeerLine:
+    """What the lines to a media peer (SIP, WebRTC) share: they carry audio only (no caller
+    text, no in-band tool results, no explicit end of turn or interrupt: the peer hears the
+    caller stop), and what the peer sends reaches :meth:`receive` through ``_events``, a
+    queue that ``None`` ends (``_failure``, if set, is then raised)."""
+
+    peer_kind = "media"  # names the peer in errors: "SIP", "WebRTC"
+    _events: asyncio.Queue[LineEvent | None]
+    _failure: TransportError | None
+
+    async def send_caller_text(self, text: str) -> None:
+        return None
+
+    async def end_of_turn(self) -> None:
+        return None
+
+    async def interrupt(self) -> None:
+        return None
+
+    async def send_tool_result(self, call_id: str, output: str) -> int:
+        raise TransportError("protocol_error",
+                             f"{self.peer_kind} agents call tools over HTTP, not in-band")
+
+    async def receive(self) -> LineEvent | None:
+        ev = await self._events.get()
+        if ev is None:
+            self._events.put_nowait(None)  # every later receive sees the end too
+            if self._failure is not None:
+                raise self._failure
+        return ev

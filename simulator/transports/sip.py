@@ -30,7 +30,7 @@ from simulator.audio.line import is_voiced_mulaw
 from simulator.callscript import CallScript
 from simulator.errors import InputError, TransportError
 from simulator.transports.base import Deadlines
-from simulator.transports.line import LineEvent
+from simulator.transports.line import LineEvent, MediaPeerLine
 from simulator.transports.registry import TransportOptions, TransportSpec, register
 
 _now = time.perf_counter_ns
@@ -529,7 +529,7 @@ def failure_category(status: int) -> str:
     return f"sip_{status // 100}xx"
 
 
-class SipLine:
+class SipLine(MediaPeerLine):
     """One SIP call (see :class:`~simulator.transports.line.AudioLine`): a dialog and its RTP.
 
     After the call: ``post_dial_delay_ns`` (INVITE -> first 180/183, or the 200 if none came),
@@ -538,6 +538,7 @@ class SipLine:
     on the signalling: re-INVITEs, who hung up)."""
 
     chunk_ms = 20
+    peer_kind = "SIP"
     agent_calls_tools = True
 
     def __init__(self, uri: SipUri, settings: SipSettings, deadlines: Deadlines,
@@ -1034,26 +1035,6 @@ class SipLine:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(2.0):
                 await fut
-
-    async def send_caller_text(self, text: str) -> None:
-        return None  # a phone line carries audio only
-
-    async def end_of_turn(self) -> None:
-        return None
-
-    async def interrupt(self) -> None:
-        return None
-
-    async def send_tool_result(self, call_id: str, output: str) -> int:
-        raise TransportError("protocol_error", "SIP agents call tools over HTTP, not in-band")
-
-    async def receive(self) -> LineEvent | None:
-        ev = await self._events.get()
-        if ev is None:
-            self._events.put_nowait(None)  # every later receive sees the end too
-            if self._failure is not None:
-                raise self._failure
-        return ev
 
     def setup_fields(self) -> dict[str, float | None]:
         """Per-call timings for the call's first turn record (ms)."""

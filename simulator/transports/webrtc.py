@@ -29,7 +29,7 @@ from simulator.audio.line import is_voiced_mulaw
 from simulator.callscript import CallScript
 from simulator.errors import InputError, TransportError
 from simulator.transports.base import Deadlines
-from simulator.transports.line import LineEvent
+from simulator.transports.line import LineEvent, MediaPeerLine
 from simulator.transports.registry import TransportOptions, TransportSpec, register
 
 _now = time.perf_counter_ns
@@ -176,7 +176,7 @@ def _require_aiortc() -> None:
             from None
 
 
-class WebRTCLine:
+class WebRTCLine(MediaPeerLine):
     """One WebRTC call (see :class:`~simulator.transports.line.AudioLine`).
 
     After the call: ``connected_ns`` (ICE and DTLS up), ``first_audio_ns`` (first agent frame
@@ -184,6 +184,7 @@ class WebRTCLine:
     handed over, i.e. aiortc's jitter buffer and decoder thread), ``hangup_by``."""
 
     chunk_ms = 20
+    peer_kind = "WebRTC"
     silence_chunk = SILENCE
     agent_calls_tools = True
 
@@ -415,26 +416,6 @@ class WebRTCLine:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(2.0):
                 await fut
-
-    async def send_caller_text(self, text: str) -> None:
-        return None  # the line carries audio only
-
-    async def end_of_turn(self) -> None:
-        return None
-
-    async def interrupt(self) -> None:
-        return None
-
-    async def send_tool_result(self, call_id: str, output: str) -> int:
-        raise TransportError("protocol_error", "WebRTC agents call tools over HTTP, not in-band")
-
-    async def receive(self) -> LineEvent | None:
-        ev = await self._events.get()
-        if ev is None:
-            self._events.put_nowait(None)  # every later receive sees the end too
-            if self._failure is not None:
-                raise self._failure
-        return ev
 
     def setup_fields(self) -> dict[str, float | None]:
         """Per-call timings for the call's first turn record (ms)."""
