@@ -89,23 +89,41 @@ def check_close(msg: Any, ws: Any) -> None:
                              + (f": {reason}" if reason else ""))
 
 
-class WebSocketClient:
-    """What the WebSocket transports (twilio, openai-realtime) share: one pooled session
-    per run, and a connect whose failures map to the same error categories as HTTP."""
+class SessionClient:
+    """One aiohttp session per run, opened on first use (or by ``warmup``) and closed with
+    the transport; connecting is bounded by ``deadlines.connect_s``. ``connection_limit``:
+    aiohttp's cap on open connections (0: none; None: aiohttp's default)."""
 
-    url: str
-    headers: dict[str, str]
     deadlines: Deadlines
+    connection_limit: int | None = 0
     _session: Any = None
 
     def _get_session(self) -> Any:
         import aiohttp
 
         if self._session is None or self._session.closed:
+            connector = (None if self.connection_limit is None
+                         else aiohttp.TCPConnector(limit=self.connection_limit))
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0),
+                connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.deadlines.connect_s))
         return self._session
+
+    async def warmup(self, connections: int) -> None:
+        self._get_session()
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class WebSocketClient(SessionClient):
+    """What the WebSocket transports (twilio, openai-realtime) share: one pooled session
+    per run, and a connect whose failures map to the same error categories as HTTP."""
+
+    url: str
+    headers: dict[str, str]
 
     async def _connect(self) -> tuple[Any, int]:
         """Open the call's WebSocket; returns it and the set-up time in ns."""
@@ -132,14 +150,6 @@ class WebSocketClient:
             raise TransportError("connect_refused" if refused else "connect_error",
                                  str(exc.os_error)) from None
         return ws, time.perf_counter_ns() - t0
-
-    async def warmup(self, connections: int) -> None:
-        self._get_session()
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 async def receive_data(ws: Any, *, binary: bool = False) -> tuple[Any, int] | None:

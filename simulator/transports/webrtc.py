@@ -28,7 +28,7 @@ from simulator.audio import dsp
 from simulator.audio.line import is_voiced_mulaw
 from simulator.callscript import CallScript
 from simulator.errors import InputError, TransportError
-from simulator.transports.base import Deadlines
+from simulator.transports.base import Deadlines, SessionClient
 from simulator.transports.line import LineEvent, MediaPeerLine
 from simulator.transports.registry import TransportOptions, TransportSpec, register
 
@@ -441,10 +441,12 @@ class WebRTCLine(MediaPeerLine):
                 await self._pull_task
 
 
-class WebRTCTransport:
+class WebRTCTransport(SessionClient):
     """Calls ``target`` (a SmallWebRTC-style HTTP offer endpoint) once per call; see
     :class:`WebRTCLine`. ``request_data`` goes into every offer beside ``call_id`` and
     ``pack`` (Pipecat hands it to the bot as the runner's ``body``)."""
+
+    connection_limit = None  # the offers' session keeps aiohttp's default cap
 
     def __init__(self, target: str, *, deadlines: Deadlines | None = None,
                  request_data: dict[str, Any] | None = None,
@@ -456,14 +458,6 @@ class WebRTCTransport:
         self.record_audio = record_audio
         self.lines: list[WebRTCLine] = []   # the latest calls (tests read what they heard)
         self._session: Any = None
-
-    def _get_session(self) -> Any:
-        import aiohttp
-
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.deadlines.connect_s))
-        return self._session
 
     async def open_line(self, call_id: str, script: CallScript, tools: list[dict[str, Any]],
                         system_prompt: str) -> WebRTCLine:
@@ -479,14 +473,6 @@ class WebRTCTransport:
             await line.aclose()
             raise
         return line
-
-    async def warmup(self, connections: int) -> None:
-        self._get_session()
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 def _build(o: TransportOptions) -> WebRTCTransport:
