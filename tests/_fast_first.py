@@ -1,5 +1,9 @@
 """pytest plugin for mutation runs (``-p tests._fast_first``, set in ``[tool.mutmut]``).
 
+- Leave out the tests marked ``mutation_skip``: slow ones whose smaller variant runs here
+  instead (the full calibration, the fabricating agent and LLM judge over a few hundred
+  calls), and ones that exercise the code only in child processes, which mutmut never
+  selects for a mutant but would still run in its start-up. ``make test`` runs them all.
 - Run the selected tests fastest first, by the durations mutmut recorded, so that a mutant
   stops at the first quick test that fails it (mutmut runs with ``-x``) instead of behind a
   slow one.
@@ -20,7 +24,11 @@ from pathlib import Path
 import pytest
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skipped = [item for item in items if item.get_closest_marker("mutation_skip")]
+    if skipped:
+        config.hook.pytest_deselected(items=skipped)
+        items[:] = [item for item in items if not item.get_closest_marker("mutation_skip")]
     stats = Path("mutmut-stats.json")
     if not stats.exists():
         return

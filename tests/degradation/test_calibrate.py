@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from rich.console import Console
 
 from simulator.degradation import calibrate, get_profile, render_calibration
@@ -9,9 +10,14 @@ from simulator.degradation import calibrate, get_profile, render_calibration
 ORDER = ["clean", "quiet_phone", "typical_call", "noisy", "hostile"]
 
 
-def test_calibrate_hits_targets_and_rates() -> None:
+# The rate checks are 99 % intervals, about sixty of them: on a few hundred calls a chance
+# miss becomes likely (with seed 42, 300 calls give two), so the smaller sample, for the
+# mutation run, is 500 calls (it passes at 500, 600 and 800 alike). The WER pass over 1000
+# utterances is cheap; the calls are what take the time.
+@pytest.mark.parametrize("calls", [pytest.param(2000, marks=pytest.mark.mutation_skip), 500])
+def test_calibrate_hits_targets_and_rates(calls: int) -> None:
     profiles = [get_profile(n) for n in ORDER]
-    results = calibrate(profiles, utterances=1000, seed=42, calls=2000)
+    results = calibrate(profiles, utterances=1000, seed=42, calls=calls)
     by = {r.profile: r for r in results}
     for name in ORDER:
         r = by[name]

@@ -1,6 +1,8 @@
 """The optional LLM judge: its verdicts are stored and every disagreement with the
 deterministic grader is listed (the judge here is a loopback stand-in at the endpoint seam
-that believes whatever the agent said)."""
+that believes whatever the agent said). In full, 120 calls against ``callsim agent serve``
+in its own process; the smaller variant (50 calls, the same agent in this process) is the
+one the mutation run uses."""
 
 from __future__ import annotations
 
@@ -8,8 +10,10 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 
+from simulator.agent import AgentConfig, start_agent
 from simulator.agent.process import agent_process
 from simulator.driver.arrivals import ArrivalSpec
 from simulator.driver.runner import RunConfig, run_load
@@ -29,13 +33,26 @@ async def credulous_judge(request: web.Request) -> web.Response:
         "role": "assistant", "content": json.dumps(verdict)}}]})
 
 
-def test_judge_disagrees_where_the_agent_invented_details(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("n", "own_process"), [
+    pytest.param(120, True, marks=pytest.mark.mutation_skip), (50, False)])
+def test_judge_disagrees_where_the_agent_invented_details(
+        tmp_path: Path, n: int, own_process: bool) -> None:
     packs = load_packs()
-    calls = generate_calls(packs, "all", 120, 5)
-    with agent_process("--fabricate-rate", "0.5") as url:
-        cfg = RunConfig(target=url, arrival=ArrivalSpec(kind="closed", concurrency=20), seed=5,
-                        honour_pauses=False, pacing="none")
-        asyncio.run(run_load(calls, packs, cfg, tmp_path / "run"))
+    calls = generate_calls(packs, "all", n, 5)
+
+    def config(url: str) -> RunConfig:
+        return RunConfig(target=url, arrival=ArrivalSpec(kind="closed", concurrency=20),
+                         seed=5, honour_pauses=False, pacing="none")
+
+    async def in_process() -> None:
+        async with start_agent(AgentConfig(fabricate_rate=0.5)) as url:
+            await run_load(calls, packs, config(url), tmp_path / "run")
+
+    if own_process:
+        with agent_process("--fabricate-rate", "0.5") as url:
+            asyncio.run(run_load(calls, packs, config(url), tmp_path / "run"))
+    else:
+        asyncio.run(in_process())
     store = RunStore(tmp_path / "run")
     missing = [o for o in store.outcomes() if not o.record_exists]
     fabricated = {o.call_id for o in missing if o.fabricated}

@@ -242,6 +242,8 @@ def _stored(db: Path) -> dict[str, float]:
     return dict(_other_reader(db, "SELECT call_id, finished_s FROM calls"))
 
 
+# Only child processes touch the store here: mutmut could never select it for a mutant.
+@pytest.mark.mutation_skip
 def test_every_call_finished_before_sigkill_is_in_the_store(tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "run-kill"
     progress = tmp_path / "progress.txt"
