@@ -48,3 +48,37 @@ def test_the_calibration_utterances_follow_the_seed() -> None:
 def test_a_calibration_says_how_many_utterances_and_calls_it_measured() -> None:
     (result,) = calibrate([get_profile("quiet_phone")], utterances=30, seed=3, calls=4)
     assert (result.profile, result.utterances, result.calls) == ("quiet_phone", 30, 4)
+
+
+def test_the_calibration_table_reads_each_profile_against_its_target() -> None:
+    from simulator.degradation.calibrate import ProfileCalibration, RateCheck
+
+    results = [
+        ProfileCalibration("clean", (0.0, 0.05), 0.023, 1000, 500, (
+            RateCheck("barge_in", 0.0, 0, 0, (0, 0)),)),
+        ProfileCalibration("noisy", (0.18, 0.25), 0.3, 1000, 500, (
+            RateCheck("barge_in", 0.1, 52, 500, (36, 65)),
+            RateCheck("dtmf", 0.02, 30, 500, (3, 18)),
+            RateCheck("long_silence", 0.004, 0, 500, (0, 6)),
+            RateCheck("fault_wrong", 0.0, 0, 90, (0, 0)))),
+    ]
+    out = io.StringIO()
+    Console(file=out, width=200, color_system=None).print(render_calibration(results))
+    lines = out.getvalue().splitlines()
+    assert "Noise profile calibration" in lines[0]
+    header = next(ln for ln in lines if "profile" in ln and "target WER" in ln)
+    assert [c.strip() for c in header.strip("│┃ ").split("┃")] == [
+        "profile", "target WER", "measured", "ok",
+        "perturbations and faults: observed / configured (99% ok)"]
+    rows = {ln.split("│")[1].strip(): [c.strip() for c in ln.split("│")[2:-1]]
+            for ln in lines if ln.startswith("│")}
+    # A profile with nothing configured and nothing seen shows a dash, not an empty cell.
+    assert rows["clean"] == ["0%-5%", "2.3%", "yes", "-"]
+    # Out of its band: NO; a rate outside its interval is marked; a configured one never
+    # seen is shown (at 0), one neither configured nor seen is left out.
+    assert rows["noisy"] == ["18%-25%", "30.0%", "NO",
+                             "barge_in 0.104/0.100, dtmf 0.060/0.020 !, long_silence 0.000/0.004"]
+    # The measured WER is right-aligned under its header, so the numbers line up.
+    at = header.index("measured")
+    clean = next(ln for ln in lines if ln.startswith("│ clean"))
+    assert clean[at:at + len("measured")] == "    2.3%"
