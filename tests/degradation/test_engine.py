@@ -109,3 +109,13 @@ def test_degraded_scripts_are_what_validation_would_build(name: str) -> None:
     for out in degrade_calls(calls, get_profile(name), 5):
         again = CallScript.model_validate(out.model_dump())
         assert again == out and again.to_json() == out.to_json()
+
+
+def test_keypad_input_already_in_a_script_is_kept(call: CallScript) -> None:
+    # A script may carry keypad entry of its own (a frozen or hand-written one): degrading
+    # it must not drop it.
+    i = next(k for k, t in enumerate(call.turns) if t.kind == "answer")
+    turns = [t.model_copy(update={"dtmf": "4412#"}) if k == i else t
+             for k, t in enumerate(call.turns)]
+    out = degrade_call(call.model_copy(update={"turns": turns}), get_profile("clean"), 3)
+    assert [t.dtmf for t in out.turns] == [t.dtmf for t in turns]

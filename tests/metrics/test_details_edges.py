@@ -126,3 +126,39 @@ def test_a_month_is_not_a_name_and_a_spelled_id_is_an_id() -> None:
     assert extract_details("We reopen in November.") == []
     assert [(d.kind, d.value) for d in extract_details(
         "Your reference is B as in boy 4 7 2 1.")] == [("id", "B4721")]
+
+
+def test_a_name_said_as_a_possessive_is_still_a_name() -> None:
+    assert extract_details("The keys are with Maria's assistant.") == [
+        Detail("name", "maria", "Maria's")]
+    assert _found("I left the forms at Dave's desk.", "name") == ["dave"]
+
+
+def test_a_bare_hour_is_morning_from_eight_and_afternoon_up_to_seven() -> None:
+    assert _found("We can see you at 8.", "time") == ["08:00"]
+    assert _found("We can see you at 7.", "time") == ["19:00"]
+    assert _found("We can see you at 12 in the morning.", "time") == ["00:00"]
+    # An hour already read with its period does not end the reading of the ones after it.
+    assert _found("We can see you at 4 in the afternoon, or at 6.", "time") == [
+        "16:00", "18:00"]
+    assert _found("We can see you at 12 in the afternoon.", "time") == ["12:00"]
+
+
+def test_a_price_read_like_a_time_does_not_hide_the_time_after_it() -> None:
+    for text in ("It costs six fifty-five, and we will see you at four thirty.",
+                 "It costs six fifty-five, and we will see you at half past four."):
+        assert _found(text, "time") == ["16:30"], text
+
+
+def test_misheard_month_names_are_read_only_in_recognised_speech() -> None:
+    # An agent's own text says "Marsh" on purpose; recognised speech may mean March.
+    text = "I booked you for Marsh 16."
+    assert _found(text, "date") == []
+    assert [d.value for d in extract_details(text, asr=True) if d.kind == "date"] == ["03-16"]
+
+
+def test_every_spoken_id_in_a_sentence_is_read() -> None:
+    # The first spoken ID overlaps a written one ("A-1"), which is read instead; the one
+    # after it is still read.
+    ids = _found("Your ticket is A-1 2 3 4, and the order number is B 5 5 5 1.", "id")
+    assert ids[-1] == "B5551"

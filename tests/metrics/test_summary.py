@@ -228,3 +228,44 @@ def test_the_loop_lag_verdict_is_green_when_trusted_and_red_when_not(
     assert GREEN in _line(_ansi(s), "latencies trustworthy")
     s["loop_lag"]["verdict"] = lag_verdict(80.0)
     assert RED in _line(_ansi(s), "exceeds")
+
+
+def test_summary_json_of_an_audio_run_with_a_model_played_caller(tmp_path: Path) -> None:
+    """What ``summary.json`` says about an audio run: the caller frames' send jitter (the
+    measured calls' frames only), the load paced by the line itself, and what the model
+    playing the caller cost."""
+    s = RunStore(tmp_path / "run-a", create=True)
+    s.set_meta(status="complete", total_calls=3, carries="audio", config={"pacing": "none"})
+    audio = {"send_jitter_us_counts": {"250": 98, "4000": 2}}
+    caller = replace(BASE, caller_cost_usd=0.002, caller_prompt_tokens=300,
+                     caller_completion_tokens=20)
+    for idx, warmup, counts in ((0, True, {"send_jitter_us_counts": {"90000": 5}}),
+                                (1, False, audio), (2, False, {})):
+        s.record_call(CallRecord(
+            idx=idx, outcome=replace(caller, call_id=f"{idx:06d}"), warmup=warmup,
+            scheduled_s=0.0, started_s=10.0 + idx, finished_s=12.0 + idx, dispatch_delay_ms=1.0,
+            turns=[_turn(0, 100.0), _turn(1, 120.0)], events=[],
+            transcript={"audio": counts} if counts else {}))
+    out = summarize(s)
+    jitter = out["send_jitter_ms"]
+    assert set(jitter) == {"frames", "p50", "p99", "max"}
+    assert jitter["frames"] == 100
+    assert jitter["p50"] == pytest.approx(0.25, rel=0.01)
+    assert jitter["max"] == pytest.approx(4.0, rel=0.01) and jitter["p99"] <= jitter["max"]
+    # Two measured calls, 11-13 s and 12-14 s: four caller turns over 3 s, 4 s of calls.
+    assert out["load"] == {"turns_per_s": pytest.approx(4 / 3), "pacing": "audio",
+                           "concurrent_calls_mean": pytest.approx(4 / 3),
+                           "caller_turns": 4, "span_s": pytest.approx(3.0)}
+    # The model's cost over the measured calls (the warmup left out, as everywhere).
+    assert out["caller_llm"] == {"cost_usd": pytest.approx(0.004), "tokens": 640}
+    s.close()
+
+
+def test_a_run_whose_calls_all_start_and_end_together_has_no_turn_rate(tmp_path: Path) -> None:
+    s = RunStore(tmp_path / "run-b", create=True)
+    s.set_meta(status="complete", total_calls=1, config={"pacing": "speech"})
+    _call(s, 0, BASE, turns=[_turn(0, 100.0)])
+    s.db.execute("UPDATE calls SET finished_s = started_s")
+    assert summarize(s)["load"] == {"turns_per_s": None, "concurrent_calls_mean": None,
+                                    "pacing": "speech", "caller_turns": 1, "span_s": 0.0}
+    s.close()

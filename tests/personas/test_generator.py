@@ -191,6 +191,9 @@ def test_compiled_values_draw_exactly_what_generate_value_draws(packs: dict[str,
     assert tables is not None
     specs = [spec for p in packs.values() for t in p.tables.values() for spec in t.fields.values()]
     specs += [sd for p in packs.values() for sd in p.slots.values()]
+    # A date range too wide to tabulate (a pack may set one) takes generate_value's path.
+    from simulator.personas.pack import ValueSpec
+    specs.append(ValueSpec(type="date", days_ahead=(0, 6000)))
     types = set()
     for spec in specs:
         fn = _compile_value(spec)
@@ -309,3 +312,25 @@ def test_adding_calls_keeps_earlier_ones_and_bad_counts_are_refused(
         generate_calls({}, "all", 1, 4)
     one = generate_calls(packs, "salon", 5, 4)
     assert {c.pack for c in one} == {"salon"}
+
+
+@pytest.mark.parametrize(("pack", "has_dob"), [
+    ("healthcare", True), ("salon", False), ("after_hours", False)])
+def test_the_persona_gives_the_phone_and_birth_date_its_record_holds(
+        packs: dict[str, Pack], pack: str, has_dob: bool) -> None:
+    found = [c for c in generate_calls(packs, pack, 30, 17) if c.record_exists]
+    assert found
+    for c in found:
+        rec = c.backend_records[0].data
+        assert c.persona.phone == rec["phone"]
+        assert c.persona.date_of_birth == (rec["date_of_birth"] if has_dob else None)
+
+
+def test_which_vertical_each_call_of_all_comes_from_follows_the_seed(
+        packs: dict[str, Pack]) -> None:
+    def verticals(seed: int) -> list[str]:
+        return [c.pack for c in generate_calls(packs, "all", 30, seed)]
+
+    assert verticals(5) == verticals(5)
+    assert verticals(5) != verticals(6)
+    assert set(verticals(5)) == set(packs)

@@ -168,3 +168,22 @@ def test_the_call_csv_has_each_calls_first_timings_and_counts_its_turns(
     assert [json.loads(s)["record"] for s in out.getvalue().splitlines()] == [
         "call", "turn", "turn", "call"]
     store.close()
+
+
+def test_calls_whose_model_caller_invented_a_value_are_left_out_unless_asked_for(
+        tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    store = RunStore(tmp_path / "run", create=True)
+    for i, invented in ((0, 0), (1, 2), (2, 0)):
+        store.record_call(CallRecord(
+            idx=i, outcome=replace(_outcome(i), caller_invented=invented), warmup=False,
+            scheduled_s=None, started_s=0.0, finished_s=1.0, dispatch_delay_ms=None,
+            turns=[], events=[], transcript={}))
+    assert [o.call_id for o in store.outcomes()] == ["000000", "000002"]
+    assert [o.call_id for o in store.outcomes(include_flagged=True)] == [
+        "000000", "000001", "000002"]
+    # The summary counts the flagged call but measures without it.
+    calls = summarize(store)["calls"]
+    assert (calls["measured"], calls["caller_invented"]) == (2, 1)
+    store.close()

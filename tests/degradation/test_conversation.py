@@ -1,0 +1,43 @@
+"""What a self-correcting caller says first: a near miss of the value it then corrects
+("the 15th, no, the 16th"), of the same kind, on the word that carries the value."""
+
+from __future__ import annotations
+
+import random
+
+from simulator.degradation.conversation import _ordinal, _slot_span, _wrong_for
+
+
+def _wrongs(core: str, nxt: str = "", value: str = "") -> set[str | None]:
+    return {_wrong_for(core, nxt, value, random.Random(s)) for s in range(60)}
+
+
+def test_a_wrong_time_is_an_hour_either_side() -> None:
+    assert _wrongs("3:30") == {"2:30", "4:30"}
+    assert _wrongs("12:15") == {"11:15", "1:15"}
+    assert _wrongs("11", "AM") == {"12"} and _wrongs("12", "pm.") == {"1"}
+
+
+def test_a_wrong_day_is_the_day_before_or_after_within_the_month() -> None:
+    assert _wrongs("15th") == {"14th", "16th"}
+    assert _wrongs("5th") == {"4th", "6th"}
+    assert _wrongs("1st") == {"2nd"}       # there is no day before the first
+    assert _wrongs("28th") == {"27th"}     # nor, in every month, one after the 28th
+    assert [_ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 20, 21, 22, 23, 31)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "20th", "21st", "22nd", "23rd",
+        "31st"]
+
+
+def test_a_wrong_number_changes_one_digit() -> None:
+    for wrong in _wrongs("5552013344"):
+        assert wrong is not None and wrong.isdigit() and len(wrong) == 10
+        assert sum(a != b for a, b in zip(wrong, "5552013344", strict=True)) == 1
+
+
+def test_the_corrected_word_is_the_last_that_carries_the_value() -> None:
+    tokens = "my number is five five five, two oh one.".split()
+    i, wrong = _slot_span(tokens, "555201", random.Random(1))  # type: ignore[misc]
+    assert tokens[i] == "one." and wrong in {"zero", "two", "three", "four", "five", "six",
+                                              "seven", "eight", "nine"}
+    tokens = "I'd like 11 AM please".split()
+    assert _slot_span(tokens, "11:00", random.Random(1)) == (2, "12")
