@@ -111,11 +111,38 @@ def test_degraded_scripts_are_what_validation_would_build(name: str) -> None:
         assert again == out and again.to_json() == out.to_json()
 
 
-def test_keypad_input_already_in_a_script_is_kept(call: CallScript) -> None:
-    # A script may carry keypad entry of its own (a frozen or hand-written one): degrading
-    # it must not drop it.
+def test_keypad_input_and_events_already_in_a_script_are_kept(call: CallScript) -> None:
+    # A script may carry keypad entry and events of its own (a frozen or hand-written
+    # one): degrading it must not drop them.
     i = next(k for k, t in enumerate(call.turns) if t.kind == "answer")
-    turns = [t.model_copy(update={"dtmf": "4412#"}) if k == i else t
+    event = {"type": "hold", "s": 2.0}
+    turns = [t.model_copy(update={"dtmf": "4412#", "events": [event]}) if k == i else t
              for k, t in enumerate(call.turns)]
     out = degrade_call(call.model_copy(update={"turns": turns}), get_profile("clean"), 3)
     assert [t.dtmf for t in out.turns] == [t.dtmf for t in turns]
+    assert [t.events for t in out.turns] == [t.events for t in turns]
+    assert turns[i].events == [event]   # the script itself is left as it was
+
+
+def test_the_words_of_a_calls_own_values_are_misheard_more_often() -> None:
+    # A recogniser gets names, numbers and the like wrong most; the call's slot values count
+    # among them even where nothing else marks them (a lower-case "pest control").
+    from simulator.degradation.asr_noise import entity_words, is_entity
+    from simulator.personas import generate_calls, load_packs
+
+    packs = load_packs()
+    seen = {True: 0, False: 0}
+    misheard = {True: 0, False: 0}
+    for c in generate_calls(packs, "after_hours", 120, 4):
+        ents = entity_words(c.slots.values())
+        for t in degrade_call(c, get_profile("noisy"), 9).turns:
+            edited = {e["pos"] for e in t.edits}
+            for i, tok in enumerate(t.clean_text.split()):
+                word = tok.strip(".,?!;:\"'()")
+                if not word.isalpha() or not word.islower() or is_entity(
+                        word, word, frozenset(), True):
+                    continue    # only plain lower-case words, slot values or not
+                seen[word in ents] += 1
+                misheard[word in ents] += i in edited
+    assert seen[True] > 100
+    assert misheard[True] / seen[True] > 1.3 * misheard[False] / seen[False]
