@@ -146,3 +146,30 @@ def test_the_words_of_a_calls_own_values_are_misheard_more_often() -> None:
                 misheard[word in ents] += i in edited
     assert seen[True] > 100
     assert misheard[True] / seen[True] > 1.3 * misheard[False] / seen[False]
+
+
+def test_each_turn_and_the_call_report_their_word_error_rate() -> None:
+    import jiwer
+
+    from simulator.degradation.asr_noise import normalised_words
+
+    for name in ("clean", "hostile"):
+        for i in range(8):
+            out = degrade_call(clinic_call(f"c{i}"), get_profile(name), 5)
+            errs = words = 0
+            for t in out.turns:
+                ref, hyp = " ".join(normalised_words(t.clean_text)), " ".join(
+                    normalised_words(t.text))
+                m = jiwer.process_words(ref, hyp)
+                e = m.substitutions + m.deletions + m.insertions
+                assert t.wer == round(e / len(ref.split()), 4), (t.clean_text, t.text)
+                errs, words = errs + e, words + len(ref.split())
+            assert out.degradation is not None
+            assert out.degradation.measured_wer == round(errs / words, 4)
+    # A call without a word to recognise has nothing wrong with it.
+    call = clinic_call()
+    silent = call.model_copy(update={"turns": [t.model_copy(update={"text": "..."})
+                                               for t in call.turns]})
+    out = degrade_call(silent, get_profile("hostile"), 5)
+    assert out.degradation is not None and out.degradation.measured_wer == 0.0
+    assert {t.wer for t in out.turns} == {0.0}
