@@ -41,3 +41,34 @@ def test_the_corrected_word_is_the_last_that_carries_the_value() -> None:
                                               "seven", "eight", "nine"}
     tokens = "I'd like 11 AM please".split()
     assert _slot_span(tokens, "11:00", random.Random(1)) == (2, "12")
+
+
+def test_a_self_correction_replaces_only_the_word_that_carries_the_value() -> None:
+    from simulator.degradation.conversation import WorkTurn, self_correct
+    from simulator.degradation.profile import ConversationSection
+
+    conv = ConversationSection(self_correction_rate=1.0)
+    for seed in range(10):
+        t = WorkTurn(kind="answer", text="My number is 5552013344, thanks.", slot="phone")
+        self_correct(t, {"phone": "5552013344"}, conv, random.Random(seed), None)
+        (event,) = t.events
+        assert t.text.startswith("My number is ") and t.text.endswith("5552013344, thanks.")
+        assert event["wrong"] in t.text and event["correct"] == "5552013344"
+
+
+def test_a_disfluency_says_what_it_inserted_and_where() -> None:
+    from simulator.degradation.conversation import WorkTurn, disfluencies
+    from simulator.degradation.profile import ConversationSection
+
+    conv = ConversationSection(disfluency_per_100_words=30)
+    text = "I would like to book a cleaning for next Tuesday morning please"
+    for seed in range(10):
+        t = WorkTurn(kind="answer", text=text, slot=None)
+        disfluencies(t, conv, random.Random(seed), None)
+        (event,) = t.events
+        assert event["type"] == "disfluency" and event["inserted"]
+        # The text is the original with each insertion, and a comma, before its word.
+        words = text.split()
+        for ins in reversed(event["inserted"]):
+            words.insert(ins["pos"], ins["text"] + ",")
+        assert t.text == " ".join(words)

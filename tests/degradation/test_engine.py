@@ -80,6 +80,11 @@ def test_partial_inputs_split_the_turn_and_keep_every_word() -> None:
                 nxt = out.turns[j + 1]
                 assert nxt.kind == "partial"
                 assert nxt.pause_before_s < 0.5
+                # Cut in the middle third: the first part keeps a third to two thirds.
+                (cut,) = [e["cut_at_word"] for e in t.events if e["type"] == "partial_input"]
+                n = len((t.clean_text or "").split()) + len((nxt.clean_text or "").split())
+                assert cut == len((t.clean_text or "").split())
+                assert max(1, n // 3) <= cut <= max(1, 2 * n // 3)
     assert seen > 10
 
 
