@@ -72,3 +72,44 @@ def test_a_disfluency_says_what_it_inserted_and_where() -> None:
         for ins in reversed(event["inserted"]):
             words.insert(ins["pos"], ins["text"] + ",")
         assert t.text == " ".join(words)
+
+
+def test_keypad_entry_needs_three_digits_at_least() -> None:
+    from simulator.degradation.conversation import WorkTurn, dtmf
+    from simulator.degradation.profile import ConversationSection
+
+    conv = ConversationSection(dtmf_rate=1.0)
+    keyed = {}
+    for value in ("12", "123", "5552013344"):
+        t = WorkTurn(kind="answer", text=f"It's {value}.", slot="pin")
+        dtmf(t, {"pin": value}, conv, random.Random(1), None)
+        keyed[value] = t.dtmf
+    assert keyed == {"12": None, "123": "123#", "5552013344": "5552013344#"}
+
+
+def test_pauses_and_interruptions_are_timed_to_the_millisecond_within_their_ranges() -> None:
+    from simulator.degradation.conversation import WorkTurn, barge_in, pauses
+    from simulator.degradation.profile import BargeIn, ConversationSection, Pauses
+
+    conv = ConversationSection(
+        long_silence=Pauses(rate=0.5, range_s=(4.0, 10.0)),
+        barge_in=BargeIn(rate=1.0, onset_min_s=0.5, onset_max_s=6.0, duration_s=(1.0, 5.0)))
+    silences, onsets, durations = [], [], []
+    for seed in range(40):
+        t = WorkTurn(kind="answer", text="Yes.", slot=None)
+        pauses(t, conv, random.Random(seed), None)
+        barge_in(t, conv, random.Random(seed), None)
+        for e in t.events:
+            if e["type"] == "long_silence":
+                assert t.pause_before_s == e["duration_s"]
+                silences.append(e["duration_s"])
+            elif e["type"] == "barge_in":
+                # The onset for a long reply, as the driver computes it from onset_frac.
+                assert e["onset_s"] == round(0.5 + e["onset_frac"] * (6.0 - 0.5), 3)
+                onsets.append(e["onset_s"])
+                durations.append(e["duration_s"])
+    for values, (lo, hi) in ((silences, (4.0, 10.0)), (onsets, (0.5, 6.0)),
+                             (durations, (1.0, 5.0))):
+        assert len(values) > 10 and all(lo <= v <= hi for v in values)
+        assert all(v == round(v, 3) for v in values)
+        assert len({round(v) for v in values}) < len(set(values))  # not whole seconds
