@@ -113,3 +113,11 @@ def test_pauses_and_interruptions_are_timed_to_the_millisecond_within_their_rang
         assert len(values) > 10 and all(lo <= v <= hi for v in values)
         assert all(v == round(v, 3) for v in values)
         assert len({round(v) for v in values}) < len(set(values))  # not whole seconds
+
+
+def test_the_calibration_corpus_says_days_as_ordinals() -> None:
+    from simulator.degradation.corpus import ordinal
+
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 20, 21, 22, 23, 31)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "20th", "21st", "22nd", "23rd",
+        "31st"]
