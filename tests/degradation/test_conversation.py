@@ -121,3 +121,10 @@ def test_the_calibration_corpus_says_days_as_ordinals() -> None:
     assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 20, 21, 22, 23, 31)] == [
         "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "20th", "21st", "22nd", "23rd",
         "31st"]
+
+
+def test_the_calibration_corpus_says_times_on_a_twelve_hour_clock() -> None:
+    from simulator.degradation.corpus import spoken_time
+
+    assert [spoken_time(h, m) for h, m in ((0, 0), (9, 30), (12, 0), (14, 30), (23, 5))] == [
+        "12 AM", "9:30 AM", "12 PM", "2:30 PM", "11:05 PM"]
