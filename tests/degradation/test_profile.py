@@ -73,3 +73,39 @@ def test_extends_cycle_is_reported(tmp_path: Path) -> None:
 def test_unknown_profile_lists_known() -> None:
     with pytest.raises(ProfileError, match="typical_call"):
         get_profile("typcal_call")
+
+
+def test_profiles_load_from_yml_files_too(tmp_path: Path) -> None:
+    (tmp_path / "lobby.yml").write_text("extends: typical_call\n", encoding="utf-8")
+    assert get_profile("lobby", tmp_path).asr == get_profile("typical_call").asr
+
+
+def test_a_profile_named_empty_is_an_error_naming_the_field(tmp_path: Path) -> None:
+    path = _write(tmp_path, "blank", 'name: ""\n')
+    with pytest.raises(ProfileError, match="'name'") as exc:
+        load_profiles(tmp_path)
+    assert str(path) in str(exc.value)
+
+
+def test_a_profile_that_is_not_yaml_is_a_one_line_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, "broken", "asr: [0.1\n")
+    with pytest.raises(ProfileError, match="invalid YAML") as exc:
+        load_profiles(tmp_path)
+    assert str(path) in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_an_extends_cycle_names_the_chain(tmp_path: Path) -> None:
+    _write(tmp_path, "a", "extends: b\n")
+    _write(tmp_path, "b", "extends: a\n")
+    with pytest.raises(ProfileError, match=r"cycle (a -> b -> a|b -> a -> b)"):
+        load_profiles(tmp_path)
+
+
+def test_a_line_rate_must_be_a_whole_8_or_16_khz() -> None:
+    from simulator.degradation.profile import line_rate_problem
+
+    assert line_rate_problem("pcm16", 16_000) is None
+    assert line_rate_problem("mulaw", 8_000) is None
+    for rate in (16_000.0, 11_025, True, "8000"):
+        assert line_rate_problem("pcm16", rate) == (
+            f"sample_rate: expected 8000 or 16000, got {rate!r}")
