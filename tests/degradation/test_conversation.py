@@ -128,3 +128,23 @@ def test_the_calibration_corpus_says_times_on_a_twelve_hour_clock() -> None:
 
     assert [spoken_time(h, m) for h, m in ((0, 0), (9, 30), (12, 0), (14, 30), (23, 5))] == [
         "12 AM", "9:30 AM", "12 PM", "2:30 PM", "11:05 PM"]
+
+
+def test_each_calibration_call_says_the_values_its_script_expects() -> None:
+    from simulator.degradation.corpus import sample_calls, spoken_time
+
+    calls = sample_calls(60, 8)
+    minutes = set()
+    for c in calls:
+        answers = {t.slot: t.text for t in c.turns if t.kind == "answer"}
+        assert set(answers) == set(c.slots)
+        h, m = map(int, c.slots["preferred_time"].split(":"))
+        minutes.add(m)
+        assert h in (8, 9, 10, 11, 13, 14, 15, 16) and m in (0, 15, 30, 45)
+        assert spoken_time(h, m) in answers["preferred_time"]
+        assert "1940-01-01" <= c.slots["date_of_birth"] < "2005-01-01"
+        assert c.slots["date_of_birth"][:4] in answers["date_of_birth"]
+        booked = c.expected_tool_calls[-1]
+        assert booked.arguments == {"phone": c.slots["phone"], "date": c.slots["preferred_date"],
+                                    "time": c.slots["preferred_time"]}
+    assert minutes == {0, 15, 30, 45}
