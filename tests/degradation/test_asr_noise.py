@@ -122,3 +122,41 @@ def test_misheard_words_come_from_everyday_english_and_real_names() -> None:
     assert {"ability", "especially", "message", "since"} <= index.vocab
     assert {"caleb", "vernon", "krystal"} <= index.names      # from faker
     assert {"aisha", "kowalski", "castellanos"} <= index.names  # from the corpus
+
+
+def test_each_mistake_is_recorded_by_kind_on_the_bare_word() -> None:
+    asr = get_profile("hostile").asr
+    r = random.Random(3)
+    text = "Well, I need two tickets for Thursday at 2:15 or 3:45, the 5th, to Boston today."
+    ops: set[str] = set()
+    heard: dict[str, set[str]] = {"2:15": set(), "3:45": set(), "5th": set()}
+    for _ in range(600):
+        res = degrade_text(text, r, 0.6, asr)
+        words = [w.strip(".,?!") for w in res.text.split()]
+        for e in res.edits:
+            ops.add(str(e["op"]))
+            assert str(e["from"]) == str(e["from"]).strip(".,?!")  # the word, not its comma
+            if e["op"] == "number" and e["from"] in heard:
+                heard[str(e["from"])].add(str(e["to"]))
+            if e["op"] == "merge":
+                assert e["to"] in words   # the merged word, then the second one's comma
+        if res.text.split()[-1].strip(".") != "today":
+            assert res.text.endswith(".")  # a dropped last word leaves the full stop
+    assert {"del", "ins", "homophone", "number", "sub", "merge"} <= ops
+    assert ops <= {"del", "ins", "homophone", "number", "sub", "merge", "split"}
+    assert heard == {"2:15": {"to fifteen", "to fifty"}, "3:45": {"three forty five"},
+                     "5th": {"5", "five"}}
+
+
+def test_a_capitalised_word_after_the_first_is_a_name() -> None:
+    # "Kaur" is the second word: a name, misheard about twice as often as a plain word.
+    asr = get_profile("typical_call").asr
+    r = random.Random(4)
+    hits = {"name": 0, "plain": 0}
+    n = 3000
+    for _ in range(n):
+        res = degrade_text("ask Kaur about it", r, 0.1, asr)
+        touched = {int(str(e["pos"])) for e in res.edits if e["op"] != "ins"}
+        hits["name"] += 1 in touched
+        hits["plain"] += 2 in touched or 3 in touched
+    assert 1.6 < (hits["name"] / n) / (hits["plain"] / (2 * n)) < 2.4
