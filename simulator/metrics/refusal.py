@@ -157,9 +157,10 @@ _CONTRACTIONS = (
 def normalise(text: str) -> str:
     """Straight quotes, contractions spelled out ("isn't" -> "is not"), spaces collapsed."""
     out = text.replace("\u2019", "'").replace("\u2018", "'")
-    for pat, rep in _CONTRACTIONS:
+    # Every contraction but "cannot" has an apostrophe: without one, only that is read.
+    for pat, rep in _CONTRACTIONS if "'" in out else _CONTRACTIONS[:1]:
         out = pat.sub(rep, out)
-    return re.sub(r"\s+", " ", out).strip()
+    return " ".join(out.split())
 
 
 def _clauses(text: str) -> list[tuple[str, bool]]:

@@ -17,6 +17,7 @@ with the profile's noise (see :func:`recurrence`), the rest come out right.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 
@@ -172,6 +173,12 @@ def requests(text: str) -> list[str]:
     return [text]
 
 
+@functools.lru_cache(maxsize=4096)
+def _cue_re(cue: str) -> re.Pattern[str]:
+    """``cue`` as a word of its own (the packs' cues are shared by every call)."""
+    return re.compile(rf"(?<![a-z]){re.escape(cue)}(?![a-z])")
+
+
 def _norm(text: str) -> str:
     return " ".join(normalise_arg(text).split())
 
@@ -219,8 +226,7 @@ class Caller:
             cues += [(w, name) for w in words]
         # Longest cues first: "date of birth" beats "date".
         self._cues = sorted(cues, key=lambda kv: (-len(kv[0]), kv[0], kv[1]))
-        self._cue_res = {w: re.compile(rf"(?<![a-z]){re.escape(w)}(?![a-z])")
-                         for w, _ in self._cues}
+        self._cue_res = {w: _cue_re(w) for w, _ in self._cues}
 
     @property
     def done(self) -> bool:
@@ -265,6 +271,8 @@ class Caller:
             low = sentence.lower()
             hits: list[tuple[int, str]] = []
             for cue, name in self._cues:
+                if cue not in low:
+                    continue  # the regular expression only confirms a word that is there
                 for m in self._cue_res[cue].finditer(low):
                     if any(name == n for _, n in hits) or "\0" in low[m.start():m.end()]:
                         continue

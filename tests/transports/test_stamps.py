@@ -70,7 +70,7 @@ def stamping_server() -> Iterator[str]:
     loop.close()
 
 
-async def _errors_under_busy_loop(url: str, n: int, client: str = "h11"
+async def _errors_under_busy_loop(url: str, n: int, client: str = "http11"
                                   ) -> tuple[bool, list[float]]:
     """(stamped at arrival?, first-content stamp - server write stamp in ms, per exchange)
     while the client's loop runs a chain of callbacks that each block ``BUSY_S``."""
@@ -105,7 +105,7 @@ async def _errors_under_busy_loop(url: str, n: int, client: str = "h11"
 async def test_first_content_is_stamped_at_the_socket_read_not_on_resume(
     stamping_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The h11 client (the default) stamps in its protocol's data_received.
+    # The http11 client (the default) stamps in its protocol's data_received.
     at_arrival, arrival_err = await _errors_under_busy_loop(stamping_server, 12)
     assert at_arrival
     # The aiohttp fallback stamps at the socket read too, through its swapped factory...
