@@ -466,6 +466,9 @@ _HOURS_CLAUSE = re.compile(
 )
 # "I don't see any openings on Saturday": a date in a clause denying availability is not
 # asserted as a record detail.
+# A word each of the two patterns needs (looked for first, in C: most clauses have none).
+_HOURS_HINTS = ("open", "close", "hours", "call", "friday")
+_NO_HINTS = ("no", "never", "n't", "booked")
 _NO_AVAILABILITY = re.compile(
     r"(?:\bnot|\bno|\bnever|\bnothing|n't)\b[^.!?;]*\b(?:openings?|availability|available"
     r"|slots?|spots?|open|free|earlier|sooner|a time|any time|times)\b"
@@ -475,7 +478,9 @@ _NO_AVAILABILITY = re.compile(
 
 
 _BOUNDARY = re.compile(
-    r"(?<!\bDr)(?<!\bMr)(?<!\bMs)(?<!\bMrs)(?<!\bSt)(?<!\bProf)(?<!\bMx)"
+    # The lookahead first: the titles are only looked behind at a full stop (the scan
+    # is then ten times faster; what matches is the same).
+    r"(?=[.!?;])(?<!\bDr)(?<!\bMr)(?<!\bMs)(?<!\bMrs)(?<!\bSt)(?<!\bProf)(?<!\bMx)"
     r"[.!?;]+(?=\s|$)"
 )
 
@@ -541,8 +546,10 @@ def _extract(text: str, asr: bool, generous: bool = False) -> tuple[Detail, ...]
         part: list[tuple[int, Detail]] = []
         if _NUMERIC_HINT.search(clause):
             part += _ids(clause, taken)
-            if generous or not (_HOURS_CLAUSE.search(clause)
-                                or _NO_AVAILABILITY.search(clause)):
+            low = clause.casefold()
+            if generous or not (
+                    (any(w in low for w in _HOURS_HINTS) and _HOURS_CLAUSE.search(clause))
+                    or (any(w in low for w in _NO_HINTS) and _NO_AVAILABILITY.search(clause))):
                 part += _times(clause, taken)
                 part += _dates(clause, taken, asr=asr)
             part += _amounts(clause, taken, money_only=not generous)
