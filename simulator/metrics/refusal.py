@@ -224,7 +224,16 @@ def _object_ok(obj: str, *, clause: str, subject: str, kind: str) -> bool:
     return False
 
 
+# Every refusal pattern above needs one of these words (after normalise, which spells out
+# "n't"): a clause without any is not read further.
+_REFUSAL_HINTS = ("no", "never", "unable", "failed", "zero", "empty", "blank", "dry", "short",
+                  "trouble", "difficulty", "hard time", "luck", "dice")
+
+
 def _clause_refuses(clause: str) -> bool:
+    low = clause.casefold()
+    if not any(w in low for w in _REFUSAL_HINTS):
+        return False
     c = _LOOKS_LIKE.sub(
         lambda m: (f"{m['subj']} do not {m['verb']}" if m["verb"].lower().startswith("ha")
                    else f"{m['subj']} {m['verb']} not"), clause)
