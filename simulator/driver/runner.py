@@ -33,6 +33,7 @@ from simulator.callscript import CallScript, write_calls
 from simulator.driver.arms import Arm, split_index
 from simulator.driver.arrivals import ArrivalSpec, build_schedule, warmup_count
 from simulator.driver.gctune import load_gc
+from simulator.driver.grader import GRADING_MODES, Grader
 from simulator.driver.looplag import LoopLagMonitor
 from simulator.driver.looplag import lag_verdict as looplag_verdict
 from simulator.driver.pacing import PACING_MODES
@@ -40,7 +41,6 @@ from simulator.driver.replay import replay_call
 from simulator.driver.turntaking import TurnTaking
 from simulator.errors import InputError
 from simulator.histogram import LatencyHistogram
-from simulator.metrics.grading import grade_call
 from simulator.personas import Pack
 from simulator.results import CallOutcome, CallRecord
 from simulator.seeding import rng
@@ -120,11 +120,16 @@ class RunConfig:
     turn_taking: TurnTaking = field(default_factory=TurnTaking)
     listener: str = "auto"
     listener_workers: int = 1
+    # Where finished calls are graded: "auto", "loop" or "process" (simulator.driver.grader).
+    grading: str = "auto"
 
     def __post_init__(self) -> None:
         if self.pacing not in PACING_MODES:
             raise InputError(f"--pacing: unknown mode {self.pacing!r} "
                              f"(known: {', '.join(PACING_MODES)})")
+        if self.grading not in GRADING_MODES:
+            raise InputError(f"--grading: unknown mode {self.grading!r} "
+                             f"(known: {', '.join(GRADING_MODES)})")
 
     def transport_options(self, api_key: str | None) -> TransportOptions:
         """What the run's transport is built from."""
@@ -296,6 +301,7 @@ class ShardRunner:
         self.spec = transport_spec(config.transport)
         self.caller_model: Any = None  # CallerModel when a model plays the caller
         self.listener: Any = None  # simulator.audio.listener.Listener on audio transports
+        self.grader = Grader(config.grading, _concurrency_hint(config))
 
     def arm_of(self, i: int) -> tuple[int, Arm | None]:
         """Call index -> (script slot, arm); the arm is None in a one-arm run."""
@@ -334,7 +340,7 @@ class ShardRunner:
         # A call's end is work for the loop that other calls' frames and stamps wait on:
         # yield between its parts so none of them holds the loop for long.
         await asyncio.sleep(0)
-        outcome, detail = grade_call(
+        outcome, detail = await self.grader.grade(
             script, run.transcript, call_id=call_id, profile=config.profile,
             ok=run.error is None, error=run.error, ttft_ms=run.ttft_ms, timings=run.timings(),
             prices=self.agent.prices, write_tools=self.write_tools[script.pack],
@@ -421,6 +427,7 @@ class ShardRunner:
                 await self._start_listener()
             if config.caller == "llm":
                 self.caller_model = self._caller_model()
+            self.grader.start()
             self.lag.start()
             for t in by_arm.values():
                 await t.warmup(min(_concurrency_hint(config), 256))
@@ -487,6 +494,7 @@ class ShardRunner:
                 self.caller_audio.close()
             if self.listener is not None:
                 self.listener.close()
+            self.grader.close()
             gc_tuning.__exit__(None, None, None)
         return interrupted
 
