@@ -427,7 +427,7 @@ class ShardRunner:
                 await self._start_listener()
             if config.caller == "llm":
                 self.caller_model = self._caller_model()
-            self.grader.start()
+            await self.grader.start()
             self.lag.start()
             for t in by_arm.values():
                 await t.warmup(min(_concurrency_hint(config), 256))
@@ -494,7 +494,7 @@ class ShardRunner:
                 self.caller_audio.close()
             if self.listener is not None:
                 self.listener.close()
-            self.grader.close()
+            await self.grader.close()
             gc_tuning.__exit__(None, None, None)
         return interrupted
 

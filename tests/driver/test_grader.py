@@ -62,7 +62,7 @@ def test_a_grading_process_that_dies_is_replaced_by_the_loop_and_the_grade_is_th
 
     async def go() -> tuple[object, object, object]:
         g = Grader("process", 1)
-        g.start()
+        await g.start()
         try:
             pid = await g.pid()
             assert pid is not None and pid != os.getpid()
@@ -71,7 +71,7 @@ def test_a_grading_process_that_dies_is_replaced_by_the_loop_and_the_grade_is_th
             second = await g.grade(script, transcript, **kw)
             return first, second, g.where
         finally:
-            g.close()
+            await g.close()
 
     first, second, where = asyncio.run(go())
     inline = grade_call(script, transcript, **kw)
