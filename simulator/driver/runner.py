@@ -59,6 +59,10 @@ from simulator.transports.registry import (
 _now = time.perf_counter_ns
 
 
+#: A closed loop starts its calls this far apart (see ``ShardRunner.run``).
+CLOSED_RAMP_S = 0.001
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a run (stored in the run's meta for resume and reports)."""
@@ -428,9 +432,11 @@ class ShardRunner:
             if config.caller == "llm":
                 self.caller_model = self._caller_model()
             await self.grader.start()
-            self.lag.start()
             for t in by_arm.values():
                 await t.warmup(min(_concurrency_hint(config), 256))
+            # The lag that matters is the run's: opening the warm connections at once is
+            # not timing anything.
+            self.lag.start()
             if t0 is None:
                 clock[0] = t0 = _now()  # the clock starts once connections are warm
             if self.offsets is None:
@@ -439,7 +445,16 @@ class ShardRunner:
                 last_ns = (None if config.duration_s is None
                            else t0 + int(config.duration_s * 1e9))
 
-                async def worker() -> None:
+                n = max(1, config.arrival.concurrency or 1)
+                # The loop's calls start CLOSED_RAMP_S apart (in all at most a second), not
+                # all in one go: hundreds of first turns sent in one burst held the loop for
+                # tens of ms, and their replies, arriving together, did it again every turn.
+                step_ns = int(min(CLOSED_RAMP_S, 1.0 / n) * 1e9)
+
+                async def worker(k: int) -> None:
+                    due = t0 + k * step_ns
+                    if due > _now():
+                        await asyncio.sleep((due - _now()) / 1e9)
                     while queue and not stop.is_set() and (last_ns is None or _now() < last_ns):
                         i = queue.pop()
                         if start_throttle is not None:
@@ -447,8 +462,7 @@ class ShardRunner:
                                 pass
                         await start_one(i)
 
-                n = max(1, config.arrival.concurrency or 1)
-                workers = [asyncio.create_task(worker()) for _ in range(n)]
+                workers = [asyncio.create_task(worker(k)) for k in range(n)]
                 tasks.update(workers)
                 waiter = asyncio.create_task(stop.wait())
                 await asyncio.wait([*workers, waiter], return_when=asyncio.FIRST_COMPLETED)
