@@ -1,10 +1,15 @@
 """A small HTTP/1.1 client for streamed replies: llhttp (through ``httptools``) as the parser,
-an asyncio Protocol as the socket, ``perf_counter_ns()`` taken in ``data_received``.
+bytes stamped with the time they reached this machine.
 
-The loop calls ``data_received`` as it reads the socket; the stamp is taken there, before the
-parser sees a byte, and the reply's bytes go straight to a :class:`ResponseHandler` from the
-parser's callbacks, in the same call. Nothing waits for a coroutine to be resumed, so a busy
-loop cannot add its queueing to a stamp, and a streamed reply costs no task wake-up per chunk.
+On Linux, a plain ``http`` connection is a socket the loop watches for reading
+(``add_reader``); each read asks the kernel when the bytes arrived (``SO_TIMESTAMPNS``,
+stamped as the network stack received them) and the stamp is that moment on the
+``perf_counter_ns()`` clock. A loop busy with other calls when the reply lands makes the
+read late, not the stamp: the first byte's time is the kernel's. Elsewhere, and for
+``https`` (TLS through asyncio's ``ssl``), an asyncio Protocol owns the socket and the stamp is
+taken first thing in ``data_received``, as the loop reads it. Either way the reply's bytes go
+straight to a :class:`ResponseHandler` from the parser's callbacks, in the same call, so a
+streamed reply costs no task wake-up per chunk.
 llhttp is the parser Node.js uses, in C; it handles chunked and sized bodies, and a body
 delimited by the connection's close is ended here, at a clean close. Connections are kept
 alive in a LIFO pool (TLS through asyncio's ``ssl`` for ``https`` targets).
@@ -13,7 +18,10 @@ alive in a LIFO pool (TLS through asyncio's ``ssl`` for ``https`` targets).
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
+import struct
+import sys
 import time
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -26,6 +34,12 @@ _now = time.perf_counter_ns
 #: The most header bytes a reply may send before its body (a hostile agent cannot grow
 #: memory with endless headers).
 MAX_HEAD_BYTES = 64 * 1024
+
+#: Kernel receive stamps (Linux); without them, stamps are taken as the loop reads.
+# (Python does not name the option; 35 is its number on Linux's common architectures.)
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform == "linux" else None)
+_ANC = socket.CMSG_SPACE(16) if _SO_TIMESTAMPNS is not None else 0
+_READ = 256 * 1024
 
 # The states of a connection's exchange.
 _IDLE, _WAITING, _BODY, _DONE = 0, 1, 2, 3
@@ -86,7 +100,11 @@ class HttpConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        self.t = _now()  # before anything else: the stamp is the socket read's
+        self.received(data, _now())  # before anything else: the stamp is the socket read's
+
+    def received(self, data: bytes, t: int) -> None:
+        """``data`` that reached this machine at ``t`` (``perf_counter_ns()``)."""
+        self.t = t
         self.got_bytes = True
         parser = self.parser
         if parser is None or self.state == _DONE:
@@ -188,6 +206,69 @@ class HttpConnection(asyncio.Protocol):
             self.transport.abort()
 
 
+class _KernelStamped:
+    """The transport of an :class:`HttpConnection` over a plain TCP socket that the loop
+    watches for reading: every read carries the kernel's receive stamp (``SO_TIMESTAMPNS``,
+    on CLOCK_REALTIME), moved to ``perf_counter_ns()`` by how long ago it was."""
+
+    __slots__ = ("closed", "loop", "proto", "sock")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
+                 proto: HttpConnection) -> None:
+        self.loop, self.sock, self.proto = loop, sock, proto
+        self.closed = False
+        loop.add_reader(sock.fileno(), self._readable)
+        proto.connection_made(self)  # type: ignore[arg-type]
+
+    def _readable(self) -> None:
+        try:
+            data, anc, _flags, _addr = self.sock.recvmsg(_READ, _ANC)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._close(exc)
+            return
+        now = _now()
+        if not data:
+            self._close(None)
+            return
+        t = now
+        for level, kind, raw in anc:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(raw) >= 16:
+                sec, nsec = struct.unpack("qq", raw[:16])
+                ago = time.time_ns() - (sec * 1_000_000_000 + nsec)
+                if 0 <= ago < 60_000_000_000:  # a clock step is not a stamp
+                    t = now - ago
+        self.proto.received(data, t)
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._close(exc)
+            return
+        if sent < len(data):  # a full send buffer: the rest goes as the socket drains
+            task = self.loop.create_task(self.loop.sock_sendall(self.sock, data[sent:]))
+            task.add_done_callback(
+                lambda f: None if f.cancelled() or f.exception() is None
+                else self._close(f.exception()))  # type: ignore[arg-type]
+
+    def abort(self) -> None:
+        self._close(None)
+
+    def _close(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+        self.loop.call_soon(self.proto.connection_lost, exc)
+
+
 class HttpPool:
     """Keep-alive connections to one origin, most recently used first."""
 
@@ -223,9 +304,12 @@ class HttpPool:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_s):
-                _, proto = await loop.create_connection(
-                    HttpConnection, self.host, self.port, ssl=self.ssl,
-                    server_hostname=self.host if self.ssl is not None else None)
+                if self.ssl is None and _SO_TIMESTAMPNS is not None:
+                    proto = await self._open_stamped(loop)
+                else:
+                    _, proto = await loop.create_connection(
+                        HttpConnection, self.host, self.port, ssl=self.ssl,
+                        server_hostname=self.host if self.ssl is not None else None)
         except TimeoutError:
             raise TransportError("connect_timeout",
                                  f"no connection to {self.host}:{self.port} in time") from None
@@ -238,6 +322,32 @@ class HttpPool:
         proto.pool = self
         self.all.add(proto)
         return proto
+
+    async def _open_stamped(self, loop: asyncio.AbstractEventLoop) -> HttpConnection:
+        """A plain TCP connection whose reads carry the kernel's receive stamps."""
+        infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        if not infos:
+            raise OSError(f"cannot resolve {self.host}")
+        err: OSError | None = None
+        for family, kind, proto_no, _name, addr in infos:
+            sock = socket.socket(family, kind, proto_no)
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(socket.SOL_SOCKET, int(_SO_TIMESTAMPNS or 0), 1)
+                await loop.sock_connect(sock, addr)
+            except OSError as exc:
+                sock.close()
+                err = exc
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            conn = HttpConnection()
+            _KernelStamped(loop, sock, conn)
+            return conn
+        assert err is not None
+        raise err
 
     def release(self, c: HttpConnection) -> None:
         """Back to the pool when its exchange is over: reused if the reply ended cleanly,
