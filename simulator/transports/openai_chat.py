@@ -575,13 +575,13 @@ class ChatStreamDecoder:
             if gap_ms >= self.stall_warn_ms:
                 ex.stalls += 1
         self.last = t
-        for ev in self.parser.feed(piece):
+        for data in self.parser.feed_data(piece):
             self.events += 1
-            if ev.data == "[DONE]":
+            if data == "[DONE]":
                 self.done = True
                 break
             try:
-                obj = _loads(ev.data)
+                obj = _loads(data)
             except ValueError:
                 raise TransportError("protocol_error", "SSE data is not JSON") from None
             if not isinstance(obj, dict):
