@@ -67,7 +67,7 @@ def test_the_data_fast_path_reads_what_the_full_parser_reads(lines: list[bytes],
     full, fast = SSEParser(), SSEParser()
     want: list[str] = []
     got: list[str] = []
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in zip(bounds, bounds[1:], strict=False):
         want += [e.data for e in full.feed(stream[a:b])]
         got += fast.feed_data(stream[a:b])
     assert got == want
