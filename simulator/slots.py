@@ -709,6 +709,15 @@ _DATE_ISO = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 _WEEKDAY_DAY = re.compile(rf"\b(?:{'|'.join(WEEKDAYS)}),?\s+(?:the\s+)?{_DAY_RE}\b", re.I)
 _RELATIVE = re.compile(r"\b(today|tomorrow)\b", re.I)
 _DIGIT = re.compile(r"\d")
+
+
+def fold(text: str) -> str:
+    """``text`` as case-insensitive patterns see it, for looking up a word a pattern needs
+    before running it: casefolded, and the dotless i as i (which ``re.I`` also matches)."""
+    low = text.casefold()
+    return low.replace("\u0131", "i") if "\u0131" in low else low
+
+
 _WEEKDAY_WORDS = tuple(w.casefold() for w in WEEKDAYS)
 
 
@@ -797,7 +806,7 @@ def find_dates(
     # Each pattern below needs a digit or one of its words somewhere in the text: looking
     # for those first (in C) spares the patterns' position-by-position scans of text that
     # holds no date at all, which is most of what agents say.
-    low = text.casefold()
+    low = fold(text)
     digit = _DIGIT.search(text) is not None
     month = any(k in low for k in _MONTH_LOOKUP)
 
@@ -951,7 +960,7 @@ def find_times(text: str) -> list[tuple[int, int, int, int]]:
     :func:`parse_time` reads (with its business-hours rule for a missing AM/PM)."""
     found: list[tuple[int, int, int, int]] = []
     taken: list[tuple[int, int]] = []
-    low = text.casefold()
+    low = fold(text)
     digit = _DIGIT.search(text) is not None
     hour_word = any(w in low for w in _HOUR_WORDS)
     for pat, kind in _TIME_PATTERNS:

@@ -26,6 +26,7 @@ from simulator.slots import (
     find_amounts,
     find_dates,
     find_times,
+    fold,
     ordinal_words,
 )
 
@@ -97,7 +98,7 @@ def _dates(text: str, taken: list[tuple[int, int]], *, asr: bool) -> list[tuple[
         return not any(a < y and x < b for x, y in taken)
 
     # A pattern runs only when a word it needs is in the text (looked for first, in C).
-    low = text.casefold()
+    low = fold(text)
     # Before the slot parser's dates, which would read its "tomorrow" alone.
     for m in _DAY_AFTER_TOMORROW.finditer(text) if "day after tomorrow" in low else ():
         if free(*m.span()):
@@ -190,7 +191,7 @@ def _times(text: str, taken: list[tuple[int, int]]) -> list[tuple[int, Detail]]:
         taken.append((a, b))
         out.append((a, Detail("time", f"{h % 24:02d}:{mi:02d}", text[a:b])))
 
-    low = text.casefold()  # a pattern runs only when a word it needs is in the text
+    low = fold(text)  # a pattern runs only when a word it needs is in the text
     periods = any(w in low for w in ("morning", "afternoon", "evening", "night"))
     for m in _HOUR_PERIOD.finditer(text) if periods else ():
         if free(*m.span()):
@@ -252,7 +253,7 @@ def spoken_decimals(text: str) -> list[tuple[int, int, float]]:
     from simulator.slots import _words_to_number
 
     out = []
-    for m in _SPOKEN_DECIMAL.finditer(text) if "point" in text.casefold() else ():
+    for m in _SPOKEN_DECIMAL.finditer(text) if "point" in fold(text) else ():
         whole = _words_to_number(re.findall(r"[a-z]+|\d+", m["int"].lower()))
         if whole is None:
             continue
@@ -325,7 +326,7 @@ def _ids(text: str, taken: list[tuple[int, int]]) -> list[tuple[int, Detail]]:
     for m in _ID.finditer(text):
         taken.append(m.span())
         out.append((m.start(), Detail("id", re.sub(r"[^A-Z0-9]", "", m.group(0)), m.group(0))))
-    low = text.casefold()
+    low = fold(text)
     for m in _SPOKEN_ID.finditer(text) if any(w in low for w in _ID_WORDS) else ():
         a, b = m.span("id")
         if any(a < y and x < b for x, y in taken):
@@ -555,7 +556,7 @@ def _extract(text: str, asr: bool, generous: bool = False) -> tuple[Detail, ...]
         part: list[tuple[int, Detail]] = []
         if _NUMERIC_HINT.search(clause):
             part += _ids(clause, taken)
-            low = clause.casefold()
+            low = fold(clause)
             if generous or not (
                     (any(w in low for w in _HOURS_HINTS) and _HOURS_CLAUSE.search(clause))
                     or (any(w in low for w in _NO_HINTS) and _NO_AVAILABILITY.search(clause))):

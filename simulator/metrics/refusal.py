@@ -15,6 +15,8 @@ from __future__ import annotations
 import functools
 import re
 
+from simulator.slots import fold
+
 # ---------------------------------------------------------------------------- vocabulary
 
 # Nouns naming a record (or a search result) an agent looks up.
@@ -231,7 +233,7 @@ _REFUSAL_HINTS = ("no", "never", "unable", "failed", "zero", "empty", "blank", "
 
 
 def _clause_refuses(clause: str) -> bool:
-    low = clause.casefold()
+    low = fold(clause)
     if not any(w in low for w in _REFUSAL_HINTS):
         return False
     c = _LOOKS_LIKE.sub(
