@@ -225,6 +225,12 @@ def _degrade(calls: list[Any], profile: str, seed: int, profiles_dir: Path | Non
               help="Text transports: 'speech' sends each caller turn once the persona has "
                    "said it (its words at its speaking rate, plus its pauses), timed from "
                    "there as ASR would deliver it; 'none' sends turns back to back (stress).")
+@click.option("--grading", type=click.Choice(["auto", "loop", "process"]), default="auto",
+              show_default=True,
+              help="Where finished calls are graded: 'process' in a grading process at the "
+                   "lowest CPU priority, so grading never delays the loop that paces calls "
+                   "and stamps bytes; 'loop' on that loop; 'auto' a process from 50 calls in "
+                   "flight. The grades are the same.")
 @click.option("--connect-timeout", default=5.0, show_default=True, type=float)
 @click.option("--first-byte-timeout", default=30.0, show_default=True, type=float)
 @click.option("--stall-timeout", default=10.0, show_default=True, type=float)
@@ -332,7 +338,7 @@ def run_from_options(**kw: Any) -> dict[str, Any]:
         honour_pauses=not kw.get("no_pauses"), pacing=kw.get("pacing") or "speech",
         rubric_sha256=rubric_sha, label=_label(kw.get("label")),
         listener=kw.get("listener") or "auto", listener_workers=kw.get("listener_workers") or 1,
-        turn_taking=_turn_taking(kw),
+        turn_taking=_turn_taking(kw), grading=kw.get("grading") or "auto",
     )
     run_dir = Path(kw["runs_dir"]) / new_run_id()
     where = (f"arms {', '.join(f'{a.name}={a.target} ({a.model})' for a in arms)} interleaved"

@@ -708,6 +708,17 @@ _DATE_NUM = re.compile(r"\b(\d{1,2})[/\-.](\d{1,2})(?:[/\-.](\d{4}|\d{2}))?\b")
 _DATE_ISO = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 _WEEKDAY_DAY = re.compile(rf"\b(?:{'|'.join(WEEKDAYS)}),?\s+(?:the\s+)?{_DAY_RE}\b", re.I)
 _RELATIVE = re.compile(r"\b(today|tomorrow)\b", re.I)
+_DIGIT = re.compile(r"\d")
+
+
+def fold(text: str) -> str:
+    """``text`` as case-insensitive patterns see it, for looking up a word a pattern needs
+    before running it: casefolded, and the dotless i as i (which ``re.I`` also matches)."""
+    low = text.casefold()
+    return low.replace("\u0131", "i") if "\u0131" in low else low
+
+
+_WEEKDAY_WORDS = tuple(w.casefold() for w in WEEKDAYS)
 
 
 def _ord_to_int(word: str) -> int | None:
@@ -792,32 +803,39 @@ def find_dates(
         text = _fix_months(text)
     out: list[tuple[int, int, _dt.date]] = []
     spans: list[tuple[int, int]] = []
+    # Each pattern below needs a digit or one of its words somewhere in the text: looking
+    # for those first (in C) spares the patterns' position-by-position scans of text that
+    # holds no date at all, which is most of what agents say.
+    low = fold(text)
+    digit = _DIGIT.search(text) is not None
+    month = any(k in low for k in _MONTH_LOOKUP)
 
     def add(pos: int, end: int, d: _dt.date | None) -> None:
         if d is not None and not any(a <= pos < b for a, b in spans):
             out.append((pos, end, d))
             spans.append((pos, end))
 
-    for m in _DATE_ISO.finditer(text):
+    for m in _DATE_ISO.finditer(text) if digit else ():
         add(m.start(), m.end(), _mkdate(int(m[1]), int(m[2]), int(m[3]), future=future))
-    for m in _DATE_MDY.finditer(text):
+    for m in _DATE_MDY.finditer(text) if month else ():
         day = _day(m[2], m[3])
         if day:
             year = _year(m[4])
             # Words after the day that are not a year are not part of the date's span.
             end = m.end() if year is not None else max(m.end(2), m.end(3))
-            add(m.start(), end, _mkdate(year, _MONTH_LOOKUP[m[1].lower()], day, future=future))
-    for m in _DATE_DMY.finditer(text):
+            add(m.start(), end, _mkdate(year, _MONTH_LOOKUP[m[1].casefold()], day, future=future))
+    for m in _DATE_DMY.finditer(text) if month else ():
         day = _day(m[1], m[2])
         if day:
             year = _year(m[4])
             end = m.end() if year is not None else m.end(3)
-            add(m.start(), end, _mkdate(year, _MONTH_LOOKUP[m[3].lower()], day, future=future))
-    for m in _DATE_NUM.finditer(text):
+            add(m.start(), end, _mkdate(year, _MONTH_LOOKUP[m[3].casefold()], day, future=future))
+    for m in _DATE_NUM.finditer(text) if digit else ():
         # A time like 2:30 is not a date; "3/5/1984" is US month/day/year.
         add(m.start(), m.end(), _mkdate(_year(m[3]), int(m[1]), int(m[2]), future=future))
     if future:
-        for m in _WEEKDAY_DAY.finditer(text):
+        weekday = any(w in low for w in _WEEKDAY_WORDS)
+        for m in _WEEKDAY_DAY.finditer(text) if weekday else ():
             day = _day(m[1], m[2])
             if day:
                 d = REFERENCE_DATE
@@ -826,7 +844,7 @@ def find_dates(
                         break
                     d += _dt.timedelta(days=1)
                 add(m.start(), m.end(), d)
-        for m in _RELATIVE.finditer(text):
+        for m in _RELATIVE.finditer(text) if "to" in low else ():
             delta = 0 if m[1].lower() == "today" else 1
             add(m.start(), m.end(), REFERENCE_DATE + _dt.timedelta(days=delta))
     return out
@@ -918,6 +936,10 @@ _TIME_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+_HOUR_WORDS = tuple(w.casefold() for w in _ONES[1:13])
+_TIME_WORDS = {"half": "half past", "qpast": "quarter past", "qto": "quarter to"}
+
+
 def _hour_value(tok: str) -> int:
     return int(tok) if tok.isdigit() else _WORD_VALUE[tok.lower()]
 
@@ -938,7 +960,16 @@ def find_times(text: str) -> list[tuple[int, int, int, int]]:
     :func:`parse_time` reads (with its business-hours rule for a missing AM/PM)."""
     found: list[tuple[int, int, int, int]] = []
     taken: list[tuple[int, int]] = []
+    low = fold(text)
+    digit = _DIGIT.search(text) is not None
+    hour_word = any(w in low for w in _HOUR_WORDS)
     for pat, kind in _TIME_PATTERNS:
+        # What each pattern needs somewhere in the text (see find_dates).
+        if not (digit if kind in ("hm", "h") else
+                hour_word if kind in ("words", "wordh", "oclock") else
+                "noon" in low or "midday" in low if kind == "noon" else
+                (digit or hour_word) and _TIME_WORDS[kind] in low):
+            continue
         for m in pat.finditer(text):
             if any(a <= m.start() < b for a, b in taken):
                 continue

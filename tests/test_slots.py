@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.slots import REFERENCE_DATE, normalise_arg, parse, render
+from simulator.slots import REFERENCE_DATE, find_dates, normalise_arg, parse, render
 
 CHOICES = {
     "haircut": ["a trim", "a cut"],
@@ -154,3 +154,9 @@ def test_guesses_only_when_asked_to() -> None:
     assert parse("phone", nine) is None
     assert parse("phone", nine, {"guess": True}) == "544718800"
     assert parse("person_name", "I'd like to cancel my appointment", {"guess": True}) is None
+
+
+def test_a_month_spelled_with_a_long_s_is_read_not_a_crash() -> None:
+    # "ſ" matches "s" when case is ignored; grading an agent's reply must not raise on it.
+    found = find_dates("on ſeptember 3rd, 2027", asr=False)
+    assert [d.isoformat() for _, _, d in found] == ["2027-09-03"]

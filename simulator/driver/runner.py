@@ -33,6 +33,7 @@ from simulator.callscript import CallScript, write_calls
 from simulator.driver.arms import Arm, split_index
 from simulator.driver.arrivals import ArrivalSpec, build_schedule, warmup_count
 from simulator.driver.gctune import load_gc
+from simulator.driver.grader import GRADING_MODES, Grader
 from simulator.driver.looplag import LoopLagMonitor
 from simulator.driver.looplag import lag_verdict as looplag_verdict
 from simulator.driver.pacing import PACING_MODES
@@ -40,7 +41,6 @@ from simulator.driver.replay import replay_call
 from simulator.driver.turntaking import TurnTaking
 from simulator.errors import InputError
 from simulator.histogram import LatencyHistogram
-from simulator.metrics.grading import grade_call
 from simulator.personas import Pack
 from simulator.results import CallOutcome, CallRecord
 from simulator.seeding import rng
@@ -57,6 +57,10 @@ from simulator.transports.registry import (
 )
 
 _now = time.perf_counter_ns
+
+
+#: A closed loop starts its calls this far apart (see ``ShardRunner.run``).
+CLOSED_RAMP_S = 0.001
 
 
 @dataclass(frozen=True)
@@ -120,11 +124,16 @@ class RunConfig:
     turn_taking: TurnTaking = field(default_factory=TurnTaking)
     listener: str = "auto"
     listener_workers: int = 1
+    # Where finished calls are graded: "auto", "loop" or "process" (simulator.driver.grader).
+    grading: str = "auto"
 
     def __post_init__(self) -> None:
         if self.pacing not in PACING_MODES:
             raise InputError(f"--pacing: unknown mode {self.pacing!r} "
                              f"(known: {', '.join(PACING_MODES)})")
+        if self.grading not in GRADING_MODES:
+            raise InputError(f"--grading: unknown mode {self.grading!r} "
+                             f"(known: {', '.join(GRADING_MODES)})")
 
     def transport_options(self, api_key: str | None) -> TransportOptions:
         """What the run's transport is built from."""
@@ -296,6 +305,7 @@ class ShardRunner:
         self.spec = transport_spec(config.transport)
         self.caller_model: Any = None  # CallerModel when a model plays the caller
         self.listener: Any = None  # simulator.audio.listener.Listener on audio transports
+        self.grader = Grader(config.grading, _concurrency_hint(config))
 
     def arm_of(self, i: int) -> tuple[int, Arm | None]:
         """Call index -> (script slot, arm); the arm is None in a one-arm run."""
@@ -334,7 +344,7 @@ class ShardRunner:
         # A call's end is work for the loop that other calls' frames and stamps wait on:
         # yield between its parts so none of them holds the loop for long.
         await asyncio.sleep(0)
-        outcome, detail = grade_call(
+        outcome, detail = await self.grader.grade(
             script, run.transcript, call_id=call_id, profile=config.profile,
             ok=run.error is None, error=run.error, ttft_ms=run.ttft_ms, timings=run.timings(),
             prices=self.agent.prices, write_tools=self.write_tools[script.pack],
@@ -421,9 +431,12 @@ class ShardRunner:
                 await self._start_listener()
             if config.caller == "llm":
                 self.caller_model = self._caller_model()
-            self.lag.start()
+            await self.grader.start()
             for t in by_arm.values():
                 await t.warmup(min(_concurrency_hint(config), 256))
+            # The lag that matters is the run's: opening the warm connections at once is
+            # not timing anything.
+            self.lag.start()
             if t0 is None:
                 clock[0] = t0 = _now()  # the clock starts once connections are warm
             if self.offsets is None:
@@ -432,7 +445,16 @@ class ShardRunner:
                 last_ns = (None if config.duration_s is None
                            else t0 + int(config.duration_s * 1e9))
 
-                async def worker() -> None:
+                n = max(1, config.arrival.concurrency or 1)
+                # The loop's calls start CLOSED_RAMP_S apart (in all at most a second), not
+                # all in one go: hundreds of first turns sent in one burst held the loop for
+                # tens of ms, and their replies, arriving together, did it again every turn.
+                step_ns = int(min(CLOSED_RAMP_S, 1.0 / n) * 1e9)
+
+                async def worker(k: int) -> None:
+                    due = t0 + k * step_ns
+                    if due > _now():
+                        await asyncio.sleep((due - _now()) / 1e9)
                     while queue and not stop.is_set() and (last_ns is None or _now() < last_ns):
                         i = queue.pop()
                         if start_throttle is not None:
@@ -440,8 +462,7 @@ class ShardRunner:
                                 pass
                         await start_one(i)
 
-                n = max(1, config.arrival.concurrency or 1)
-                workers = [asyncio.create_task(worker()) for _ in range(n)]
+                workers = [asyncio.create_task(worker(k)) for k in range(n)]
                 tasks.update(workers)
                 waiter = asyncio.create_task(stop.wait())
                 await asyncio.wait([*workers, waiter], return_when=asyncio.FIRST_COMPLETED)
@@ -487,6 +508,7 @@ class ShardRunner:
                 self.caller_audio.close()
             if self.listener is not None:
                 self.listener.close()
+            await self.grader.close()
             gc_tuning.__exit__(None, None, None)
         return interrupted
 

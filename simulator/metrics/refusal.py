@@ -15,6 +15,8 @@ from __future__ import annotations
 import functools
 import re
 
+from simulator.slots import fold
+
 # ---------------------------------------------------------------------------- vocabulary
 
 # Nouns naming a record (or a search result) an agent looks up.
@@ -157,9 +159,10 @@ _CONTRACTIONS = (
 def normalise(text: str) -> str:
     """Straight quotes, contractions spelled out ("isn't" -> "is not"), spaces collapsed."""
     out = text.replace("\u2019", "'").replace("\u2018", "'")
-    for pat, rep in _CONTRACTIONS:
+    # Every contraction but "cannot" has an apostrophe: without one, only that is read.
+    for pat, rep in _CONTRACTIONS if "'" in out else _CONTRACTIONS[:1]:
         out = pat.sub(rep, out)
-    return re.sub(r"\s+", " ", out).strip()
+    return " ".join(out.split())
 
 
 def _clauses(text: str) -> list[tuple[str, bool]]:
@@ -223,7 +226,16 @@ def _object_ok(obj: str, *, clause: str, subject: str, kind: str) -> bool:
     return False
 
 
+# Every refusal pattern above needs one of these words (after normalise, which spells out
+# "n't"): a clause without any is not read further.
+_REFUSAL_HINTS = ("no", "never", "unable", "failed", "zero", "empty", "blank", "dry", "short",
+                  "trouble", "difficulty", "hard time", "luck", "dice")
+
+
 def _clause_refuses(clause: str) -> bool:
+    low = fold(clause)
+    if not any(w in low for w in _REFUSAL_HINTS):
+        return False
     c = _LOOKS_LIKE.sub(
         lambda m: (f"{m['subj']} do not {m['verb']}" if m["verb"].lower().startswith("ha")
                    else f"{m['subj']} {m['verb']} not"), clause)

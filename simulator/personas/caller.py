@@ -17,30 +17,49 @@ with the profile's noise (see :func:`recurrence`), the rest come out right.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 
 from simulator.callscript import CallScript, Turn
 from simulator.personas.pack import Pack
 from simulator.seeding import derive_seed
-from simulator.slots import normalise_arg, parse, render, speak
+from simulator.slots import fold, normalise_arg, parse, render, speak
 
-_ANYTHING_ELSE = re.compile(
+
+class _Needs:
+    """A case-insensitive pattern and the words it cannot match without: :meth:`search`
+    looks for those first (in C), and runs the pattern only when one is there."""
+
+    __slots__ = ("pattern", "words")
+
+    def __init__(self, pattern: re.Pattern[str], *words: str) -> None:
+        self.pattern, self.words = pattern, words
+
+    def search(self, text: str) -> re.Match[str] | None:
+        low = fold(text)
+        return self.pattern.search(text) if any(w in low for w in self.words) else None
+
+
+_ANYTHING_ELSE_RE = re.compile(
     r"anything else|something else|any other (?:questions|thing)|is that all"
     r"|else (?:i|we) can (?:help|do)",
     re.I,
 )
-_GOODBYE = re.compile(
+_ANYTHING_ELSE = _Needs(_ANYTHING_ELSE_RE, "else", "any other", "is that all")
+_GOODBYE_RE = re.compile(
     r"\b(?:good ?bye|bye|have a (?:great|good|nice|wonderful) (?:day|night|evening)|take care)\b"
     r"|\b(?:connecting|transferring|putting) you (?:through|now|to)\b",
     re.I,
 )
-_CONFIRMS = re.compile(
+_GOODBYE = _Needs(_GOODBYE_RE, "bye", "have a", "take care", "you")
+_CONFIRMS_RE = re.compile(
     r"\b(?:you're all set|all set|is confirmed|been (?:booked|scheduled|cancell?ed|moved|"
     r"rescheduled|submitted|created)|i've (?:booked|scheduled|cancell?ed|moved|rescheduled|"
     r"submitted|created|logged|passed)|done[:.,])",
     re.I,
 )
+_CONFIRMS = _Needs(_CONFIRMS_RE, "all set", "is confirmed", "been ", "i've ", "done")
 _SENTENCE = re.compile(r"[^.!?]*[.!?]?")
 _STRIP = ".,?!;:\"'()"
 GIVE_UP = "Never mind, I'll call back later. Bye."
@@ -52,26 +71,35 @@ SMALL_TALK_REPLY = "Good, thanks."
 MAX_NOT_UNDERSTOOD = 2
 
 # What people hear as "that's a question for me": a sentence ending in "?", or a request.
-_REQUEST = re.compile(
+_REQUEST_RE = re.compile(
     r"\b(?:please|i'll (?:just )?need|i need|tell me|give me|let me (?:get|have|grab)"
     r"|let's (?:get|start)|go ahead and)\b", re.I)
+_REQUEST = _Needs(_REQUEST_RE, "please", "need", "tell me", "give me", "let me", "let's",
+                  "go ahead")
 _CONFIRM_Q = re.compile(
     r"\b(?:just to confirm|to confirm|confirming|make sure i have|is that (?:right|correct)"
     r"|did you say|did i get that right|have i got that right|so that's)\b|^\W*i have\b"
     r"|,\s*(?:right|correct)\?\s*$", re.I)
 # An offer or a yes/no question ("Would you like me to book that?"), not a request for
 # something ("Could you share ... with me?": that one wants a value it did not recognise).
-_YES_NO_Q = re.compile(
+_YES_NO_Q_RE = re.compile(
     r"\b(?:would you like|do you want|want me to|shall i|should i|can i go ahead|is that "
     r"(?:ok|okay|alright|fine)|does that (?:work|sound)|are you|is this|is it)\b", re.I)
-_SMALL_TALK = re.compile(
+_YES_NO_Q = _Needs(_YES_NO_Q_RE, "would you like", "do you want", "want me to", "shall i",
+                   "should i", "can i go ahead", "is that", "does that", "are you", "is this",
+                   "is it")
+_SMALL_TALK_RE = re.compile(
     r"\bhow(?:'s| is| are)(?: your day| you| things| it going)|\bdoing today\b|\bweather\b",
     re.I)
-_WHAT_ABOUT = re.compile(
+_SMALL_TALK = _Needs(_SMALL_TALK_RE, "how", "doing today", "weather")
+_WHAT_ABOUT_RE = re.compile(
     r"\bare you (?:calling|looking|hoping|wanting) to\b|\bcalling (?:about|for)\b"
     r"|\bhow can i help\b|\bwhat can i (?:do|help)\b|\btell me a (?:bit|little) more\b",
     re.I)
-_ANYTHING_MORE = re.compile(r"\bwhat else\b|\banything more\b", re.I)
+_WHAT_ABOUT = _Needs(_WHAT_ABOUT_RE, "are you", "calling", "how can i help", "what can i",
+                     "tell me a")
+_ANYTHING_MORE = _Needs(re.compile(r"\bwhat else\b|\banything more\b", re.I),
+                        "what else", "anything more")
 
 # Words in a question asking for a value of each slot type (a pack's slot keywords and
 # label are added per slot). Longer cues win over the shorter ones they contain.
@@ -172,6 +200,12 @@ def requests(text: str) -> list[str]:
     return [text]
 
 
+@functools.lru_cache(maxsize=4096)
+def _cue_re(cue: str) -> re.Pattern[str]:
+    """``cue`` as a word of its own (the packs' cues are shared by every call)."""
+    return re.compile(rf"(?<![a-z]){re.escape(cue)}(?![a-z])")
+
+
 def _norm(text: str) -> str:
     return " ".join(normalise_arg(text).split())
 
@@ -219,8 +253,7 @@ class Caller:
             cues += [(w, name) for w in words]
         # Longest cues first: "date of birth" beats "date".
         self._cues = sorted(cues, key=lambda kv: (-len(kv[0]), kv[0], kv[1]))
-        self._cue_res = {w: re.compile(rf"(?<![a-z]){re.escape(w)}(?![a-z])")
-                         for w, _ in self._cues}
+        self._cue_res = {w: _cue_re(w) for w, _ in self._cues}
 
     @property
     def done(self) -> bool:
@@ -265,13 +298,15 @@ class Caller:
             low = sentence.lower()
             hits: list[tuple[int, str]] = []
             for cue, name in self._cues:
+                if cue not in low:
+                    continue  # the regular expression only confirms a word that is there
                 for m in self._cue_res[cue].finditer(low):
                     if any(name == n for _, n in hits) or "\0" in low[m.start():m.end()]:
                         continue
                     hits.append((m.start(), name))
                     low = low[: m.start()] + "\0" * (m.end() - m.start()) + low[m.end():]
                     break
-            if not hits and _WHEN.search(low):
+            if not hits and "when" in low and _WHEN.search(low):
                 types = {self.pack.slots[n].type: n for n in self.script.slots
                          if n in self.pack.slots}
                 want = ("date", "time") if "date" not in self._answered else ("time", "date")

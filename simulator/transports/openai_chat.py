@@ -3,8 +3,8 @@
 POSTs ``/chat/completions`` with ``stream: true`` and ``stream_options.include_usage``,
 stamps bytes with ``perf_counter_ns()`` as the socket read delivers them, and assembles
 text and ``tool_calls`` deltas (:class:`ChatStreamDecoder`, sans-I/O). The hot path is the
-protocol-level HTTP/1.1 client of :mod:`simulator.transports.http11` (h11 over an asyncio
-Protocol: stamps in ``data_received``, the stream decoded in the same callback). aiohttp
+protocol-level HTTP/1.1 client of :mod:`simulator.transports.http11` (llhttp over an
+asyncio Protocol: stamps in ``data_received``, the stream decoded in the same callback). aiohttp
 stays as the fallback (``client="aiohttp"`` or ``CALLSIM_HTTP_CLIENT=aiohttp``; its stamps
 come from :mod:`simulator.transports.stamps`, on resume of the reading coroutine when its
 protocol cannot be swapped). Connection set-up is kept out of first-token latency;
@@ -23,12 +23,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
-import h11
 
 from simulator.errors import InputError, TransportError
 from simulator.transports import stamps
 from simulator.transports.base import Deadlines, Exchange, ToolCallOut
-from simulator.transports.http11 import H11Pool
+from simulator.transports.http11 import HttpPool, header_line, request_head
 from simulator.transports.registry import TransportSpec, register
 from simulator.transports.sse import SSEParser
 
@@ -80,26 +79,28 @@ class OpenAIChatTransport:
         self._extra = extra_body or {}
         self._limit = max_connections
         self._session: aiohttp.ClientSession | None = None
-        client = client or os.environ.get("CALLSIM_HTTP_CLIENT") or "h11"
-        if client not in ("h11", "aiohttp"):
-            raise InputError(f"CALLSIM_HTTP_CLIENT: unknown client {client!r} (h11, aiohttp)")
+        client = client or os.environ.get("CALLSIM_HTTP_CLIENT") or "http11"
+        if client not in ("http11", "aiohttp"):
+            raise InputError(f"CALLSIM_HTTP_CLIENT: unknown client {client!r} (http11, aiohttp)")
         self.client = client
-        self._pool: H11Pool | None = None
+        self._pool: HttpPool | None = None
         self._ssl = ssl_context
-        if client == "h11":
-            # Fails here, once, on a target that is not an http(s) URL.
-            self._pool = H11Pool(self.base_url, connect_s=self.deadlines.connect_s,
-                                 ssl_context=ssl_context)
-            path = (self._pool.path + "/chat/completions").encode()
-            self._target = path
-            self._h11_headers = [(b"host", self._pool.authority),
-                                 (b"user-agent", b"callsim"),
-                                 (b"content-type", b"application/json"),
-                                 (b"accept", b"text/event-stream")]
+        self._head = b""
+        if client == "http11":
+            # Fails here, once, on a target that is not an http(s) URL or a key that is not
+            # a header value.
+            self._pool = HttpPool(self.base_url, connect_s=self.deadlines.connect_s,
+                                  ssl_context=ssl_context)
+            headers = [(b"host", self._pool.authority), (b"user-agent", b"callsim"),
+                       (b"content-type", b"application/json"),
+                       (b"accept", b"text/event-stream")]
             if api_key:
-                self._h11_headers.append((b"authorization", f"Bearer {api_key}".encode()))
+                headers.append((b"authorization", f"Bearer {api_key}".encode()))
+            # Each request adds its length and call id, and the blank line.
+            self._head = request_head(
+                b"POST", (self._pool.path + "/chat/completions").encode(), headers)
         #: True when bytes are stamped at the socket read (not on coroutine resume).
-        self.stamps_at_arrival = client == "h11"
+        self.stamps_at_arrival = client == "http11"
 
     def _trace(self) -> aiohttp.TraceConfig:
         tc = aiohttp.TraceConfig()
@@ -183,7 +184,7 @@ class OpenAIChatTransport:
         body.update(self._extra)
         payload = _dumps(body)
         if self._pool is not None:
-            return await self._exchange_h11(self._pool, payload, interrupt_after_s, call_id)
+            return await self._exchange_http11(self._pool, payload, interrupt_after_s, call_id)
         ex = Exchange()
         trace_ctx: dict[str, int] = {}
         session = self._get_session()
@@ -234,14 +235,14 @@ class OpenAIChatTransport:
                     resp.close()  # a broken or cancelled stream cannot be reused
         return ex
 
-    async def _exchange_h11(self, pool: H11Pool, payload: bytes,
-                            interrupt_after_s: float | None, call_id: str | None) -> Exchange:
-        """One exchange over a pooled h11 connection; the reply is decoded as it arrives,
+    async def _exchange_http11(self, pool: HttpPool, payload: bytes,
+                               interrupt_after_s: float | None, call_id: str | None) -> Exchange:
+        """One exchange over a pooled connection; the reply is decoded as it arrives,
         in the connection's ``data_received``, and this coroutine wakes once, at its end."""
-        headers = [*self._h11_headers, (b"content-length", b"%d" % len(payload))]
+        head = self._head + b"content-length: %d\r\n" % len(payload)
         if call_id is not None:
-            headers.append((b"x-callsim-call-id", call_id.encode()))
-        request = h11.Request(method=b"POST", target=self._target, headers=headers)
+            head += header_line(b"x-callsim-call-id", call_id.encode())
+        head += b"\r\n"
         loop = asyncio.get_running_loop()
         for attempt in (0, 1):
             ex = Exchange()
@@ -258,7 +259,7 @@ class OpenAIChatTransport:
                 # Connection set-up happened before the wire stamp; the send stamp moves back
                 # by it so that ``ttft_ms`` (which subtracts it) stays wire -> content.
                 ex.sent_ns, ex.conn_setup_ns = wire - setup_ns, setup_ns
-                conn.send(request, payload)
+                conn.send(head, payload)
                 handler.start()
                 await handler.fut
                 clean = ex.interrupted_at_ns is None
@@ -383,10 +384,11 @@ class _StaleConnection(Exception):
 
 
 class _StreamHandler:
-    """Receives one reply on an :class:`H11Connection` (in its ``data_received``, with the
-    read's stamp) and completes ``fut`` when the exchange is over: at ``[DONE]``, at the end
-    of the body, at the barge-in onset, or with the error that ended it. One loop timer
-    enforces the deadlines (re-armed only when first content moves them)."""
+    """Receives one reply on an :class:`~simulator.transports.http11.HttpConnection` (in its
+    ``data_received``, with the read's stamp) and completes ``fut`` when the exchange is
+    over: at ``[DONE]``, at the end of the body, at the barge-in onset, or with the error that
+    ended it. One loop timer enforces the deadlines (re-armed only when first content moves
+    them)."""
 
     __slots__ = ("content_type", "dec", "dl", "ex", "fut", "interrupt_after_s", "loop",
                  "retry_after", "snippet", "status", "timer")
@@ -573,13 +575,13 @@ class ChatStreamDecoder:
             if gap_ms >= self.stall_warn_ms:
                 ex.stalls += 1
         self.last = t
-        for ev in self.parser.feed(piece):
+        for data in self.parser.feed_data(piece):
             self.events += 1
-            if ev.data == "[DONE]":
+            if data == "[DONE]":
                 self.done = True
                 break
             try:
-                obj = _loads(ev.data)
+                obj = _loads(data)
             except ValueError:
                 raise TransportError("protocol_error", "SSE data is not JSON") from None
             if not isinstance(obj, dict):

@@ -82,6 +82,32 @@ class SSEParser:
             raise TransportError("oversized", f"SSE event larger than {self._max} bytes")
         return out
 
+    def feed_data(self, chunk: bytes) -> list[str]:
+        """:meth:`feed`, keeping only each event's data (what a chat stream reads).
+
+        The common case, a read that holds whole ``data: ...`` events and nothing else,
+        is split in one pass; anything else goes through :meth:`feed`. Same results."""
+        if (self._buf or self._data or self._event or not chunk.endswith(b"\n\n")
+                or b"\r" in chunk or len(chunk) > self._max):
+            return [ev.data for ev in self.feed(chunk)]
+        try:
+            text = chunk.decode("utf-8")
+        except UnicodeDecodeError:
+            raise TransportError("protocol_error", "SSE stream is not valid UTF-8") from None
+        out: list[str] = []
+        for block in text[:-2].split("\n\n"):
+            if block[:6] == "data: " and "\n" not in block:
+                out.append(block[6:])
+                continue
+            for line in block.split("\n"):  # the spec's way: comments, fields, ids
+                ev = self._text_line(line)
+                if ev is not None:
+                    out.append(ev.data)
+            ev = self._text_line("")
+            if ev is not None:
+                out.append(ev.data)
+        return out
+
     def _take_line(self) -> tuple[bytes, bool]:
         buf = self._buf
         lf = buf.find(b"\n")

@@ -1,4 +1,4 @@
-"""The h11 client under the openai-chat transport, against real servers on 127.0.0.1:
+"""The HTTP/1.1 client (llhttp) under the openai-chat transport, against real servers on 127.0.0.1:
 keep-alive reuse, a pooled connection the agent closed while idle, a stream cut at the
 barge-in onset, TLS, and the request it sends."""
 
@@ -45,7 +45,7 @@ async def test_keep_alive_reuses_one_connection_and_sends_the_request_as_asked()
 
     async with serve_app(sse_app(handler)) as url:
         t = OpenAIChatTransport(url + "/v1", model="m1", api_key="sk-test")
-        assert t.client == "h11" and t.stamps_at_arrival
+        assert t.client == "http11" and t.stamps_at_arrival
         await t.warmup(1)
         a = await t.exchange([{"role": "user", "content": "hi"}], [], call_id="000007")
         b = await t.exchange([{"role": "user", "content": "again"}], [])
@@ -132,3 +132,86 @@ async def test_a_refused_connection_is_connect_refused() -> None:
     ex = await t.exchange([], [])
     await t.aclose()
     assert ex.error == "connect_refused", ex.error_detail
+
+
+async def _raw_server(answer: Any) -> tuple[asyncio.Server, str, list[bytes]]:
+    """A server on 127.0.0.1 that reads one request head and answers with ``answer(writer)``;
+    the heads it read are kept."""
+    heads: list[bytes] = []
+
+    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                heads.append(head)
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                await reader.readexactly(length)
+                if await answer(writer):
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(on_client, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}/v1", heads
+
+
+async def test_a_reply_ended_by_the_connection_closing_is_whole_and_not_reused() -> None:
+    # An HTTP/1.0-style reply: no length, no chunks; the close ends it.
+    async def answer(w: asyncio.StreamWriter) -> bool:
+        w.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+        w.write(chunk({"content": "Hello there"}) + chunk({}, "stop") + b"data: [DONE]\n\n")
+        await w.drain()
+        return True
+
+    server, url, heads = await _raw_server(answer)
+    async with server:
+        t = OpenAIChatTransport(url)
+        a = await t.exchange([], [])
+        b = await t.exchange([], [])
+        await t.aclose()
+    assert a.error is None and a.text == "Hello there" and a.finish_reason == "stop"
+    assert b.error is None and b.text == "Hello there"
+    assert b.conn_setup_ns > 0  # the closed connection was not taken from the pool again
+    assert len(heads) == 2
+
+
+async def test_endless_headers_from_a_hostile_agent_are_a_protocol_error() -> None:
+    async def answer(w: asyncio.StreamWriter) -> bool:
+        w.write(b"HTTP/1.1 200 OK\r\n")
+        for i in range(20_000):  # 20,000 headers of 20 bytes, never ending the head
+            w.write(b"x-pad-%05d: 0123456\r\n" % i)
+            if i % 500 == 0:
+                await w.drain()
+        await asyncio.sleep(5)
+        return True
+
+    server, url, _ = await _raw_server(answer)
+    async with server:
+        t = OpenAIChatTransport(url)
+        ex = await t.exchange([], [])
+        await t.aclose()
+    assert ex.error == "protocol_error"
+    assert "headers longer than" in (ex.error_detail or "")
+
+
+async def test_a_call_id_with_a_line_break_cannot_add_a_header() -> None:
+    async def answer(w: asyncio.StreamWriter) -> bool:
+        body = chunk({"content": "ok"}) + b"data: [DONE]\n\n"
+        w.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                b"content-length: %d\r\n\r\n" % len(body) + body)
+        await w.drain()
+        return False
+
+    server, url, heads = await _raw_server(answer)
+    async with server:
+        t = OpenAIChatTransport(url)
+        ex = await t.exchange([], [], call_id="c1\r\nx-injected: yes")
+        await t.aclose()
+    assert ex.error is None and ex.text == "ok"
+    lines = heads[0].lower().split(b"\r\n")
+    assert not any(line.startswith(b"x-injected") for line in lines)
+    assert b"x-callsim-call-id: c1  x-injected: yes" in lines

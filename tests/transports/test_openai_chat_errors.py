@@ -25,9 +25,9 @@ def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
     return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
 
-@pytest.fixture(autouse=True, params=["h11", "aiohttp"])
+@pytest.fixture(autouse=True, params=["http11", "aiohttp"])
 def client(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both HTTP clients of the transport (the h11 hot path and the aiohttp fallback)."""
+    """Both HTTP clients of the transport (the llhttp hot path and the aiohttp fallback)."""
     monkeypatch.setenv("CALLSIM_HTTP_CLIENT", request.param)
     return str(request.param)
 

@@ -50,3 +50,24 @@ def test_any_bytes_give_events_or_a_transport_error(data: bytes, step: int) -> N
         p.close()
     except TransportError as exc:
         assert exc.category in {"oversized", "protocol_error"}
+
+
+_LINES = st.sampled_from([b"data: x", b"data: {\"a\": 1}", b"data:y", b"data: ", b": c",
+                          b"event: e", b"id: 7", b"", b"data: [DONE]", b"retry: 3"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LINES, max_size=30), st.lists(st.integers(0, 200), max_size=6))
+def test_the_data_fast_path_reads_what_the_full_parser_reads(lines: list[bytes],
+                                                             cuts: list[int]) -> None:
+    # A chat stream reads only each event's data, through a one-pass split for reads that
+    # hold whole events: any stream, cut anywhere, gives the same data as the parser's events.
+    stream = b"".join(line + b"\n" for line in lines) + b"\n"
+    bounds = sorted({0, len(stream), *(c % (len(stream) + 1) for c in cuts)})
+    full, fast = SSEParser(), SSEParser()
+    want: list[str] = []
+    got: list[str] = []
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        want += [e.data for e in full.feed(stream[a:b])]
+        got += fast.feed_data(stream[a:b])
+    assert got == want

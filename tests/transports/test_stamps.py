@@ -70,7 +70,7 @@ def stamping_server() -> Iterator[str]:
     loop.close()
 
 
-async def _errors_under_busy_loop(url: str, n: int, client: str = "h11"
+async def _errors_under_busy_loop(url: str, n: int, client: str = "http11"
                                   ) -> tuple[bool, list[float]]:
     """(stamped at arrival?, first-content stamp - server write stamp in ms, per exchange)
     while the client's loop runs a chain of callbacks that each block ``BUSY_S``."""
@@ -105,7 +105,7 @@ async def _errors_under_busy_loop(url: str, n: int, client: str = "h11"
 async def test_first_content_is_stamped_at_the_socket_read_not_on_resume(
     stamping_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The h11 client (the default) stamps in its protocol's data_received.
+    # The http11 client (the default) stamps in its protocol's data_received.
     at_arrival, arrival_err = await _errors_under_busy_loop(stamping_server, 12)
     assert at_arrival
     # The aiohttp fallback stamps at the socket read too, through its swapped factory...
@@ -146,3 +146,28 @@ def test_split_gives_each_piece_its_arrival_stamp() -> None:
     reader.total_bytes = 30
     log2.marks.append((400, 30))
     assert log2.split(bytes(10), fallback_ns=7) == [(7, bytes(5)), (400, bytes(5))]
+
+
+@pytest.mark.timing
+@pytest.mark.skipif(__import__("sys").platform != "linux",
+                    reason="kernel receive stamps are Linux's")
+async def test_a_reply_that_lands_while_the_loop_is_blocked_keeps_its_arrival_time(
+    stamping_server: str,
+) -> None:
+    # The client's loop is blocked for 300 ms from just after the request goes out, so the
+    # first content (written by the server 50 ms in) is read about 250 ms after it arrived.
+    # Its stamp is still the kernel's: when the bytes reached this machine.
+    t = OpenAIChatTransport(stamping_server)
+    try:
+        await t.exchange([{"role": "user", "content": "warm"}], [])
+        errors = []
+        for _ in range(3):
+            asyncio.get_running_loop().call_later(0.005, time.sleep, 0.3)
+            ex = await t.exchange([{"role": "user", "content": "hi"}], [])
+            assert ex.error is None and ex.first_content_ns is not None
+            errors.append((ex.first_content_ns - int(ex.text)) / 1e6)
+            read_late_ms = (ex.last_byte_ns - ex.sent_ns) / 1e6
+            assert read_late_ms < 1000
+    finally:
+        await t.aclose()
+    assert max(errors) < 20.0, errors  # not the ~250 ms the loop was blocked after arrival
