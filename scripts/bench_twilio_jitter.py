@@ -84,6 +84,8 @@ def level(n: int, a: argparse.Namespace) -> dict[str, Any]:
                 cmd += ["--tools-port", str(relay)]
             if a.workers > 1:
                 cmd += ["--workers", str(a.workers)]
+            if a.grading:
+                cmd += ["--grading", a.grading]
             if a.ramp_s:
                 # calls start over --ramp-s seconds, as a load tool ramps up, instead of all
                 # in the first second (their turns then fall due together for the whole run)
@@ -129,6 +131,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="Ray shard workers (callsim run "
                     "--workers); more than 1 leaves the processes unpinned")
     ap.add_argument("--agent-ttft-ms", type=float, default=300.0)
+    ap.add_argument("--grading", choices=("auto", "loop", "process"), default=None,
+                    help="callsim run --grading (default: callsim's own)")
     ap.add_argument("--ramp-s", type=float, default=0.0, help="start the calls over this many "
                     "seconds (callsim run --max-starts N/ramp); 0: all at once")
     a = ap.parse_args()
