@@ -183,6 +183,7 @@ class ShardWorker:
         task = self.task
         done = task is not None and task.done()
         reply: dict[str, Any] = {"results": out, "active": self.runner.active,
+                                 "started": self.runner.started_calls,
                                  "lag_ms": self.runner.lag.current_ms, "done": done,
                                  "cpu_s": time.process_time() - self.cpu0,
                                  "interrupted": False, "error": None}
@@ -211,6 +212,7 @@ class _WorkerState:
     assigned: int
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
     finished: int = 0
+    started: int = 0
     active: int = 0
     lag_ms: float = 0.0
     lag: str | None = None
@@ -365,6 +367,11 @@ async def run_distributed(
     report = [s.report() for s in states]
     store.set_meta(workers_report=report)
     interrupted = stop.is_set() or any(s.interrupted for s in states)
+    if offsets is None and config.duration_s is not None and not interrupted:
+        # a closed loop ended by --duration: the run is the calls its workers started (as
+        # in one process)
+        total = len(done_before) + sum(s.started for s in states)
+        store.set_meta(total_calls=total)
     summary = finish_run(store, run_dir, total, sink, interrupted, lag_hist, lag_p99,
                          lag_verdict(lag_p99))
     summary["workers"] = report
@@ -411,6 +418,7 @@ async def _collect(ray: Any, states: list[_WorkerState], sink: StoreSink, progre
                     sink.count(r)
             s.finished += len(results)
             s.active, s.lag_ms, s.cpu_s = reply["active"], reply["lag_ms"], reply["cpu_s"]
+            s.started = reply.get("started", s.started)
             if reply.get("lag"):
                 s.lag = reply["lag"]
             if reply["done"]:

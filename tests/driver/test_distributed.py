@@ -194,3 +194,20 @@ def test_killed_worker_keeps_its_finished_calls_and_resume_completes(
     assert sorted(after) == list(range(200))
     # Calls recorded before the loss are kept as they were, not run again.
     assert all(after[i] == kept[i] for i in kept)
+
+
+@needs_ray
+def test_a_closed_loop_cut_by_duration_on_two_workers_is_a_complete_run(
+    ray_local: None, agent_url: str, tmp_path: Path
+) -> None:
+    # As in one process: the run is the calls its workers started before --duration ended,
+    # not "stopped" against every planned script.
+    packs = load_packs()
+    calls = generate_calls(packs, "all", 2000, SEED)
+    cfg = RunConfig(target=agent_url, arrival=ArrivalSpec(kind="closed", concurrency=8),
+                    seed=SEED, honour_pauses=False, pacing="none", duration_s=2.0)
+    s = asyncio.run(run_distributed(calls, packs, cfg, tmp_path / "two", workers=2))
+    assert s["status"] == "complete"
+    assert 0 < s["calls"]["completed"] == s["calls"]["total"] < 2000
+    assert s["calls"]["failed"] == 0
+    assert len(_rows(tmp_path / "two")) == s["calls"]["total"]
