@@ -718,7 +718,8 @@ def fold(text: str) -> str:
     return low.replace("\u0131", "i") if "\u0131" in low else low
 
 
-_WEEKDAY_WORDS = tuple(w.casefold() for w in WEEKDAYS)
+#: The weekdays as :func:`fold` gives them (to look for one before running a pattern).
+WEEKDAY_WORDS = tuple(w.casefold() for w in WEEKDAYS)
 
 
 def _ord_to_int(word: str) -> int | None:
@@ -834,7 +835,7 @@ def find_dates(
         # A time like 2:30 is not a date; "3/5/1984" is US month/day/year.
         add(m.start(), m.end(), _mkdate(_year(m[3]), int(m[1]), int(m[2]), future=future))
     if future:
-        weekday = any(w in low for w in _WEEKDAY_WORDS)
+        weekday = any(w in low for w in WEEKDAY_WORDS)
         for m in _WEEKDAY_DAY.finditer(text) if weekday else ():
             day = _day(m[1], m[2])
             if day:

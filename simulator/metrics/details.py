@@ -22,6 +22,7 @@ from typing import Any
 
 from simulator.slots import (
     REFERENCE_DATE,
+    WEEKDAY_WORDS,
     WEEKDAYS,
     find_amounts,
     find_dates,
@@ -50,7 +51,6 @@ _WEEKDAY_RE = re.compile(
     re.I,
 )
 _ORD_WORDS = sorted((ordinal_words(n) for n in range(1, 32)), key=len, reverse=True)
-_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _DAY_ONLY_RE = re.compile(
     r"\bthe\s+(?P<day>(?:[12]?\d|3[01])(?:st|nd|rd|th)|"
     + "|".join(w.replace("-", "[- ]") for w in _ORD_WORDS)
@@ -113,7 +113,7 @@ def _dates(text: str, taken: list[tuple[int, int]], *, asr: bool) -> list[tuple[
             taken.append((a, b))
             dated.append((a, b))
             out.append((a, Detail("date", _mmdd(d), raw.strip())))
-    for m in _WEEKDAY_RE.finditer(text) if any(w in low for w in _WEEKDAYS) else ():
+    for m in _WEEKDAY_RE.finditer(text) if any(w in low for w in WEEKDAY_WORDS) else ():
         a, b = m.span()
         # "Thursday, June 12th" / "Tuesday the 17th": the weekday belongs to that date.
         if not free(a, b) or any(0 <= x - b <= 3 or 0 <= a - y <= 2 for x, y in dated):
