@@ -40,6 +40,7 @@ from simulator.driver.runner import (
     make_transport,
     plan,
     run_load,
+    run_total,
 )
 from simulator.errors import CallsimError, InputError
 from simulator.histogram import LatencyHistogram
@@ -367,11 +368,8 @@ async def run_distributed(
     report = [s.report() for s in states]
     store.set_meta(workers_report=report)
     interrupted = stop.is_set() or any(s.interrupted for s in states)
-    if offsets is None and config.duration_s is not None and not interrupted:
-        # a closed loop ended by --duration: the run is the calls its workers started (as
-        # in one process)
-        total = len(done_before) + sum(s.started for s in states)
-        store.set_meta(total_calls=total)
+    total = run_total(store, config, offsets, interrupted, total,
+                      len(done_before) + sum(s.started for s in states))
     summary = finish_run(store, run_dir, total, sink, interrupted, lag_hist, lag_p99,
                          lag_verdict(lag_p99))
     summary["workers"] = report

@@ -593,12 +593,21 @@ async def run_load(
         interrupted = await shard.run(todo, None, sink, controls.stop, resume_base_s=base)
     finally:
         await controls.close()
-    if offsets is None and config.duration_s is not None and not interrupted:
-        # a closed loop ended by --duration: the run is the calls it started
-        total = len(done_before) + shard.started_calls
-        store.set_meta(total_calls=total)
+    total = run_total(store, config, offsets, interrupted, total,
+                      len(done_before) + shard.started_calls)
     return finish_run(store, run_dir, total, sink, interrupted, shard.lag.histogram,
                       shard.lag.p99_ms(), shard.lag.verdict())
+
+
+def run_total(store: RunStore, config: RunConfig, offsets: Any, interrupted: bool,
+              planned: int, started: int) -> int:
+    """The calls the run is made of: the ``planned`` ones, except for a closed loop that
+    ``--duration`` ended, which is the calls it had ``started`` (stored as the run's total).
+    The same in one process and on workers."""
+    if offsets is None and config.duration_s is not None and not interrupted:
+        store.set_meta(total_calls=started)
+        return started
+    return planned
 
 
 class StoreSink:
