@@ -67,7 +67,7 @@ class Grader:
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
         self._reader = asyncio.create_task(self._read())
 
-    async def pid(self) -> int | None:
+    def pid(self) -> int | None:
         """The grading process's pid (None when grading on the loop)."""
         return None if self._proc is None or self._broken else self._proc.pid
 

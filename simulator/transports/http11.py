@@ -12,7 +12,7 @@ straight to a :class:`ResponseHandler` from the parser's callbacks, in the same 
 streamed reply costs no task wake-up per chunk.
 llhttp is the parser Node.js uses, in C; it handles chunked and sized bodies, and a body
 delimited by the connection's close is ended here, at a clean close. Connections are kept
-alive in a LIFO pool (TLS through asyncio's ``ssl`` for ``https`` targets).
+alive in a LIFO pool.
 """
 
 from __future__ import annotations

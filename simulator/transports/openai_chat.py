@@ -3,8 +3,9 @@
 POSTs ``/chat/completions`` with ``stream: true`` and ``stream_options.include_usage``,
 stamps bytes with ``perf_counter_ns()`` as the socket read delivers them, and assembles
 text and ``tool_calls`` deltas (:class:`ChatStreamDecoder`, sans-I/O). The hot path is the
-protocol-level HTTP/1.1 client of :mod:`simulator.transports.http11` (llhttp over an
-asyncio Protocol: stamps in ``data_received``, the stream decoded in the same callback). aiohttp
+protocol-level HTTP/1.1 client of :mod:`simulator.transports.http11` (llhttp; on Linux,
+plain-http bytes stamped with the kernel's receive time, else as the loop reads them; the
+stream decoded in the same callback as the read). aiohttp
 stays as the fallback (``client="aiohttp"`` or ``CALLSIM_HTTP_CLIENT=aiohttp``; its stamps
 come from :mod:`simulator.transports.stamps`, on resume of the reading coroutine when its
 protocol cannot be swapped). Connection set-up is kept out of first-token latency;
@@ -238,7 +239,7 @@ class OpenAIChatTransport:
     async def _exchange_http11(self, pool: HttpPool, payload: bytes,
                                interrupt_after_s: float | None, call_id: str | None) -> Exchange:
         """One exchange over a pooled connection; the reply is decoded as it arrives,
-        in the connection's ``data_received``, and this coroutine wakes once, at its end."""
+        as the connection reads it, and this coroutine wakes once, at its end."""
         head = self._head + b"content-length: %d\r\n" % len(payload)
         if call_id is not None:
             head += header_line(b"x-callsim-call-id", call_id.encode())
@@ -384,8 +385,8 @@ class _StaleConnection(Exception):
 
 
 class _StreamHandler:
-    """Receives one reply on an :class:`~simulator.transports.http11.HttpConnection` (in its
-    ``data_received``, with the read's stamp) and completes ``fut`` when the exchange is
+    """Receives one reply on an :class:`~simulator.transports.http11.HttpConnection` (as its
+    bytes are read, each piece with its arrival stamp) and completes ``fut`` when the exchange is
     over: at ``[DONE]``, at the end of the body, at the barge-in onset, or with the error that
     ended it. One loop timer enforces the deadlines (re-armed only when first content moves
     them)."""

@@ -64,7 +64,7 @@ def test_a_grading_process_that_dies_is_replaced_by_the_loop_and_the_grade_is_th
         g = Grader("process", 1)
         await g.start()
         try:
-            pid = await g.pid()
+            pid = g.pid()
             assert pid is not None and pid != os.getpid()
             first = await g.grade(script, transcript, **kw)
             os.kill(pid, signal.SIGKILL)
