@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from simulator.driver.runner import (
     finish_run,
     make_transport,
     plan,
+    relay_notice,
     run_load,
     run_total,
 )
@@ -46,6 +48,8 @@ from simulator.errors import CallsimError, InputError
 from simulator.histogram import LatencyHistogram
 from simulator.personas import Pack
 from simulator.storage.store import RunStore
+from simulator.tools.relay import start_forwarding_relay
+from simulator.transports.registry import transport_spec
 
 RAY_HINT = "pip install 'callsim[ray]'"
 # How long before the shared start time the driver hands out the shards: enough for the
@@ -111,7 +115,23 @@ def shard_config(config: RunConfig, worker: int, n_workers: int) -> RunConfig:
         changes["max_starts_per_s"] = config.max_starts_per_s / n_workers
     if config.max_requests_per_s:
         changes["max_requests_per_s"] = config.max_requests_per_s / n_workers
+    if transport_spec(config.transport).tool_relay:
+        # The agent posts its tools to the driver's relay, on the address it was given; each
+        # worker serves its own calls' relay on a free port, and the driver's passes each
+        # request on to the worker holding the call (a second worker could not bind the
+        # same port: it failed before its first call).
+        changes["tools_port"] = 0
+        changes["tools_host"] = worker_relay_host(config.tools_host)
     return dataclasses.replace(config, **changes) if changes else config
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def worker_relay_host(tools_host: str) -> str:
+    """Where a worker's own relay listens: on loopback when the run's relay is (workers on
+    this machine), else on every address of the worker's node, for the driver to reach."""
+    return tools_host if tools_host in LOOPBACK else "0.0.0.0"
 
 
 # ----------------------------------------------------------------------------- the worker
@@ -157,9 +177,18 @@ class ShardWorker:
         finally:
             with contextlib.suppress(Exception):
                 await transport.aclose()
+        relay_url = None
+        if self.runner.spec.tool_relay:
+            await self.runner.start_relay(announce=False)
+            relay_url = self.runner.relay_url
+            if relay_url is not None and self.runner.config.tools_host not in LOOPBACK:
+                import ray
+
+                port = relay_url.rsplit(":", 1)[1]
+                relay_url = f"http://{ray.util.get_node_ip_address()}:{port}"
         return {"worker": self.worker, "host": socket.gethostname(), "pid": os.getpid(),
                 "nice": os.getpriority(os.PRIO_PROCESS, 0) if hasattr(os, "getpriority")
-                else None}
+                else None, "relay_url": relay_url}
 
     async def start(self, indices: list[int], t0_wall_ns: int, resume_base_s: float) -> None:
         """Start replaying ``indices``; call i starts at wall-clock ``t0_wall_ns`` +
@@ -307,6 +336,7 @@ async def run_distributed(
     progress = Progress(total=total, done=len(done_before), lag=LoopLagMonitor())
     sink = StoreSink(store, progress)
     states: list[_WorkerState] = []
+    front: Any = None  # the agent's tool relay, in front of the workers' own
     controls = RunControls()
     stop = controls.stop
     # Ctrl-C from here on (Ray's start-up takes seconds) stops the run cleanly.
@@ -345,6 +375,8 @@ async def run_distributed(
                                f"installed on every node?): {why[:300]}") from None
         for s, info in zip(states, infos, strict=True):
             s.info = info
+        if transport_spec(config.transport).tool_relay:
+            front = await _front_relay(config, shards, states)
         controls.start_printer(progress, _Fleet(states), progress_every_s, progress_out)
         t0_wall = time.time_ns() + int(START_LEAD_S * 1e9)
         await asyncio.gather(*(s.handle.start.remote(shards[s.worker], t0_wall, base)
@@ -356,6 +388,8 @@ async def run_distributed(
         await _collect(ray, states, sink, progress, stop, poll_s, progress_out)
     finally:
         await controls.close()
+        if front is not None:
+            await front.close()
         for s in states:
             with contextlib.suppress(Exception):
                 ray.kill(s.handle)
@@ -368,13 +402,32 @@ async def run_distributed(
     report = [s.report() for s in states]
     store.set_meta(workers_report=report)
     interrupted = stop.is_set() or any(s.interrupted for s in states)
-    total = run_total(store, config, offsets, interrupted, total,
+    # A worker that failed or was lost did not run all it was given: the run is not whole
+    # (partial, to be finished with --resume), even when --duration ended its arrivals.
+    lost = any(s.status in ("failed", "died") for s in states)
+    total = run_total(store, config, offsets, interrupted or lost, total,
                       len(done_before) + sum(s.started for s in states))
     summary = finish_run(store, run_dir, total, sink, interrupted, lag_hist, lag_p99,
                          lag_verdict(lag_p99))
     summary["workers"] = report
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
+
+
+async def _front_relay(config: RunConfig, shards: list[list[int]],
+                       states: list[_WorkerState]) -> Any:
+    """The relay the agent posts its tools to (``--tools-host``/``--tools-port``), passing
+    each request on to the relay of the worker holding the call (a call's id is its index,
+    six digits)."""
+    holder = {i: s.info.get("relay_url") for s in states for i in shards[s.worker]}
+
+    def route(call_id: str) -> str | None:
+        return holder.get(int(call_id)) if call_id.isdigit() else None
+
+    token = os.environ.get(config.tools_token_env) if config.tools_token_env else None
+    front = await start_forwarding_relay(route, config.tools_port, config.tools_host, token)
+    print(relay_notice(front.url, token), file=sys.stderr, flush=True)
+    return front
 
 
 def actor_name(run_dir: Path, worker: int) -> str:

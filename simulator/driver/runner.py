@@ -301,6 +301,7 @@ class ShardRunner:
         self.started_calls = 0  # calls this shard has started (a closed loop cut by --duration)
         self.relay: Any = None   # routes an agent's HTTP tool calls to its call (tool_relay)
         self.relay_url: str | None = None
+        self._relay_runner: Any = None
         self.caller_audio: Any = None  # CallerAudio when the caller speaks with TTS
         self.spec = transport_spec(config.transport)
         self.caller_model: Any = None  # CallerModel when a model plays the caller
@@ -419,12 +420,11 @@ class ShardRunner:
                 if cap is not None:
                     cap.release()
 
-        relay_runner = None
         gc_tuning = load_gc()
         gc_tuning.__enter__()
         try:
             if self.spec.tool_relay:
-                relay_runner = await self._start_relay()
+                await self.start_relay()
             if self.spec.audio and config.caller_audio == "tts":
                 await self._prerender(indices)
             if self.spec.audio:
@@ -502,8 +502,9 @@ class ShardRunner:
                 await t.aclose()
             if self.caller_model is not None:
                 await self.caller_model.session.close()
-            if relay_runner is not None:
-                await relay_runner.close()
+            if self._relay_runner is not None:
+                await self._relay_runner.close()
+                self._relay_runner = None
             if self.caller_audio is not None:
                 self.caller_audio.close()
             if self.listener is not None:
@@ -545,15 +546,20 @@ class ShardRunner:
               f"{self.config.profile!r} line in {time.monotonic() - t:.1f} s "
               f"(cache {self.caller_audio.cache_dir})", file=sys.stderr, flush=True)
 
-    async def _start_relay(self) -> Any:
+    async def start_relay(self, announce: bool = True) -> None:
+        """Serve this shard's tool relay (transports whose agents run their own tools) on
+        ``tools_host``:``tools_port``; once, before :meth:`run` (which starts it otherwise)
+        and closes it. ``announce``: say on stderr where the agent must send its tools (a
+        distributed worker's relay is behind the driver's, which says it instead)."""
+        if self._relay_runner is not None:
+            return
         c = self.config
         token = os.environ.get(c.tools_token_env) if c.tools_token_env else None
         running = await start_tool_relay(c.tools_port, c.tools_host, token)
+        self._relay_runner = running
         self.relay, self.relay_url = running.relay, running.url
-        print(f"tool relay for the agent at {self.relay_url} (POST /tools/NAME, header "
-              f"X-Callsim-Call-Id{', bearer token required' if token else ''})",
-              file=sys.stderr, flush=True)
-        return running
+        if announce:
+            print(relay_notice(self.relay_url, token), file=sys.stderr, flush=True)
 
 
 async def run_load(
@@ -597,6 +603,12 @@ async def run_load(
                       len(done_before) + shard.started_calls)
     return finish_run(store, run_dir, total, sink, interrupted, shard.lag.histogram,
                       shard.lag.p99_ms(), shard.lag.verdict())
+
+
+def relay_notice(url: str, token: str | None) -> str:
+    """The line that tells the user where the agent's tool handlers must post."""
+    return (f"tool relay for the agent at {url} (POST /tools/NAME, header X-Callsim-Call-Id"
+            f"{', bearer token required' if token else ''})")
 
 
 def run_total(store: RunStore, config: RunConfig, offsets: Any, interrupted: bool,

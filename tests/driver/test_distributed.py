@@ -211,3 +211,39 @@ def test_a_closed_loop_cut_by_duration_on_two_workers_is_a_complete_run(
     assert 0 < s["calls"]["completed"] == s["calls"]["total"] < 2000
     assert s["calls"]["failed"] == 0
     assert len(_rows(tmp_path / "two")) == s["calls"]["total"]
+
+
+@needs_ray
+@pytest.mark.timing
+def test_a_voice_agents_tools_reach_the_worker_holding_the_call(tmp_path: Path) -> None:
+    # The agent has one tool URL (--tools-port). Each worker serves its own calls' relay on a
+    # port of its own, and the run's relay on --tools-port passes each request on to the
+    # worker holding the call: every call's tools are seen and graded, on either worker.
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        relay = int(sock.getsockname()[1])
+    with agent_process("--ttft-ms", "100", "--vad-silence-ms", "300", "--stt", "none",
+                       "--tools-url", f"http://127.0.0.1:{relay}") as url:
+        base = url.removeprefix("http://").removesuffix("/v1")
+        p = subprocess.run(
+            [sys.executable, "-m", "simulator", "run", "--target", f"ws://{base}/twilio",
+             "--transport", "twilio", "--text-hints", "--caller-audio", "tones",
+             "--listener", "off", "--tools-port", str(relay), "--workers", "2",
+             "--count", "6", "--concurrency", "4", "--seed", "2", "--no-pauses",
+             "--runs-dir", str(tmp_path), "--json"],
+            capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    s = json.loads(p.stdout)
+    assert s["status"] == "complete" and s["calls"]["ok"] == 6, s["errors"]
+    assert [w["status"] for w in s["workers"]] == ["done", "done"]
+    assert [w["finished"] for w in s["workers"]] == [3, 3]
+    assert not s["tools_not_observed"]
+    assert s["gate"]["tool_arg_accuracy"] >= 0.95
+    # Told once where the agent's tools go: the run's own address, not a worker's.
+    assert p.stderr.count("tool relay for the agent at") == 1
+    assert f"127.0.0.1:{relay}" in p.stderr
