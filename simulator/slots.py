@@ -1363,6 +1363,34 @@ _PUNCT_RE = re.compile(r"[^\w\s]", re.UNICODE)
 _WS_RE = re.compile(r"\s+")
 
 
+def _sound_keys(word: str) -> tuple[str, str]:
+    import jellyfish
+
+    letters = re.sub(r"[^a-z]", "", word.lower())
+    return jellyfish.metaphone(letters), jellyfish.nysiis(letters)
+
+
+def sounds_like(a: str, b: str) -> bool:
+    """Whether two normalised argument values (:func:`normalise_arg`) can be the same words
+    heard on a call: word for word, a word with a digit equal, other words equal or sharing
+    a phonetic code (Metaphone or NYSIIS: "khan"/"kahn", "gonzalez"/"gonzales",
+    "glens"/"glenn s"). Spelling that speech does not carry; not a different name."""
+    if a == b:
+        return True
+    wa, wb = a.replace("'", "").split(), b.replace("'", "").split()
+    if not wa or len(wa) != len(wb):
+        return False
+    for x, y in zip(wa, wb, strict=True):
+        if x == y:
+            continue
+        if any(c.isdigit() for c in x + y):
+            return False
+        kx, ky = _sound_keys(x), _sound_keys(y)
+        if not (kx[0] and kx[0] == ky[0]) and not (kx[1] and kx[1] == ky[1]):
+            return False
+    return True
+
+
 def normalise_arg(value: Any) -> str:
     """Normalise a tool-call argument for comparison: dates to ISO, times to HH:MM, phone
     numbers to digits, numbers without trailing zeros, everything else lower case with

@@ -20,7 +20,7 @@ from simulator.slots import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "pipecat_bot"))
-from spoken_numbers import numerals  # noqa: E402
+from spoken_numbers import numerals, plain  # noqa: E402
 
 
 @pytest.mark.parametrize(("heard", "read", "want"), [
@@ -61,3 +61,31 @@ def test_ids_and_words_that_are_not_numbers() -> None:
                  "no that's everything thanks"):
         assert numerals(text) == text
     assert numerals("maybe june thirtieth at one pm") == "maybe june thirtieth at 1:00 pm"
+
+
+# What Moonshine (the bot's default recogniser) wrote for seed 5's callers, rendered in
+# their Piper voices through a clean line: punctuated, cased, numerals where it chose them.
+@pytest.mark.parametrize(("written", "read", "want"), [
+    ("Seven, six, zero, eight, six, eight, one, three, three, four.", parse_phone,
+     "7608681334"),
+    ("At 627-813-9362.", parse_phone, "6278139362"),
+    ("It's four twelve, nineteen fifty nine.", parse_date_of_birth, "1959-04-12"),
+    ("Three p. M..", parse_time, "15:00"),
+    ("Three thirty p. M. please.", parse_time, "15:30"),
+    ("Saturday, June seven.", parse_date, "2025-06-07"),
+    ("Hi, my wife and I want to see inside the place at 3560 Gonzalez Forge.",
+     parse_address, "3560 Gonzalez Forge"),
+    # a street word the recogniser wrote otherwise is still a street: it keeps its capital
+    ("1,719 Chavez Glenn's.", parse_address, "1719 Chavez Glenn's"),
+])
+def test_a_written_transcript_reaches_the_llm_as_the_values_said(written: str, read: object,
+                                                                 want: str) -> None:
+    assert read(numerals(plain(written))) == want  # type: ignore[operator]
+
+
+def test_plain_keeps_numbers_and_words_whole() -> None:
+    assert plain("1,719 Travis Glenn's.") == "1719 Travis Glenn's"
+    assert plain("Is 9 a.m. open?") == "Is 9 am open"
+    assert plain("(760) 868-1334") == "760 868-1334"
+    assert plain("I'm a mess - really 'ok'") == "I'm a mess really ok"
+    assert plain("Saturday, June Seven, Three P.M.") == "Saturday june seven three pm"

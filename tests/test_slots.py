@@ -160,3 +160,18 @@ def test_a_month_spelled_with_a_long_s_is_read_not_a_crash() -> None:
     # "ſ" matches "s" when case is ignored; grading an agent's reply must not raise on it.
     found = find_dates("on ſeptember 3rd, 2027", asr=False)
     assert [d.isoformat() for _, _, d in found] == ["2027-09-03"]
+
+
+def test_sounds_like_allows_spelling_not_other_words_or_numbers() -> None:
+    from simulator.slots import normalise_arg, sounds_like
+
+    def same(a: str, b: str) -> bool:
+        return sounds_like(normalise_arg(a), normalise_arg(b))
+
+    assert same("George Kahn", "George Khan")
+    assert same("3560 Gonzales Forge", "3560 Gonzalez Forge")
+    assert same("1719 Chavez Glenn's", "1719 Chavez Glens")
+    assert not same("Stephanie Shaw", "Stephanie Schultz")
+    assert not same("1790 Chavez Glens", "1719 Chavez Glens")  # a number is exact
+    assert not same("P-547541", "P-547542")
+    assert not same("George Khan", "George Khan Jr")  # word for word

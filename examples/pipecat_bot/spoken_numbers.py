@@ -209,3 +209,18 @@ def numerals(text: str) -> str:
         return text
     joined = " ".join(_dates_and_times(_numbers(_month_day(words))))
     return re.sub(r"\s+", " ", joined).strip()
+
+
+def plain(text: str) -> str:
+    """A written transcript ("At 627-813-9362.", "Three p. M.", "It's four twelve, nineteen
+    fifty nine.") in the plain form :func:`numerals` reads: number words, months and
+    "am"/"pm" in lower case, thousands separators and punctuation gone (digits joined by
+    "-", "/" or ":" and apostrophes inside words are kept). Other words keep their case:
+    "1719 Chavez Glens" stays a street to the LLM."""
+    t = re.sub(r"\b([aApP])\.?\s*[mM]\b\.?", lambda m: m.group(1).lower() + "m", text)
+    t = re.sub(r"(?<=\d),(?=\d{3}\b)", "", t)
+    t = re.sub(r"[^\w\s'/:-]", " ", t)
+    t = re.sub(r"(?<!\d)[-/:]|[-/:](?!\d)", " ", t)
+    t = re.sub(r"(?<!\w)'|'(?!\w)", " ", t)
+    vocab = _NUMBERISH | _MONTHS
+    return " ".join(w.lower() if w.lower() in vocab else w for w in t.split())

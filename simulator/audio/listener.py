@@ -1,11 +1,11 @@
 """The listener: callsim's ears on an audio call, so the caller hears what a voice agent said.
 
 A real voice bot sends audio and nothing else. The audio call loop hands each agent turn's
-audio (8 kHz mu-law, as it arrived) to :meth:`Listener.hear`, which recognises it with
-pocketsphinx in worker processes (a decode holds the GIL for the whole utterance; in a
-thread it would stall every call's 20 ms frames). The language model is built from what an
-agent says on the persona packs' calls plus what their callers say (see
-:func:`simulator.audio.lm.build_listener_lm`). See docs/listener.md.
+audio (8 kHz mu-law, as it arrived) to :meth:`Listener.hear`, which recognises it in worker
+processes (a decode holds the CPU for the whole utterance; on the loop it would stall every
+call's 20 ms frames): pocketsphinx with a language model built from what an agent says on
+the persona packs' calls plus what their callers say (see
+:func:`simulator.audio.lm.build_listener_lm`), or Moonshine. See docs/listener.md.
 """
 
 from __future__ import annotations
@@ -22,21 +22,30 @@ from simulator.audio.asr import RecogniserConfig
 from simulator.choices import pick_engine
 from simulator.errors import InputError
 
-LISTENER_MODES = ("auto", "pocketsphinx", "off")
+LISTENER_MODES = ("auto", "pocketsphinx", "moonshine", "off")
 
 
-def listener_config() -> RecogniserConfig:
-    """The listener's recogniser: the listener LM, the default (unpruned) decoder. Agent
-    turns are a few seconds each and one per caller turn, so accuracy wins over speed."""
+def listener_config(engine: str = "pocketsphinx") -> RecogniserConfig:
+    """The listener's recogniser. pocketsphinx: the listener LM, the default (unpruned)
+    decoder (agent turns are a few seconds each and one per caller turn, so accuracy wins
+    over speed). moonshine: Moonshine base, about six times pocketsphinx's CPU for far
+    fewer errors (docs/listener.md)."""
+    if engine == "moonshine":
+        return RecogniserConfig(engine="moonshine")
     return RecogniserConfig(lm="listener", preset="default")
 
 
 def resolve_listener(requested: str) -> tuple[str, str | None]:
     """``(mode, notice)`` for a ``--listener`` value: ``auto`` is ``pocketsphinx`` when it
-    is installed, else ``off`` with a one-line notice. Raises :class:`InputError` for an
-    unknown mode, or for ``pocketsphinx`` when it is not installed."""
-    from simulator.audio.asr import asr_available
+    is installed, else ``off`` with a one-line notice; ``moonshine`` only when asked for.
+    Raises :class:`InputError` for an unknown mode, or for an engine asked for by name that
+    is not installed."""
+    from simulator.audio.asr import asr_available, moonshine_available
 
+    if requested == "moonshine":
+        return pick_engine("--listener", requested, LISTENER_MODES, engine="moonshine",
+                           fallback="off", available=moonshine_available,
+                           notice=lambda why: f"listener off ({why})")
     return pick_engine("--listener", requested, LISTENER_MODES, engine="pocketsphinx",
                        fallback="off", available=asr_available,
                        notice=lambda why: "listener off: the caller cannot hear agents that "

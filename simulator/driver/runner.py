@@ -46,7 +46,7 @@ from simulator.results import CallOutcome, CallRecord
 from simulator.seeding import rng
 from simulator.storage.store import RunStore
 from simulator.tools.answers import ToolAnswers, scheduled_faults
-from simulator.tools.backend import ToolBackend
+from simulator.tools.backend import LOOKUP_MATCH, ToolBackend
 from simulator.tools.relay import start_tool_relay
 from simulator.transports.base import Deadlines, TextTransport
 from simulator.transports.registry import (
@@ -126,14 +126,27 @@ class RunConfig:
     listener_workers: int = 1
     # Where finished calls are graded: "auto", "loop" or "process" (simulator.driver.grader).
     grading: str = "auto"
+    # How the tool backend's lookups compare arguments with records: "exact", "sounds-like"
+    # (a name or street spelt otherwise but sounding the same matches) or "auto" (sounds-like
+    # on audio transports, whose callers' spelling the agent cannot hear; exact on text).
+    lookup_match: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.lookup_match not in ("auto", *LOOKUP_MATCH):
+            raise InputError(f"--lookup-match: unknown mode {self.lookup_match!r} "
+                             f"(known: auto, {', '.join(LOOKUP_MATCH)})")
         if self.pacing not in PACING_MODES:
             raise InputError(f"--pacing: unknown mode {self.pacing!r} "
                              f"(known: {', '.join(PACING_MODES)})")
         if self.grading not in GRADING_MODES:
             raise InputError(f"--grading: unknown mode {self.grading!r} "
                              f"(known: {', '.join(GRADING_MODES)})")
+
+    def lookup_mode(self) -> str:
+        """The tool backend's lookup match for this run ("auto" resolved by transport)."""
+        if self.lookup_match != "auto":
+            return self.lookup_match
+        return "sounds-like" if transport_spec(self.transport).audio else "exact"
 
     def transport_options(self, api_key: str | None) -> TransportOptions:
         """What the run's transport is built from."""
@@ -291,7 +304,7 @@ class ShardRunner:
         self.agent = agent or AgentProfile(model=config.model)
         self.api_key = api_key
         self.offsets, self.n_warm = offsets, n_warm
-        self.backend = ToolBackend(packs)
+        self.backend = ToolBackend(packs, match=config.lookup_mode())
         self.backend.load(calls)
         self.write_tools = {p.name: {n for n, b in p.backend.items() if b.op != "lookup"}
                             for p in packs.values()}
@@ -302,6 +315,7 @@ class ShardRunner:
         self.relay: Any = None   # routes an agent's HTTP tool calls to its call (tool_relay)
         self.relay_url: str | None = None
         self._relay_runner: Any = None
+        self.t0_monotonic_ns: int | None = None  # set when run() starts its clock
         self.caller_audio: Any = None  # CallerAudio when the caller speaks with TTS
         self.spec = transport_spec(config.transport)
         self.caller_model: Any = None  # CallerModel when a model plays the caller
@@ -439,6 +453,10 @@ class ShardRunner:
             self.lag.start()
             if t0 is None:
                 clock[0] = t0 = _now()  # the clock starts once connections are warm
+            # The run's time zero on the machine's monotonic clock (CLOCK_MONOTONIC, which
+            # every process on the machine reads alike), to line the run's timings up with
+            # another process's log, such as a bot's own turn timings.
+            self.t0_monotonic_ns = t0 + (time.monotonic_ns() - _now())
             if self.offsets is None:
                 queue = list(reversed(indices))
                 # --duration bounds a closed loop too: no call starts after it
@@ -516,18 +534,18 @@ class ShardRunner:
     async def _start_listener(self) -> None:
         """Start the listener's recogniser processes (they load the model, and build the
         listener LM on first use) before the clock starts."""
-        from simulator.audio.listener import Listener, resolve_listener
+        from simulator.audio.listener import Listener, listener_config, resolve_listener
 
         mode, notice = resolve_listener(self.config.listener)
         if notice:
             print(f"callsim: note: {notice}", file=sys.stderr, flush=True)
         if mode == "off":
             return
-        self.listener = Listener(self.config.listener_workers)
+        self.listener = Listener(self.config.listener_workers, listener_config(mode))
         # Not awaited: the model loads while connections warm up, and a run against an agent
         # whose words travel as text (Realtime) never waits for it.
         self.listener.warm()
-        print(f"listener: pocketsphinx in {self.config.listener_workers} process(es) "
+        print(f"listener: {mode} in {self.config.listener_workers} process(es) "
               "(docs/listener.md)", file=sys.stderr, flush=True)
 
     async def _prerender(self, indices: list[int]) -> None:
@@ -599,6 +617,8 @@ async def run_load(
         interrupted = await shard.run(todo, None, sink, controls.stop, resume_base_s=base)
     finally:
         await controls.close()
+    if shard.t0_monotonic_ns is not None:
+        store.set_meta(t0_monotonic_ns=shard.t0_monotonic_ns)
     total = run_total(store, config, offsets, interrupted, total,
                       len(done_before) + shard.started_calls)
     return finish_run(store, run_dir, total, sink, interrupted, shard.lag.histogram,

@@ -37,6 +37,16 @@ def _caller_voice(meta: dict[str, Any]) -> str | None:
     return describe_caller_voice(str(config.get("caller_voice") or "espeak"))
 
 
+def _lookup_match(meta: dict[str, Any]) -> str:
+    """How the run's tool backend matched lookups: "exact" or "sounds-like" (runs stored
+    before the option existed matched exactly)."""
+    config = meta.get("config") or {}
+    mode = str(config.get("lookup_match") or "exact")
+    if mode == "auto":
+        return "sounds-like" if meta.get("carries") == "audio" else "exact"
+    return mode
+
+
 def _pcts(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p95": None, "p99": None, "max": None, "n": 0}
@@ -139,6 +149,11 @@ def summarize(store: RunStore) -> dict[str, Any]:
                      "verdict": meta.get("loop_lag_verdict"),
                      "at_samples_p99_ms": _pcts(lags)["p99"]},
         "caller_voice": _caller_voice(meta),
+        "lookup_match": _lookup_match(meta),
+        # The run's time zero (every *_s offset counts from it) on this machine's monotonic
+        # clock, in ns: lines its timings up with another process's log on the same machine
+        # (None for runs on Ray workers, whose clocks are their own).
+        "t0_monotonic_ns": meta.get("t0_monotonic_ns"),
         # The agent called tools over the relay on no call: its tool accuracy is unknown.
         "tools_not_observed": tools_not_observed(outcomes),
         "cost_estimated_share": (sum(o.cost_estimated for o in outcomes) / len(outcomes)
@@ -205,6 +220,8 @@ def render_summary(summary: dict[str, Any]) -> Any:
                   + (f" (pacing {ld['pacing']})" if ld.get("pacing") else ""), style="dim")
     if summary.get("caller_voice"):
         t.add_row("caller voice", summary["caller_voice"], style="dim")
+    if summary.get("lookup_match") == "sounds-like":
+        t.add_row("tool lookups match names and streets", "by sound", style="dim")
     c = summary["calls"]
     t.add_row("calls ok / failed", f"{c['ok']} / {c['failed']}", style="dim")
     graded = summary.get("graded_from") or {}

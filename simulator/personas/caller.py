@@ -24,7 +24,7 @@ import re
 from simulator.callscript import CallScript, Turn
 from simulator.personas.pack import Pack
 from simulator.seeding import derive_seed
-from simulator.slots import fold, normalise_arg, parse, render, speak
+from simulator.slots import fold, fuzzy_phrase_score, normalise_arg, parse, render, speak
 
 
 class _Needs:
@@ -67,6 +67,8 @@ NOT_UNDERSTOOD = "Sorry, what do you need from me?"
 YES = "Yes, that's right."
 YES_PLEASE = "Yes, please."
 SMALL_TALK_REPLY = "Good, thanks."
+# How closely an offered choice must match the caller's goal (slots.fuzzy_phrase_score).
+OPTION_MATCH = 0.8
 # After this many replies it could not follow in a row, the caller gives up.
 MAX_NOT_UNDERSTOOD = 2
 
@@ -106,7 +108,10 @@ _ANYTHING_MORE = _Needs(re.compile(r"\bwhat else\b|\banything more\b", re.I),
 TYPE_CUES: dict[str, tuple[str, ...]] = {
     "person_name": ("name", "who am i speaking", "who's calling", "who is calling",
                     "who do i have", "speaking with"),
-    "date_of_birth": ("date of birth", "birth date", "birthdate", "birthday", "born", "dob"),
+    # "of birth" alone: a listener that hears "what is the patient's state of birth?"
+    # still knows what is asked, as a person would.
+    "date_of_birth": ("date of birth", "birth date", "birthdate", "birthday", "born", "dob",
+                      "of birth"),
     "date": ("what day", "which day", "what date", "which date", "the day", "a day", "a date",
              "the date", "date", "day"),
     "time": ("what time", "which time", "a time", "the time", "time", "what hour", "time of day",
@@ -363,6 +368,11 @@ class Caller:
             return self._send(self._improvised(YES, "answer"))
         if _CONFIRMS.search(agent_text):
             return self._closing_turn()
+        if asks and self._restated < 2 and (choice := self._chosen_option(asks[-1])):
+            # "Are you calling to see a property or learn a price?": a person picks one.
+            self._lost = 0
+            self._restated += 1
+            return self._send(self._improvised(choice, "opening"))
         if asks and _WHAT_ABOUT.search(" ".join(asks)) and self._restated < 2:
             self._lost = 0
             self._restated += 1
@@ -469,6 +479,18 @@ class Caller:
             "edits": [{**e, "pos": e["pos"] + 1} if isinstance(e.get("pos"), int) else e
                       for e in answer.edits],
         })
+
+    def _chosen_option(self, question: str) -> str | None:
+        """The caller's answer to a question that offers choices ("... X or Y or Z?") when
+        one of them is what it called for (its intent's goal, allowing for recognition
+        errors): "I'd like to X."; else None."""
+        if " or " not in question.lower():
+            return None
+        intent = self.pack.intents.get(self.script.intent)
+        goal = intent.goal.strip() if intent is not None else ""
+        if not goal or fuzzy_phrase_score(goal, question) < OPTION_MATCH:
+            return None
+        return f"I'd like to {goal}."
 
     def _improvised(self, text: str, kind: str = "filler", clean: str | None = None) -> Turn:
         """A line that is not in the script (numbered after the script's turns)."""

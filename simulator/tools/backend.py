@@ -21,7 +21,7 @@ from aiohttp import web
 from simulator.callscript import CallScript
 from simulator.personas.pack import Pack, ToolBehaviour
 from simulator.seeding import derive_seed
-from simulator.slots import normalise_arg
+from simulator.slots import normalise_arg, sounds_like
 
 CALL_ID_HEADER = "X-Callsim-Call-Id"
 MAX_BODY = 1024 * 1024
@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS writes (
 """
 
 
+# How lookups compare a tool call's arguments with a record (ToolBackend ``match``).
+LOOKUP_MATCH = ("exact", "sounds-like")
+
+
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -57,8 +61,15 @@ class ToolBackend:
     ``path`` is an SQLite database path (":memory:" by default). One lock serialises all
     access, which is plenty for one asyncio loop (each operation is microseconds)."""
 
-    def __init__(self, packs: Mapping[str, Pack], path: str = ":memory:") -> None:
+    def __init__(self, packs: Mapping[str, Pack], path: str = ":memory:",
+                 match: str = "exact") -> None:
+        if match not in LOOKUP_MATCH:
+            raise ValueError(f"lookup match {match!r}: one of {', '.join(LOOKUP_MATCH)}")
         self.packs = dict(packs)
+        # "exact": a record matches when every given argument equals its field, normalised;
+        # "sounds-like": words without digits may be spelt otherwise if they sound the same
+        # (slots.sounds_like), as a caller's name or street heard over a phone line.
+        self.match = match
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
@@ -144,13 +155,15 @@ class ToolBackend:
     ) -> tuple[str, dict[str, Any]] | None:
         given = {a: normalise_arg(args.get(a)) for a in beh.match}
         given = {a: v for a, v in given.items() if v}
+        same = sounds_like if self.match == "sounds-like" else str.__eq__
         rows = self._db.execute(
             "SELECT key, data FROM records WHERE call_id = ? AND tbl = ? ORDER BY key",
             (call_id, beh.table),
         ).fetchall()
         for key, data in rows:
             rec = json.loads(data)
-            if given and all(normalise_arg(rec.get(beh.match[a])) == v for a, v in given.items()):
+            if given and all(same(normalise_arg(rec.get(beh.match[a])), v)
+                             for a, v in given.items()):
                 return key, rec
         return None
 

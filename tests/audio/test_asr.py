@@ -147,3 +147,37 @@ def test_a_noise_floor_keeps_digital_silence_from_costing_words(tmp_path: Path) 
         heard[floor] = hits / words
     # measured (40 utterances, clean line): 20.1% of words heard without, 31.0% with
     assert heard[asr.NOISE_FLOOR_DBFS] > heard[None], heard
+
+
+MOONSHINE_OK, MOONSHINE_WHY = asr.moonshine_available()
+
+
+@pytest.mark.skipif(not MOONSHINE_OK, reason=MOONSHINE_WHY)
+def test_moonshine_hears_names_and_numbers_over_a_phone_line(tmp_path: Path) -> None:
+    # Natural speech (the Piper reference voice) through the telephone line: Moonshine
+    # writes what was said, names and numerals included, in this process and from a
+    # listener's worker alike.
+    from simulator.audio.reference_voice import reference_voice_available, synthesize_reference
+
+    ok, why = reference_voice_available()
+    if not ok:
+        pytest.skip(why)
+    # Digit by digit, as callsim's callers say phone numbers.
+    said = "Hi, this is Stephanie Schultz, my number is six two seven, eight one three, " \
+           "nine three six two."
+    r = synthesize_reference(said, tmp_path)
+    line = degrade_audio(r.samples, r.sample_rate, AudioParams(),
+                         np_rng(1, "moonshine-test"))
+    rec = asr.get_recogniser(asr.RecogniserConfig(engine="moonshine"))
+    heard = rec.transcribe(line.samples, line.sample_rate)
+    assert "Schultz" in heard and "".join(c for c in heard if c.isdigit()) == "6278139362", heard
+    assert normalise(heard).startswith("hi this is stephanie schultz my number is"), heard
+
+
+@pytest.mark.skipif(not MOONSHINE_OK, reason=MOONSHINE_WHY)
+def test_moonshine_takes_a_few_milliseconds_of_audio_without_dying() -> None:
+    # Its encoder aborts the whole process on 20 ms of input; a listener worker gets such
+    # scraps (a lone frame of agent audio), so they are padded with silence.
+    rec = asr.get_recogniser(asr.RecogniserConfig(engine="moonshine"))
+    for n in (0, 1, 160, 320):
+        assert rec.transcribe(np.zeros(n, np.float32) + 0.01, 8000) == ""

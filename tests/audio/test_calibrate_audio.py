@@ -142,8 +142,8 @@ def test_calibrate_listener_prints_the_listeners_wer_per_line(tmp_path: object) 
                                     "--seed", "2", "--workers", "1"])
     assert res.exit_code == 0, res.output
     lines = [x for x in res.output.splitlines() if x.startswith("listener WER")]
-    assert [x.split("(")[1].split(")")[0] for x in lines] == ["piper, clean",
-                                                              "piper, typical_call"]
+    assert [x.split("(")[1].split(")")[0] for x in lines] == [
+        "pocketsphinx, piper, clean", "pocketsphinx, piper, typical_call"]
     wers = [float(x.split(": ")[1].split("%")[0]) for x in lines]
     # Natural agent speech on a clean line is heard within the target; the typical line
     # costs words.

@@ -207,9 +207,14 @@ def test_offers_small_talk_and_what_is_the_call_about(packs: dict[str, Pack]) ->
     call = _book(packs)
     caller = Caller(call, packs["healthcare"])
     opening = caller.first()
-    again = caller.respond("Sorry, could you tell me a bit more? Are you looking to book a new "
-                           "appointment or cancel one?")
+    again = caller.respond("Sorry, could you tell me a bit more about what you need?")
     assert again is not None and again.text == opening.text
+    # Offered choices, a person picks the one it called for (its goal, as heard).
+    goal = packs["healthcare"].intents[call.intent].goal
+    picked = caller.respond(f"Are you looking to {goal} or cancel one?")
+    assert picked is not None and picked.text == f"I'd like to {goal}."
+    caller = Caller(call, packs["healthcare"])
+    caller.first()
     talk = caller.respond("How's your day going so far?")
     assert talk is not None and talk.text == "Good, thanks."
     offer = caller.respond("Would you like me to go ahead and book that?")

@@ -155,3 +155,29 @@ def test_tools_http_app() -> None:
     assert s2 == 400 and b2["error"] == "missing_call_id"
     assert s3 == 404 and b3["error"] == "unknown_tool"
     assert s4 == 400 and s5 == 413
+
+
+def test_sounds_like_finds_a_name_spelt_as_heard_and_nothing_else() -> None:
+    # Over a phone line "Khan" and "Kahn" are the same sounds: with match="sounds-like" the
+    # record is found (a voice agent that wrote what it heard is not told "no record");
+    # exact matching, the text default, does not find it. Another name, another date of
+    # birth or another call's record is still not found.
+    call = _call("healthcare", "cancel_appointment")
+    rec = dict(call.backend_records[0].data)
+    first = rec["name"].split()[0]
+    spoken = call.model_copy(update={"backend_records": [
+        call.backend_records[0].model_copy(update={"data": {**rec, "name": f"{first} Khan"}})]})
+    other = _call("healthcare", "cancel_appointment", exists=False)
+    for mode, found in (("sounds-like", True), ("exact", False)):
+        be = ToolBackend(PACKS, match=mode)
+        be.load([spoken, other])
+        args = {"name": f"{first} kahn", "date_of_birth": rec["date_of_birth"]}
+        assert be.execute(call.call_id, "find_patient", args)["found"] is found, mode
+    be = ToolBackend(PACKS, match="sounds-like")
+    be.load([spoken, other])
+    for name, dob in ((f"{first} Shaw", rec["date_of_birth"]), (f"{first} Kahn", "1901-01-01")):
+        assert be.execute(call.call_id, "find_patient",
+                          {"name": name, "date_of_birth": dob})["found"] is False, name
+    assert be.execute(other.call_id, "find_patient",
+                      {"name": f"{first} Kahn", "date_of_birth": rec["date_of_birth"]}
+                      )["found"] is False

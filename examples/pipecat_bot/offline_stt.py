@@ -1,13 +1,25 @@
-"""An offline speech-to-text service for Pipecat: pocketsphinx, run on each VAD segment.
+"""Offline speech-to-text services for Pipecat, run on each VAD segment: Moonshine or
+pocketsphinx.
 
-Pipecat has no offline recogniser whose model ships inside a PyPI package, so this is a
-small :class:`~pipecat.services.stt_service.SegmentedSTTService` (the base Pipecat's own
-Whisper service uses): the VAD cuts the caller's speech into segments and each segment is
-transcribed once, in a worker process (a pocketsphinx decode holds the GIL for the whole
-segment: in a thread it would stall every call's audio on the bot's event loop). The
-recogniser is callsim's pocketsphinx wrapper with the wheel's US-English acoustic model and,
-by default, a domain language model built from callsim's persona packs (a deployed bot's
-recogniser would be tuned to its domain too).
+Pipecat's offline STT services (Whisper, Vosk) fetch their models from a hub at run time, so
+this is a small :class:`~pipecat.services.stt_service.SegmentedSTTService` (the base
+Pipecat's own Whisper service uses) over a recogniser whose model ships inside a PyPI
+package: the VAD cuts the caller's speech into segments and each segment is transcribed
+once, in a worker process (a decode holds the CPU for the whole segment: in the bot's own
+process it would stall every call's audio on the event loop). Engines:
+
+- ``moonshine`` (the default when installed): Moonshine base (English), an
+  encoder-decoder model that ships in the ``moonshine-cpp`` wheel with its ONNX runtime
+  (through callsim's wrapper, :class:`simulator.audio.asr.MoonshineRecogniser`).
+  It writes punctuated, cased text with numerals ("835-884-7945"); it hears names and
+  street names the bot's pocketsphinx misses ("Schultz", "Gonzalez Forge"), for about six
+  times its CPU (about 0.16 s per second of speech on one core here).
+- ``pocketsphinx``: callsim's pocketsphinx wrapper with the wheel's US-English acoustic
+  model and, by default, a domain language model built from callsim's persona packs (a
+  deployed bot's recogniser would be tuned to its domain too).
+
+Either way the transcript is written as :func:`spoken_numbers.numerals` writes numbers
+before the LLM reads it.
 """
 
 from __future__ import annotations
@@ -24,12 +36,17 @@ from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
 from pipecat.services.settings import STTSettings
 from pipecat.services.stt_service import SegmentedSTTService
 from pipecat.utils.time import time_now_iso8601
-from spoken_numbers import numerals
+from spoken_numbers import numerals, plain
 
-from simulator.audio.asr import RecogniserConfig, get_recogniser
+from simulator.audio.asr import RecogniserConfig, get_recogniser, moonshine_available
 
 # Seconds of audio kept from before the VAD's start of speech reaches the service.
 PREROLL_SECS = 3.0
+ENGINES = ("moonshine", "pocketsphinx")
+
+
+def default_engine() -> str:
+    return "moonshine" if moonshine_available()[0] else "pocketsphinx"
 
 
 def bot_lm() -> str:
@@ -85,14 +102,22 @@ def _exit_with(parent: int) -> None:
     os._exit(0)
 
 
-def _load(lm: str) -> None:
+def _engine_config(engine: str) -> RecogniserConfig:
+    if engine == "moonshine":
+        return RecogniserConfig(engine="moonshine")
+    return _config(engine.split(":", 1)[1])
+
+
+def _load(engine: str) -> None:
+    """Load ``engine`` ("moonshine" or "pocketsphinx:LM") in this worker, once (for
+    pocketsphinx, with its LM, built once and cached)."""
     import os
     import threading
 
     if not getattr(_load, "watching", False):
         _load.watching = True  # type: ignore[attr-defined]
         threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
-    get_recogniser(_config(lm))  # the model (and the LM, built once and cached) per worker
+    get_recogniser(_engine_config(engine))
 
 
 def trim_silence(samples: np.ndarray, sample_rate: int, margin_s: float = 0.15) -> np.ndarray:
@@ -113,40 +138,43 @@ def trim_silence(samples: np.ndarray, sample_rate: int, margin_s: float = 0.15) 
     return samples[max(0, voiced[0] * n - pad): (voiced[-1] + 1) * n + pad]
 
 
-def _transcribe(lm: str, pcm: bytes, sample_rate: int) -> str:
+def _transcribe(engine: str, pcm: bytes, sample_rate: int) -> str:
+    """One segment's transcript, numbers as numerals (the text the LLM reads)."""
     samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
-    return get_recogniser(_config(lm)).transcribe(trim_silence(samples, sample_rate),
-                                                  sample_rate)
+    heard = get_recogniser(_engine_config(engine)).transcribe(
+        trim_silence(samples, sample_rate), sample_rate)
+    return numerals(plain(heard) if engine == "moonshine" else heard)
 
 
-class PocketsphinxSTTService(SegmentedSTTService):
-    """Transcribes each speech segment with pocketsphinx.
+class OfflineSTTService(SegmentedSTTService):
+    """Transcribes each speech segment with an offline recogniser.
 
-    ``lm``: an ARPA file (:func:`bot_lm`), "domain" (callsim's trigram over its persona
-    packs' caller text) or "generic" (the wheel's general English model). Loading takes a
-    few seconds, so the recogniser processes are started once and shared by every call
-    (:meth:`load`)."""
+    ``engine``: "moonshine", or "pocketsphinx:LM" with LM an ARPA file (:func:`bot_lm`),
+    "domain" (callsim's trigram over its persona packs' caller text) or "generic" (the
+    wheel's general English model). Loading takes a few seconds, so the recogniser
+    processes are started once and shared by every call (:meth:`load`)."""
 
     _pools: dict[str, ProcessPoolExecutor] = {}
 
-    def __init__(self, *, lm: str = "domain", **kwargs: object) -> None:
-        settings = STTSettings(model=f"pocketsphinx-en-us/{lm}", language="en-US")
+    def __init__(self, *, engine: str = "moonshine", **kwargs: object) -> None:
+        model = "moonshine-base-en" if engine == "moonshine" else f"pocketsphinx-en-us/{engine}"
+        settings = STTSettings(model=model, language="en-US")
         # Transcripts of a segment arrive in well under a second on a free core.
         super().__init__(settings=settings, ttfs_p99_latency=1.0,  # type: ignore[arg-type]
                          **kwargs)
-        self._lm = lm
-        self._pool = self.load(lm)
+        self._engine = engine
+        self._pool = self.load(engine)
 
     @classmethod
-    def load(cls, lm: str = "domain", workers: int = 2) -> ProcessPoolExecutor:
-        """The process's recogniser workers for ``lm`` (started, and the model loaded in
+    def load(cls, engine: str = "moonshine", workers: int = 2) -> ProcessPoolExecutor:
+        """The process's recogniser workers for ``engine`` (started, and the model loaded in
         each, on first use); every call of the bot shares them."""
-        pool = cls._pools.get(lm)
+        pool = cls._pools.get(engine)
         if pool is None:
-            pool = cls._pools[lm] = ProcessPoolExecutor(
+            pool = cls._pools[engine] = ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_load, initargs=(lm,))
-            for f in [pool.submit(_load, lm) for _ in range(workers)]:
+                initializer=_load, initargs=(engine,))
+            for f in [pool.submit(_load, engine) for _ in range(workers)]:
                 f.result()
         return pool
 
@@ -170,14 +198,14 @@ class PocketsphinxSTTService(SegmentedSTTService):
         await self.start_processing_metrics()
         loop = asyncio.get_running_loop()
         try:
-            text = await loop.run_in_executor(self._pool, _transcribe, self._lm, audio,
+            text = await loop.run_in_executor(self._pool, _transcribe, self._engine, audio,
                                               self.sample_rate)
-        except Exception as exc:  # the decoder raises its own types
-            yield ErrorFrame(f"pocketsphinx failed: {exc}")
+        except Exception as exc:  # the decoders raise their own types
+            yield ErrorFrame(f"{self._engine} failed: {exc}")
             return
         finally:
             await self.stop_processing_metrics()
         logger.debug(f"{self}: heard [{text}]")
         if text:
             # Numbers as numerals, as a cloud STT's number formatting writes them.
-            yield TranscriptionFrame(numerals(text), self._user_id, time_now_iso8601())
+            yield TranscriptionFrame(text, self._user_id, time_now_iso8601())
