@@ -190,15 +190,24 @@ def _kw_in(kw: str, text: str) -> bool:
 _FUZZY_KW_MIN = 0.8
 
 
+# How closely a caller must say an intent's goal for it to count (slots.fuzzy_phrase_score).
+_GOAL_MIN = 0.9
+
+
 def intent_scores(pack: Pack, text: str) -> dict[str, float]:
     """Each intent's evidence in ``text``: matched keyword words summed (a keyword found
     only fuzzily counts its match score times 0.75), plus one per value of the intent's
-    own choice slots named ("a color", "lockout": callers name the thing, not the action).
+    own choice slots named ("a color", "lockout": callers name the thing, not the action),
+    plus the words of the intent's goal when it is said (near) word for word: the agent's
+    own clarifying question offers the goals ("Are you calling to see a property in person
+    or ...?"), and "I'd like to see a property in person" answers it.
     """
     low = text.lower()
     out: dict[str, float] = {}
     for name, intent in pack.intents.items():
         score = 0.0
+        if intent.goal and fuzzy_phrase_score(intent.goal, text) >= _GOAL_MIN:
+            score += len(intent.goal.split())
         for kw in intent.keywords:
             n = len(kw.split())
             if _kw_in(kw, low):

@@ -39,6 +39,35 @@ def test_unclear_intent_after_one_clarification_gets_a_best_guess(
     assert r.content in {s.question for s in hc.slots.values()}
 
 
+def test_a_caller_who_picks_one_of_the_offered_goals_is_understood(
+    packs: dict[str, Pack],
+) -> None:
+    # What the example Pipecat bot's recogniser heard: an opening with a misheard word
+    # ("see you inside") that names no intent, then the caller's pick from the options.
+    re_ = packs["real_estate"]
+    opening = "Hi my wife and I want to see you inside the place at 3560 Gonzales Forge"
+    first = _talk(re_, packs, opening)
+    assert "Are you calling to" in first.content
+    goal = re_.intents["schedule_showing"].goal
+    assert goal in first.content
+    pick = f"I'd like to {goal}."
+    r = _talk(re_, packs, opening, _agent(first.content), pick)
+    assert r.tool_calls and r.tool_calls[0].name == "lookup_listing", r
+    call = r.tool_calls[0]
+    found = {"found": True, "record": {"listing_id": "L-96244", "address": "3560 Gonzalez Forge",
+                                       "bedrooms": 6, "bathrooms": 1, "square_feet": 2230,
+                                       "price": 1455000}}
+    after = _talk(re_, packs, opening, _agent(first.content), pick,
+                  {"role": "assistant", "content": "", "tool_calls": [
+                      {"id": call.id, "type": "function",
+                       "function": {"name": call.name, "arguments": call.arguments}}]},
+                  {"role": "tool", "tool_call_id": call.id, "content": json.dumps(found)})
+    # It books the showing (asks what a showing needs), not the size of the place.
+    assert "bedrooms" not in after.content, after
+    showing = re_.intents["schedule_showing"].slots
+    assert any(after.content == re_.slots[s].question for s in showing), after
+
+
 def test_after_two_asks_the_agent_takes_its_best_guess(packs: dict[str, Pack]) -> None:
     hc = packs["healthcare"]
     q = hc.slots["patient_name"].question
