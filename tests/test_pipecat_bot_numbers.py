@@ -32,6 +32,9 @@ from spoken_numbers import numerals, plain  # noqa: E402
     # pocketsphinx hears the month "four" as "for" often enough
     ("it's for twelve nineteen fifty nine", parse_date_of_birth, "1959-04-12"),
     ("saturday june seven", parse_date, "2025-06-07"),
+    # "6/11." as the callers say it, alone, in answer to "What day would you like?"
+    ("six eleven", parse_date, "2025-06-11"),
+    ("twelve twenty one", parse_date, "2025-12-21"),
     ("three pm", parse_time, "15:00"),
     ("three thirty pm please", parse_time, "15:30"),
     ("ten am please", parse_time, "10:00"),

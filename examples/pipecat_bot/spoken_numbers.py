@@ -13,7 +13,8 @@ does not, so this bot does it itself: LLMs (and the tool arguments they write) r
 - numbers said in pairs, as years and house numbers are -> four digits ("seventeen
   nineteen" -> "1719", "nineteen fifty nine" -> "1959", "twenty oh five" -> "2005");
 - month, day, year said as numbers -> ``M/D/YYYY`` ("four twelve nineteen fifty nine" ->
-  "4/12/1959"); a month's name and a day -> "june 7";
+  "4/12/1959"); an answer that is only a month and a day -> ``M/D`` ("six eleven" ->
+  "6/11"); a month's name and a day -> "june 7";
 - clock times -> ``H:MM am/pm`` ("three thirty pm" -> "3:30 pm", "ten am" -> "10:00 am").
 
 A single number word on its own ("I need one appointment") is left as a word.
@@ -201,12 +202,27 @@ def _dates_and_times(words: list[str]) -> list[str]:
     return out
 
 
+def _bare_month_day(words: list[str]) -> str | None:
+    """An answer that is only a month and a day said as numbers ("six eleven" -> "6/11",
+    "twelve twenty one" -> "12/21"), as callers answer "What day?". Callers say clock times
+    with "am"/"pm", so two bare numbers are a date."""
+    m = _two_digit(words, 0)
+    if m is None or not 1 <= m[0] <= 12:
+        return None
+    d = _two_digit(words, m[1])
+    if d is None or not 1 <= d[0] <= 31 or m[1] + d[1] != len(words):
+        return None
+    return f"{m[0]}/{d[0]}"
+
+
 def numerals(text: str) -> str:
     """``text`` (a recogniser's lower-case words) with spoken numbers, dates and times
     written as numerals (see the module's docstring)."""
     words = text.split()
     if not any(w in _NUMBERISH for w in words):
         return text
+    if 2 <= len(words) <= 4 and (md := _bare_month_day(words)) is not None:
+        return md
     joined = " ".join(_dates_and_times(_numbers(_month_day(words))))
     return re.sub(r"\s+", " ", joined).strip()
 
