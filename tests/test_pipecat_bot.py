@@ -1,7 +1,7 @@
 """callsim against a real voice agent: the example Pipecat bot (examples/pipecat_bot).
 
 The bot runs as a user would run it, on 127.0.0.1: Pipecat's Twilio serializer, Silero VAD,
-pocketsphinx, Piper, callsim's reference agent as its LLM and its tool handlers posting to
+Moonshine, Piper, callsim's reference agent as its LLM and its tool handlers posting to
 callsim's relay. callsim calls it with Piper caller voices and no text side channel, so it
 hears the bot only through its listener, sees its tools only through the relay, and its time
 to first audio is checked against the bot's own BotStartedSpeaking-based measure.
@@ -141,16 +141,6 @@ def bot_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "bot": _read_jsonl(timing), "bot_log": (tmp / "bot.log")}
 
 
-# Not met yet, measured on the shared two-core machine (docs/real-agents.md, "Known gaps"):
-# 5-10 of 10 calls complete (5 and 8 when other work starved the bot: it fell tens of
-# seconds behind the audio, agent_silent, first_byte_timeout, connect_timeout), and argument
-# accuracy is 0.35-0.41 (12-14 of 34): phone numbers arrive right in 4-5 of 6 lookups, but
-# misheard names and street names stop the lookups that later arguments need.
-KNOWN_GAP = pytest.mark.xfail(strict=False, reason=(
-    "tool_arg_accuracy 0.35-0.41 (misheard names and streets); 5-10 of 10 calls "
-    "complete on the loaded machine; see docs/real-agents.md"))
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(3000)
 def test_the_bots_tool_calls_reach_the_relay_and_are_graded(bot_run: dict[str, Any]) -> None:
@@ -168,7 +158,6 @@ def test_the_bots_tool_calls_reach_the_relay_and_are_graded(bot_run: dict[str, A
     assert s["gate"]["tool_arg_accuracy"] is not None
 
 
-@KNOWN_GAP
 @pytest.mark.slow
 @pytest.mark.timeout(3000)
 def test_nine_of_ten_calls_complete_with_accurate_tool_arguments(bot_run: dict[str, Any]
