@@ -111,16 +111,32 @@ class HttpConnection(asyncio.Protocol):
             self._protocol_error("bytes from the agent that answer no request")
             return
         if self.state == _WAITING:
-            self.head_bytes += len(data)
-            if self.head_bytes > MAX_HEAD_BYTES:
-                self._protocol_error(f"reply headers longer than {MAX_HEAD_BYTES} bytes")
-                return
+            # Only the head counts against its bound: one read can hold a short head and
+            # much of the body after it (a large, fast reply read by a busy loop).
+            room = MAX_HEAD_BYTES - self.head_bytes
+            if len(data) > room:
+                head, data = data[:room], data[room:]
+                self.head_bytes = MAX_HEAD_BYTES
+                if not self._feed(parser, head) or self.broken:
+                    return
+                if self.state == _WAITING:
+                    self._protocol_error(f"reply headers longer than {MAX_HEAD_BYTES} bytes")
+                    return
+            else:
+                self.head_bytes += len(data)
+        self._feed(parser, data)
+
+    def _feed(self, parser: httptools.HttpResponseParser, data: bytes) -> bool:
+        """``data`` to llhttp; False (the connection given up) when it is not HTTP."""
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._protocol_error("the agent switched protocols")
+            return False
         except httptools.HttpParserError as exc:
             self._protocol_error(str(exc) or type(exc).__name__)
+            return False
+        return True
 
     def _protocol_error(self, detail: str) -> None:
         self.broken = True

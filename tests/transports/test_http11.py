@@ -215,3 +215,24 @@ async def test_a_call_id_with_a_line_break_cannot_add_a_header() -> None:
     lines = heads[0].lower().split(b"\r\n")
     assert not any(line.startswith(b"x-injected") for line in lines)
     assert b"x-callsim-call-id: c1  x-injected: yes" in lines
+
+
+async def test_a_short_head_and_a_large_body_read_at_once_are_not_long_headers() -> None:
+    # A fast agent's large reply: one socket read can hold the head and hundreds of KiB of
+    # body. Only the head counts against the 64 KiB bound on headers.
+    events = b"".join(chunk({"content": "x" * 1000}) for _ in range(300))  # ~330 KB
+    body = chunk({"role": "assistant"}) + events + chunk({}, "stop") + b"data: [DONE]\n\n"
+
+    async def answer(w: asyncio.StreamWriter) -> bool:
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: "
+                + str(len(body)).encode() + b"\r\n\r\n" + body)
+        await w.drain()
+        return True
+
+    server, url, _ = await _raw_server(answer)
+    async with server:
+        t = OpenAIChatTransport(url)
+        ex = await t.exchange([], [])
+        await t.aclose()
+    assert ex.error is None, ex.error_detail
+    assert len(ex.text) == 300 * 1000
