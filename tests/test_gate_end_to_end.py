@@ -54,9 +54,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, (knobs, prices) in arms.items():
         runs_dir = tmp / name
         with agent_process(*knobs) as url:
+            # Concurrency 8, not 20: at 20 the loop and the agent saturate the two cores and
+            # two runs of the same agent differed by 9 ms at p95 TTFT (106.6 against 115.3
+            # ms, CI on 2026-12-02), over the 5% margin the gate tolerates.
             p = subprocess.run(
                 [*CALLSIM, "run", "--target", url, "--calls", str(tmp / "calls.jsonl"),
-                 "--concurrency", "20", "--seed", "21", "--runs-dir", str(runs_dir),
+                 "--concurrency", "8", "--seed", "21", "--runs-dir", str(runs_dir),
                  "--rubric", str(tmp / "rubric.yaml"), "--agent-profile", str(tmp / prices),
                  "--pacing", "none", "--json"], capture_output=True, text=True, timeout=600)
         assert p.returncode == 0, p.stderr
