@@ -207,5 +207,4 @@ class OfflineSTTService(SegmentedSTTService):
             await self.stop_processing_metrics()
         logger.debug(f"{self}: heard [{text}]")
         if text:
-            # Numbers as numerals, as a cloud STT's number formatting writes them.
             yield TranscriptionFrame(text, self._user_id, time_now_iso8601())

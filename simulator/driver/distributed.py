@@ -424,7 +424,7 @@ async def _front_relay(config: RunConfig, shards: list[list[int]],
     def route(call_id: str) -> str | None:
         return holder.get(int(call_id)) if call_id.isdigit() else None
 
-    token = os.environ.get(config.tools_token_env) if config.tools_token_env else None
+    token = config.tools_token()
     front = await start_forwarding_relay(route, config.tools_port, config.tools_host, token)
     print(relay_notice(front.url, token), file=sys.stderr, flush=True)
     return front

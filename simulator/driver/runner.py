@@ -142,6 +142,10 @@ class RunConfig:
             raise InputError(f"--grading: unknown mode {self.grading!r} "
                              f"(known: {', '.join(GRADING_MODES)})")
 
+    def tools_token(self) -> str | None:
+        """The bearer token the tool relay requires (read from ``tools_token_env``)."""
+        return os.environ.get(self.tools_token_env) if self.tools_token_env else None
+
     def lookup_mode(self) -> str:
         """The tool backend's lookup match for this run ("auto" resolved by transport)."""
         if self.lookup_match != "auto":
@@ -572,7 +576,7 @@ class ShardRunner:
         if self._relay_runner is not None:
             return
         c = self.config
-        token = os.environ.get(c.tools_token_env) if c.tools_token_env else None
+        token = c.tools_token()
         running = await start_tool_relay(c.tools_port, c.tools_host, token)
         self._relay_runner = running
         self.relay, self.relay_url = running.relay, running.url
@@ -740,5 +744,6 @@ def begin_run(store: RunStore, calls: list[CallScript], config: RunConfig,
         rubric_sha256=config.rubric_sha256, total_calls=total, status="running",
         started_at=time.time(), agent_profile=agent.model_dump(),
         scenario_set=scenario_set_id(c.call_id for c in calls), label=config.label,
-        host=socket.gethostname(), arms=[a.name for a in config.arms], **extra,
+        host=socket.gethostname(), arms=[a.name for a in config.arms],
+        lookup_match=config.lookup_mode(), **extra,
     )

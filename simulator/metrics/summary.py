@@ -37,16 +37,6 @@ def _caller_voice(meta: dict[str, Any]) -> str | None:
     return describe_caller_voice(str(config.get("caller_voice") or "espeak"))
 
 
-def _lookup_match(meta: dict[str, Any]) -> str:
-    """How the run's tool backend matched lookups: "exact" or "sounds-like" (runs stored
-    before the option existed matched exactly)."""
-    config = meta.get("config") or {}
-    mode = str(config.get("lookup_match") or "exact")
-    if mode == "auto":
-        return "sounds-like" if meta.get("carries") == "audio" else "exact"
-    return mode
-
-
 def _pcts(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p95": None, "p99": None, "max": None, "n": 0}
@@ -149,7 +139,8 @@ def summarize(store: RunStore) -> dict[str, Any]:
                      "verdict": meta.get("loop_lag_verdict"),
                      "at_samples_p99_ms": _pcts(lags)["p99"]},
         "caller_voice": _caller_voice(meta),
-        "lookup_match": _lookup_match(meta),
+        # How the tool backend matched lookups ("exact" for runs stored before the option).
+        "lookup_match": meta.get("lookup_match") or "exact",
         # The run's time zero (every *_s offset counts from it) on this machine's monotonic
         # clock, in ns: lines its timings up with another process's log on the same machine
         # (None for runs on Ray workers, whose clocks are their own).

@@ -20,6 +20,11 @@ ExecuteTool = Callable[
 ]
 
 
+def _unknown_call(call_id: str) -> tuple[int, str]:
+    """The answer to a request for a call no relay holds: 404 ``unknown_call``."""
+    return 404, json.dumps({"error": "unknown_call", "message": f"no running call {call_id!r}"})
+
+
 class ToolRelay:
     """Routes an agent's HTTP tool calls (``POST /tools/{name}``, call id in
     ``X-Callsim-Call-Id``) to the ``execute_tool`` of the running call, so faults and grading
@@ -41,8 +46,7 @@ class ToolRelay:
     async def call(self, call_id: str, name: str, raw: str) -> tuple[int, str]:
         entry = self._calls.get(call_id)
         if entry is None:
-            return 404, json.dumps({"error": "unknown_call",
-                                    "message": f"no running call {call_id!r}"})
+            return _unknown_call(call_id)
         execute, log, counter = entry
         self.requests += 1
         try:
@@ -149,8 +153,7 @@ class _Forwarder:
 
         upstream = self.route(call_id)
         if upstream is None:
-            return 404, json.dumps({"error": "unknown_call",
-                                    "message": f"no running call {call_id!r}"})
+            return _unknown_call(call_id)
         if self.session is None:
             self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
         headers = {CALL_ID_HEADER: call_id, "Content-Type": "application/json"}
