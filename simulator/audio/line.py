@@ -42,6 +42,18 @@ def is_voiced_mulaw(payload: bytes, threshold_dbfs: float = VOICED_DBFS) -> bool
     return p > 10 ** (threshold_dbfs / 10)
 
 
+_VOICED_POWER_INT16 = 10 ** (VOICED_DBFS / 10) * 32768.0**2
+
+
+def is_voiced_int16_scale(samples: np.ndarray) -> bool:
+    """:func:`is_voiced_mulaw` for samples already on the line as numbers in int16 units
+    (a Realtime agent's audio filtered to 8 kHz, before the mu-law step): the same
+    threshold, on the samples' own power (a frame within the codec's quantisation of the
+    threshold may fall either way)."""
+    n = len(samples)
+    return n > 0 and float(np.dot(samples, samples)) / n > _VOICED_POWER_INT16
+
+
 def synthetic_speech(
     n_words: int, *, seconds_per_word: float = 0.3, min_s: float = 0.2, f0_hz: float = 140.0,
     sr: int = SR,

@@ -450,6 +450,8 @@ class _Session:
                                                   self.system_prompt)
             self.call = call = _AudioCall(line, self.dl, self.tt.agent_silence_s, self.stats,
                                           derive_seed("frame-phase", self.call_id))
+            if hasattr(line, "agent_audio_wanted"):  # only the listener hears the samples
+                line.agent_audio_wanted = self.listener is not None
             tasks = [asyncio.create_task(call.sender()), asyncio.create_task(call.receiver())]
             # The whole call is bounded by its deadline, whatever the agent does.
             async with asyncio.timeout(self.remaining()):

@@ -41,7 +41,10 @@ class AudioLine(Protocol):
     ``send_audio`` sends one when it falls due, so the work per 20 ms frame is a send.
     ``silence_chunk`` is the chunk the line sends while the caller is quiet. A line may name
     its encoding in ``encode_key`` (a string): ``encode`` then promises the same chunks for
-    the same samples, and calls share an utterance's chunks instead of encoding it again."""
+    the same samples, and calls share an utterance's chunks instead of encoding it again.
+    A line may have a boolean ``agent_audio_wanted``: the call sets it False when nothing
+    will hear the agent's audio (no listener), and the line may then leave ``audio`` empty
+    in its audio events (``duration_s`` and ``voiced`` still set) and skip converting it."""
 
     chunk_ms: int
     silence_chunk: Any

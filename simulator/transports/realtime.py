@@ -21,7 +21,7 @@ import aiohttp
 import numpy as np
 
 from simulator.audio import dsp
-from simulator.audio.line import is_voiced_mulaw
+from simulator.audio.line import is_voiced_int16_scale, is_voiced_mulaw
 from simulator.callscript import CallScript
 from simulator.errors import TransportError
 from simulator.transports.base import Deadlines, WebSocketClient, receive_data
@@ -167,7 +167,7 @@ def parse_server_event(text: str | bytes) -> RtEvent:
         if not isinstance(delta, str):
             raise TransportError("protocol_error", f"{typ} without a 'delta' string")
         try:
-            audio = base64.b64decode(delta, validate=True)
+            audio = binascii.a2b_base64(delta, strict_mode=True)
         except (binascii.Error, ValueError):
             raise TransportError("protocol_error", f"{typ}: delta is not valid base64") from None
         return RtEvent(kind, typ, audio=audio)
@@ -211,7 +211,7 @@ def parse_client_event(text: str | bytes) -> RtClientEvent:
         if not isinstance(a, str):
             raise TransportError("protocol_error", "append without 'audio'")
         try:
-            return RtClientEvent(typ, audio=base64.b64decode(a, validate=True))
+            return RtClientEvent(typ, audio=binascii.a2b_base64(a, strict_mode=True))
         except (binascii.Error, ValueError):
             raise TransportError("protocol_error", "append: audio is not valid base64") from None
     if typ == "session.update":
@@ -255,6 +255,9 @@ class RealtimeLine:
         self.encode_key = f"realtime:{audio_format}:{chunk_ms}"  # encode() depends on these
         # the agent's 24 kHz audio onto the 8 kHz line, filtered as one stream
         self._to_line = dsp.MulawFrom24k()
+        # False when nothing will hear the agent's audio (no listener): events then carry
+        # its duration and voicing but not the samples, and no mu-law is made for them
+        self.agent_audio_wanted = True
 
     def encode(self, pcm8k: np.ndarray) -> list[str]:
         """The turn's ``input_audio_buffer.append`` messages, built when it is queued (a due
@@ -299,9 +302,15 @@ class RealtimeLine:
             data, t = got
             ev = parse_server_event(data)
             if ev.kind == "audio":
-                mu = ev.audio if self.fmt == "g711_ulaw" else self._to_line(ev.audio)
-                return LineEvent("audio", t, audio=mu, duration_s=len(mu) / 8000.0,
-                                 voiced=is_voiced_mulaw(mu) if mu else False)
+                if self.fmt == "g711_ulaw":
+                    mu = ev.audio
+                    return LineEvent("audio", t, audio=mu, duration_s=len(mu) / 8000.0,
+                                     voiced=is_voiced_mulaw(mu))
+                y = self._to_line.samples(ev.audio)
+                return LineEvent("audio", t, duration_s=len(y) / 8000.0,
+                                 audio=dsp.MulawFrom24k.mulaw(y) if self.agent_audio_wanted
+                                 else b"",
+                                 voiced=is_voiced_int16_scale(y))
             if ev.kind in ("text", "transcript"):
                 return LineEvent("text", t, text=ev.text)
             if ev.kind == "function_call":

@@ -80,7 +80,7 @@ def _b64(s: Any, what: str) -> bytes:
     if not isinstance(s, str):
         raise TransportError("protocol_error", f"{what}: payload is not a string")
     try:
-        return base64.b64decode(s, validate=True)
+        return binascii.a2b_base64(s, strict_mode=True)
     except (binascii.Error, ValueError):
         raise TransportError("protocol_error", f"{what}: payload is not valid base64") from None
 

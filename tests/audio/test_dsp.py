@@ -196,3 +196,29 @@ def test_realtime_agent_audio_above_the_line_band_does_not_alias_into_it() -> No
                        "mulaw")
     # a 10 kHz tone folds to 2 kHz if decimated without the low-pass: at least 50 dB down
     assert 10 * np.log10(np.mean(heard[200:] ** 2) / np.mean((0.3 * np.sin(t)) ** 2)) < -50
+
+
+def test_realtime_agent_audio_in_deltas_of_any_size_is_one_stream() -> None:
+    # Agents cut their deltas where they like (any number of samples, not always a
+    # multiple of the 3:1 ratio): the line hears the same 8 kHz signal whatever the cut.
+    rng = np.random.default_rng(7)
+    pcm = dsp.to_int16((0.2 * rng.standard_normal(24000)).astype(np.float32)).astype(
+        "<i2").tobytes()
+    whole = dsp.MulawFrom24k()(pcm)
+    line = dsp.MulawFrom24k()
+    cuts = 2 * np.sort(rng.choice(np.arange(1, len(pcm) // 2), size=200, replace=False))
+    pieces = [pcm[a:b] for a, b in zip([0, *cuts], [*cuts, len(pcm)], strict=True)]
+    assert b"".join(line(p) for p in pieces) == whole
+
+
+def test_voicing_of_filtered_samples_agrees_with_the_mulaw_frames_they_become() -> None:
+    from simulator.audio.line import VOICED_DBFS, is_voiced_int16_scale, is_voiced_mulaw
+
+    t = np.arange(160) / 8000
+    for level_db in np.arange(-70.0, -5.0, 0.25):
+        if abs(level_db - VOICED_DBFS) < 0.5:
+            continue  # within the codec's quantisation of the threshold: either answer
+        x = np.sin(2 * np.pi * 440 * t) * np.sqrt(2) * 10 ** (level_db / 20) * 32768
+        mu = dsp.encode((x / 32768).astype(np.float32), "mulaw")
+        assert is_voiced_int16_scale(x) == is_voiced_mulaw(mu) == (level_db > VOICED_DBFS)
+    assert not is_voiced_int16_scale(np.zeros(0))
