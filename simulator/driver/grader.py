@@ -5,9 +5,10 @@ millisecond or two of CPU. On the loop that paces calls and stamps bytes, that i
 millisecond or two every other call waits for, and calls started together end together:
 a thousand paced calls finishing within a few seconds held the loop for a third of each
 second, and every timestamp taken then was late. In a grading process at the lowest CPU
-priority (nice 19) the loop always gets the CPU first, on one core as on many; grading
-catches up in the gaps. A call is stored once graded, so a run killed while calls wait for
-their grades re-runs those calls on ``--resume`` (nothing stored is lost).
+priority (Linux's SCHED_IDLE, else nice 19) the loop always gets the CPU first, on one core
+as on many; grading catches up in the gaps. A call is stored once graded, so a run killed
+while calls wait for their grades re-runs those calls on ``--resume`` (nothing stored is
+lost).
 
 The process is ``python -m simulator.driver.grader``, spoken to over its stdin and stdout
 by the loop itself (length-prefixed pickles): no helper thread in the run's process
@@ -134,6 +135,18 @@ class Grader:
             await self._reader
 
 
+def _lowest_priority() -> None:
+    """Run only on CPU time nobody else wants. Linux's SCHED_IDLE: any ordinary task that
+    wakes (the run's loop, at its next frame) takes the CPU at once. At nice 19 the
+    scheduler may first let the grader finish its time slice, a millisecond or more that
+    every frame due then waits for. Elsewhere, nice 19."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (OSError, AttributeError):
+        with contextlib.suppress(OSError, AttributeError):
+            os.nice(19)
+
+
 def _serve(inp: BinaryIO, out: BinaryIO) -> None:
     """The grading process: frames in, graded calls (or the exception) out, until EOF."""
     while True:
@@ -155,6 +168,5 @@ if __name__ == "__main__":
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
-    with contextlib.suppress(OSError, AttributeError):
-        os.nice(19)
+    _lowest_priority()
     _serve(sys.stdin.buffer, sys.stdout.buffer)
