@@ -52,6 +52,28 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_times() -> dict[str, list[int]]:
+    """Per-CPU jiffies from /proc/stat (``cpu`` is all of them together)."""
+    out = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("cpu"):
+            name, *vals = line.split()
+            out[name] = [int(v) for v in vals]
+    return out
+
+
+def _steal_share(before: dict[str, list[int]], after: dict[str, list[int]],
+                 cpu: int | None) -> float | None:
+    """The share of a CPU's time the hypervisor gave to someone else (``steal``, the 8th
+    field) between two readings: time the run wanted to run and could not, on a VM."""
+    name = "cpu" if cpu is None else f"cpu{cpu}"
+    if name not in before or name not in after or len(after[name]) < 8:
+        return None
+    d = [a - b for a, b in zip(after[name], before[name], strict=False)]
+    total = sum(d[:8])
+    return round(d[7] / total, 3) if total > 0 else None
+
+
 def _pin(cpu: int | None) -> Any:
     if cpu is None:
         return None
@@ -92,11 +114,13 @@ def level(n: int, a: argparse.Namespace) -> dict[str, Any]:
                 cmd += ["--max-starts", f"{max(1.0, n / a.ramp_s):g}"]
             agent_cpu0 = _cpu_s(agent.pid)
             ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            stat0 = _cpu_times()
             t0 = time.perf_counter()
             p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                                preexec_fn=_pin(caller_cpu), timeout=a.duration * 3 + 600)
             wall = time.perf_counter() - t0
             ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            stat1 = _cpu_times()
             agent_cpu_s = _cpu_s(agent.pid) - agent_cpu0
     if p.returncode not in (0, 1):
         raise SystemExit(f"callsim run failed at {n} calls (exit {p.returncode}): "
@@ -118,6 +142,8 @@ def level(n: int, a: argparse.Namespace) -> dict[str, Any]:
         "loop_lag_p99_ms": s["loop_lag"]["p99_ms"],
         "caller_cpu_share": round(caller_cpu_s / wall, 2),
         "agent_cpu_share": round(agent_cpu_s / wall, 2),
+        # on a VM, CPU time the host took from the caller's core (or from all, unpinned)
+        "caller_core_steal": _steal_share(stat0, stat1, caller_cpu),
         "target_p99_under_2ms": bool(sj and sj["p99"] < 2.0),
     }
 
@@ -143,14 +169,18 @@ def main() -> None:
         print(json.dumps(r), flush=True)
     print()
     print("| calls | frames | jitter p50 / p99 / max (ms) | ttfa p50 / p95 (ms) | loop lag p99 "
-          "| caller CPU | agent CPU | ok / failed |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| caller CPU | agent CPU | steal (caller core) | ok / failed |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         j = r["jitter_ms"] or {"p50": None, "p99": None, "max": None}
         print(f"| {r['calls_in_flight']} | {r['frames']} | {j['p50']} / {j['p99']} / {j['max']} "
               f"| {r['ttfa_ms']['p50']} / {r['ttfa_ms']['p95']} | {r['loop_lag_p99_ms']} "
               f"| {r['caller_cpu_share']:.0%} | {r['agent_cpu_share']:.0%} "
-              f"| {r['calls_ok']} / {r['calls_failed']} |")
+              f"| {_pct(r['caller_core_steal'])} | {r['calls_ok']} / {r['calls_failed']} |")
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1%}"
 
 
 if __name__ == "__main__":

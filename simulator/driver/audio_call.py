@@ -36,6 +36,7 @@ from simulator.audio.line import (
     voiced_chunks,
 )
 from simulator.callscript import CallScript, Turn
+from simulator.driver.frameclock import frame_clock, grid_start
 from simulator.driver.session import CallRun, awaited_turn
 from simulator.driver.turntaking import TurnTaking
 from simulator.errors import TransportError
@@ -141,17 +142,21 @@ class _AudioCall:
         # Each call's frame clock has its own phase, as independent phone lines do: calls
         # connected in the same millisecond (a closed loop's first wave) would otherwise
         # all fall due at once, every 20 ms, and the last of them wait for the others.
-        nxt = _now() + self.phase_ns % step
+        nxt = grid_start(_now(), step, self.phase_ns)
         silence = self.line.silence_chunk
         queue = self.queue
         send = self.line.send_audio
         jitter = self.stats.jitter_ms
+        clock = frame_clock()
         sleep = asyncio.sleep
         try:
             while not self.sender_stop and not self.closed:
                 delay = nxt - _now()
                 if delay > 0:
-                    await sleep(delay / 1e9)
+                    if clock is not None:
+                        await clock.wait_until(nxt)
+                    else:
+                        await sleep(delay / 1e9)
                 if queue:
                     payload, voiced = queue.popleft()
                 else:
