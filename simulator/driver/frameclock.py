@@ -91,8 +91,10 @@ class FrameClock:
         # weakly: the loop holds this clock (its reader), not the other way round, so a
         # closed loop is collected and its finaliser closes the timer
         self._loop = weakref.ref(loop)
-        self._heap: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._seq = 0
+        # the distinct deadlines waited for, and who waits for each (senders share a few:
+        # their deadlines lie on the slot grid)
+        self._heap: list[int] = []
+        self._waiters: dict[int, list[asyncio.Future[None]]] = {}
         self._armed = 0  # the deadline the timer is set for; 0: none
         self._spec = _Itimerspec()
         self._spec_ref = ctypes.byref(self._spec)
@@ -102,10 +104,14 @@ class FrameClock:
     def wait_until(self, due_ns: int) -> asyncio.Future[None]:
         """A future that completes at ``due_ns`` (``perf_counter_ns`` time)."""
         fut = asyncio.get_running_loop().create_future()
-        self._seq += 1
-        heapq.heappush(self._heap, (due_ns, self._seq, fut))
-        if not self._armed or due_ns < self._armed:
-            self._arm(due_ns)
+        waiters = self._waiters.get(due_ns)
+        if waiters is None:
+            self._waiters[due_ns] = [fut]
+            heapq.heappush(self._heap, due_ns)
+            if not self._armed or due_ns < self._armed:
+                self._arm(due_ns)
+        else:
+            waiters.append(fut)
         return fut
 
     def _arm(self, due_ns: int) -> None:
@@ -121,12 +127,12 @@ class FrameClock:
             pass
         heap = self._heap
         limit = time.perf_counter_ns() + _EARLY_NS
-        while heap and heap[0][0] <= limit:
-            fut = heapq.heappop(heap)[2]
-            if not fut.done():  # a sender cancelled while it waited
-                fut.set_result(None)
+        while heap and heap[0] <= limit:
+            for fut in self._waiters.pop(heapq.heappop(heap)):
+                if not fut.done():  # a sender cancelled while it waited
+                    fut.set_result(None)
         if heap:
-            self._arm(heap[0][0])
+            self._arm(heap[0])
         else:
             self._armed = 0
 
