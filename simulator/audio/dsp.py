@@ -193,11 +193,17 @@ def _encode_table(codec: str) -> np.ndarray:
     return table
 
 
+def _codes(pcm: np.ndarray, codec: str) -> bytes:
+    """Whole int16 values (any integer or integral float dtype) -> G.711 bytes."""
+    idx = pcm.astype(np.intp)
+    idx += 32768
+    return _encode_table(codec).take(idx).tobytes()
+
+
 def encode(x: np.ndarray, codec: str) -> bytes:
     """float32 -> G.711 bytes (``codec`` is ``mulaw`` or ``alaw``); the same codes as
     :func:`lin2ulaw` / :func:`lin2alaw` of :func:`to_int16`."""
-    pcm = to_int16(x)
-    return _encode_table(codec)[pcm.astype(np.int32) + 32768].tobytes()
+    return _codes(to_int16(x), codec)
 
 
 # Every one of the 256 codes decoded once: a frame is then one table lookup (the agent side
@@ -423,9 +429,7 @@ class MulawFrom24k:
         y = np.rint(y)
         np.minimum(y, 32767, out=y)
         np.maximum(y, -32768, out=y)
-        idx = y.astype(np.intp)
-        idx += 32768
-        return _encode_table("mulaw").take(idx).tobytes()
+        return _codes(y, "mulaw")
 
     def __call__(self, data: bytes) -> bytes:
         return self.mulaw(self.samples(data))

@@ -88,9 +88,6 @@ class FrameClock:
         if fd < 0:
             raise OSError(ctypes.get_errno(), "timerfd_create failed")
         self._fd = fd
-        # weakly: the loop holds this clock (its reader), not the other way round, so a
-        # closed loop is collected and its finaliser closes the timer
-        self._loop = weakref.ref(loop)
         # the distinct deadlines waited for, and who waits for each (senders share a few:
         # their deadlines lie on the slot grid)
         self._heap: list[int] = []
@@ -99,7 +96,9 @@ class FrameClock:
         self._spec = _Itimerspec()
         self._spec_ref = ctypes.byref(self._spec)
         loop.add_reader(fd, self._fire)
-        self._closer = weakref.finalize(loop, os.close, fd)
+        # The clock lives as long as its loop (the loop holds it, as its reader; the clock
+        # does not hold the loop): the timer is closed when the loop is collected.
+        weakref.finalize(loop, os.close, fd)
 
     def wait_until(self, due_ns: int) -> asyncio.Future[None]:
         """A future that completes at ``due_ns`` (``perf_counter_ns`` time)."""
@@ -135,13 +134,6 @@ class FrameClock:
             self._arm(heap[0])
         else:
             self._armed = 0
-
-    def close(self) -> None:
-        loop = self._loop()
-        if self._closer.alive:
-            if loop is not None and not loop.is_closed():
-                loop.remove_reader(self._fd)
-            self._closer()
 
 
 _CLOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FrameClock] = (
