@@ -159,6 +159,17 @@ async def _raw_server(answer: Any) -> tuple[asyncio.Server, str, list[bytes]]:
     return server, f"http://127.0.0.1:{port}/v1", heads
 
 
+async def _one_exchange(answer: Any, call_id: str | None = None) -> tuple[Any, list[bytes]]:
+    """One exchange of a fresh client with a :func:`_raw_server` that answers with
+    ``answer``: the exchange, and the request heads the server read."""
+    server, url, heads = await _raw_server(answer)
+    async with server:
+        t = OpenAIChatTransport(url)
+        ex = await t.exchange([], [], call_id=call_id)
+        await t.aclose()
+    return ex, heads
+
+
 async def test_a_reply_ended_by_the_connection_closing_is_whole_and_not_reused() -> None:
     # An HTTP/1.0-style reply: no length, no chunks; the close ends it.
     async def answer(w: asyncio.StreamWriter) -> bool:
@@ -189,11 +200,7 @@ async def test_endless_headers_from_a_hostile_agent_are_a_protocol_error() -> No
         await asyncio.sleep(5)
         return True
 
-    server, url, _ = await _raw_server(answer)
-    async with server:
-        t = OpenAIChatTransport(url)
-        ex = await t.exchange([], [])
-        await t.aclose()
+    ex, _ = await _one_exchange(answer)
     assert ex.error == "protocol_error"
     assert "headers longer than" in (ex.error_detail or "")
 
@@ -206,11 +213,7 @@ async def test_a_call_id_with_a_line_break_cannot_add_a_header() -> None:
         await w.drain()
         return False
 
-    server, url, heads = await _raw_server(answer)
-    async with server:
-        t = OpenAIChatTransport(url)
-        ex = await t.exchange([], [], call_id="c1\r\nx-injected: yes")
-        await t.aclose()
+    ex, heads = await _one_exchange(answer, call_id="c1\r\nx-injected: yes")
     assert ex.error is None and ex.text == "ok"
     lines = heads[0].lower().split(b"\r\n")
     assert not any(line.startswith(b"x-injected") for line in lines)
@@ -229,10 +232,6 @@ async def test_a_short_head_and_a_large_body_read_at_once_are_not_long_headers()
         await w.drain()
         return True
 
-    server, url, _ = await _raw_server(answer)
-    async with server:
-        t = OpenAIChatTransport(url)
-        ex = await t.exchange([], [])
-        await t.aclose()
+    ex, _ = await _one_exchange(answer)
     assert ex.error is None, ex.error_detail
     assert len(ex.text) == 300 * 1000
