@@ -36,7 +36,13 @@ from simulator.audio.line import (
     voiced_chunks,
 )
 from simulator.callscript import CallScript, Turn
-from simulator.driver.frameclock import frame_clock, grid_start
+from simulator.driver.frameclock import (
+    FrameClock,
+    LoopTimers,
+    frame_clock,
+    grid_start,
+    run_now,
+)
 from simulator.driver.session import CallRun, awaited_turn
 from simulator.driver.turntaking import TurnTaking
 from simulator.errors import TransportError
@@ -124,6 +130,10 @@ class _AudioCall:
         self.error: TransportError | None = None
         self.sender_stop = False
         self.sender_error: BaseException | None = None
+        self._step = int(line.chunk_ms * 1e6)
+        self._clock: FrameClock | LoopTimers | None = None
+        self._next_ns = 0
+        self._pending: asyncio.Future[None] | None = None  # a send the socket held back
         self.barge_armed = False
         self.barge_onset_ns: int | None = None
         self.barge_stop_ns: int | None = None
@@ -134,57 +144,94 @@ class _AudioCall:
         self._talked_over_utterance = False
 
     # -- sending on absolute deadlines
-    async def sender(self) -> None:
-        """The call's one timer: sends a chunk every ``chunk_ms`` on absolute deadlines and,
-        on the same tick, wakes whoever waits for a time-based condition (an agent turn
-        ending after its silence, a barge-in, a deadline)."""
-        step = int(self.line.chunk_ms * 1e6)
+    def start_sending(self) -> None:
+        """The call's one timer: a chunk every ``chunk_ms`` on absolute deadlines, sent by
+        the frame clock's callback (:meth:`_tick`); the same tick wakes whoever waits for
+        a time-based condition (an agent turn ending after its silence, a barge-in, a
+        deadline). :meth:`stop_sending` ends it."""
+        self._clock = clock = frame_clock()
         # Each call's frame clock has its own phase, as independent phone lines do: calls
         # connected in the same millisecond (a closed loop's first wave) would otherwise
-        # all fall due at once, every 20 ms, and the last of them wait for the others.
-        nxt = grid_start(_now(), step, self.phase_ns)
-        silence = self.line.silence_chunk
+        # all fall due at once, every 20 ms, and the last of them wait for the others. The
+        # seeded phase's slot is taken unless another slot has fewer calls.
+        self.phase_ns = clock.take(self._step, self.phase_ns)
+        self._next_ns = grid_start(_now(), self._step, self.phase_ns)
+        clock.call_at(self._next_ns, self._tick)
+
+    async def stop_sending(self) -> None:
+        """No more ticks; waits for a send the socket held back."""
+        self._stop_ticks()
+        pending = self._pending
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pending
+
+    def _tick(self) -> None:
+        if self.sender_stop or self.closed:
+            return
         queue = self.queue
-        send = self.line.send_audio
-        jitter = self.stats.jitter_ms
-        clock = frame_clock()
-        sleep = asyncio.sleep
+        if queue:
+            payload, voiced = queue.popleft()
+        else:
+            payload, voiced = self.line.silence_chunk, False
+        first = self.first_sent_ns == 0 and not self.drained.is_set()
         try:
-            while not self.sender_stop and not self.closed:
-                delay = nxt - _now()
-                if delay > 0:
-                    if clock is not None:
-                        await clock.wait_until(nxt)
-                    else:
-                        await sleep(delay / 1e9)
-                if queue:
-                    payload, voiced = queue.popleft()
-                else:
-                    payload, voiced = silence, False
-                first = self.first_sent_ns == 0 and not self.drained.is_set()
-                await send(payload)
-                t = _now()
-                jitter.append((t - nxt) / 1e6)
-                self.stats.frames += 1
-                if first:
-                    self.first_sent_ns = t
-                    if self.barge_armed:
-                        self.barge_armed = False
-                        self.barge_onset_ns = t
-                    self.changed.set()
-                if voiced:
-                    self.last_voiced_sent_ns = t
-                if not queue and not self.drained.is_set():
-                    self.drained.set()
-                    self.changed.set()
-                if self.waiting:
-                    self.changed.set()
-                nxt += step  # absolute deadlines: lateness never accumulates
-                if nxt < t - 5 * step:
-                    nxt = t  # the loop stalled badly: do not burst to catch up
-        except (ConnectionError, TransportError, OSError) as exc:
-            self.sender_error = exc
+            pending = run_now(self.line.send_audio(payload))
+        except Exception as exc:  # any failed send ends the call's audio
+            self._send_failed(exc)
+            return
+        if pending is None:
+            self._sent(first, voiced)
+        else:  # the socket pushed back: the next frame waits for this one
+            self._pending = pending
+            pending.add_done_callback(lambda f: self._after_pending(f, first, voiced))
+
+    def _after_pending(self, fut: asyncio.Future[None], first: bool, voiced: bool) -> None:
+        self._pending = None
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is not None:
+            self._send_failed(exc)
+        elif not (self.sender_stop or self.closed):
+            self._sent(first, voiced)
+
+    def _send_failed(self, exc: BaseException) -> None:
+        self.sender_error = exc
+        self._stop_ticks()
+        self.changed.set()
+
+    def _stop_ticks(self) -> None:
+        if not self.sender_stop:
+            self.sender_stop = True
+            if self._clock is not None:
+                self._clock.give_back(self._step, self.phase_ns)
+
+    def _sent(self, first: bool, voiced: bool) -> None:
+        t = _now()
+        nxt = self._next_ns
+        self.stats.jitter_ms.append((t - nxt) / 1e6)
+        self.stats.frames += 1
+        if first:
+            self.first_sent_ns = t
+            if self.barge_armed:
+                self.barge_armed = False
+                self.barge_onset_ns = t
             self.changed.set()
+        if voiced:
+            self.last_voiced_sent_ns = t
+        if not self.queue and not self.drained.is_set():
+            self.drained.set()
+            self.changed.set()
+        if self.waiting:
+            self.changed.set()
+        nxt += self._step  # absolute deadlines: lateness never accumulates
+        if nxt < t - 5 * self._step:
+            nxt = t  # the loop stalled badly: do not burst to catch up
+        self._next_ns = nxt
+        assert self._clock is not None
+        self._clock.call_at(nxt, self._tick)
 
     async def say(self, pcm8k: np.ndarray, sha256: str | None = None) -> None:
         """Queue one utterance and wait until its last chunk has been sent."""
@@ -457,7 +504,8 @@ class _Session:
                                           derive_seed("frame-phase", self.call_id))
             if hasattr(line, "agent_audio_wanted"):  # only the listener hears the samples
                 line.agent_audio_wanted = self.listener is not None
-            tasks = [asyncio.create_task(call.sender()), asyncio.create_task(call.receiver())]
+            call.start_sending()
+            tasks = [asyncio.create_task(call.receiver())]
             # The whole call is bounded by its deadline, whatever the agent does.
             async with asyncio.timeout(self.remaining()):
                 if self.tt.greeting_wait_s > 0:
@@ -480,7 +528,7 @@ class _Session:
             run.error, run.error_detail = "call_timeout", "call exceeded its deadline"
         finally:
             if self.call is not None:
-                self.call.sender_stop = True
+                await self.call.stop_sending()
             if line is not None:
                 with contextlib.suppress(Exception):
                     await line.aclose()

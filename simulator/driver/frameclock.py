@@ -8,13 +8,16 @@ caller that must put a frame on the wire every 20 ms, that alone is the frame ji
 :class:`FrameClock` keeps the event loop and gives it one more file descriptor: a Linux
 ``timerfd`` armed, in nanoseconds of ``CLOCK_MONOTONIC`` (the clock of
 ``time.perf_counter_ns``), for the earliest deadline any sender waits for. When it fires,
-the loop releases every waiter whose deadline has come. Senders put their deadlines on a
-shared grid of :data:`SLOT_NS` (see :func:`grid_start`), so one wake-up releases all the
-calls due in that slot and the wake-ups per second stay bounded by the slots, not the
-calls.
+the clock calls, there and then, every sender whose deadline has come: a sender is a
+callback that puts its frame on the wire, not a task woken to do so, so a frame does not
+queue behind the task steps that woke in the same loop pass, and a frame costs no task
+switch. Senders put their deadlines on a shared grid of :data:`SLOT_NS` (see
+:func:`grid_start`), so one wake-up serves all the calls due in that slot and the wake-ups
+per second stay bounded by the slots, not the calls; a new call takes the emptiest slot
+(:class:`_Slots`).
 
-Where there is no ``timerfd`` (not Linux), :func:`frame_clock` returns None and senders
-sleep on the loop's own timers, as before.
+Where there is no ``timerfd`` (not Linux), :func:`frame_clock` gives :class:`LoopTimers`:
+the same interface on the loop's own timers.
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ import asyncio
 import ctypes
 import ctypes.util
 import heapq
+import inspect
 import os
 import sys
 import time
+import types
 import weakref
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 #: Frame deadlines fall on this grid (ns): calls due in the same millisecond share one
@@ -80,18 +86,60 @@ def grid_start(now_ns: int, step_ns: int, phase_ns: int) -> int:
     return t if t >= now_ns else t + step_ns
 
 
-class FrameClock:
+class _Slots:
+    """How many calls tick in each slot of a step, so a new call takes the emptiest.
+
+    Phases drawn at random pile up: 150 calls over the 20 slots of a 20 ms step put 14 or
+    more in some slot while others hold 2, and the last frame of a crowded slot waits for
+    all the sends before it. Taking the emptiest slot (the seeded phase's own slot when it
+    is among them, else the next such slot after it) keeps every slot within one call of
+    the others."""
+
+    def __init__(self) -> None:
+        self._used: dict[int, list[int]] = {}  # step -> calls per slot
+
+    def take(self, step_ns: int, phase_ns: int) -> int:
+        """A phase (ns into the step, on the slot grid) for a call whose seeded phase is
+        ``phase_ns``; give it back with :meth:`give_back`."""
+        n = max(1, step_ns // SLOT_NS)
+        used = self._used.setdefault(step_ns, [0] * n)
+        want = (phase_ns % step_ns) // SLOT_NS % n
+        least = min(used)
+        slot = next(s % n for s in range(want, want + n) if used[s % n] == least)
+        used[slot] += 1
+        return slot * SLOT_NS
+
+    def give_back(self, step_ns: int, phase_ns: int) -> None:
+        used = self._used.get(step_ns)
+        if used is not None:
+            slot = phase_ns // SLOT_NS % len(used)
+            used[slot] = max(0, used[slot] - 1)
+
+
+class LoopTimers(_Slots):
+    """The same interface on the event loop's own (millisecond) timers: used where there
+    is no ``timerfd``."""
+
+    def call_at(self, due_ns: int, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` at ``due_ns`` (``perf_counter_ns`` time), to the loop's
+        millisecond."""
+        delay = (due_ns - time.perf_counter_ns()) / 1e9
+        asyncio.get_running_loop().call_later(max(0.0, delay), callback)
+
+
+class FrameClock(_Slots):
     """Sub-millisecond deadlines for one event loop (see the module's text)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
         fd = _LIBC.timerfd_create(_CLOCK_MONOTONIC, _TFD_NONBLOCK | _TFD_CLOEXEC)
         if fd < 0:
             raise OSError(ctypes.get_errno(), "timerfd_create failed")
         self._fd = fd
-        # the distinct deadlines waited for, and who waits for each (senders share a few:
+        # the distinct deadlines due, and what is called at each (senders share a few:
         # their deadlines lie on the slot grid)
         self._heap: list[int] = []
-        self._waiters: dict[int, list[asyncio.Future[None]]] = {}
+        self._due: dict[int, list[Callable[[], None]]] = {}
         self._armed = 0  # the deadline the timer is set for; 0: none
         self._spec = _Itimerspec()
         self._spec_ref = ctypes.byref(self._spec)
@@ -100,18 +148,17 @@ class FrameClock:
         # does not hold the loop): the timer is closed when the loop is collected.
         weakref.finalize(loop, os.close, fd)
 
-    def wait_until(self, due_ns: int) -> asyncio.Future[None]:
-        """A future that completes at ``due_ns`` (``perf_counter_ns`` time)."""
-        fut = asyncio.get_running_loop().create_future()
-        waiters = self._waiters.get(due_ns)
-        if waiters is None:
-            self._waiters[due_ns] = [fut]
+    def call_at(self, due_ns: int, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` at ``due_ns`` (``perf_counter_ns`` time), straight from the
+        clock's wake-up: not as a task step queued behind what else woke in that pass."""
+        callbacks = self._due.get(due_ns)
+        if callbacks is None:
+            self._due[due_ns] = [callback]
             heapq.heappush(self._heap, due_ns)
             if not self._armed or due_ns < self._armed:
                 self._arm(due_ns)
         else:
-            waiters.append(fut)
-        return fut
+            callbacks.append(callback)
 
     def _arm(self, due_ns: int) -> None:
         self._armed = due_ns
@@ -127,29 +174,91 @@ class FrameClock:
         heap = self._heap
         limit = time.perf_counter_ns() + _EARLY_NS
         while heap and heap[0] <= limit:
-            for fut in self._waiters.pop(heapq.heappop(heap)):
-                if not fut.done():  # a sender cancelled while it waited
-                    fut.set_result(None)
+            for callback in self._due.pop(heapq.heappop(heap)):
+                try:
+                    callback()
+                except Exception as exc:  # one sender's bug must not stop the others
+                    asyncio.get_running_loop().call_exception_handler(
+                        {"message": "frame clock callback failed", "exception": exc})
         if heap:
             self._arm(heap[0])
         else:
             self._armed = 0
 
 
-_CLOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FrameClock] = (
+_CLOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FrameClock | LoopTimers] = (
     weakref.WeakKeyDictionary())
 
 
-def frame_clock() -> FrameClock | None:
-    """The running loop's frame clock (made on first use), or None where there is no
-    ``timerfd``: then sleep on the loop's timers."""
-    if _LIBC is None:
-        return None
+def frame_clock() -> FrameClock | LoopTimers:
+    """The running loop's frame clock (made on first use): a :class:`FrameClock`, or
+    :class:`LoopTimers` where there is no ``timerfd``."""
     loop = asyncio.get_running_loop()
     clock = _CLOCKS.get(loop)
     if clock is None:
         try:
-            clock = _CLOCKS[loop] = FrameClock(loop)
+            if _LIBC is None:
+                raise OSError("no timerfd")
+            clock = FrameClock(loop)
         except (OSError, NotImplementedError, RuntimeError):
-            return None
+            clock = LoopTimers()
+        _CLOCKS[loop] = clock
     return clock
+
+
+def run_now(coro: Coroutine[Any, Any, None]) -> asyncio.Future[None] | None:
+    """Run ``coro`` (a line's ``send_audio``) from a clock callback up to its first
+    suspension: None when it finished there, which a send does unless the socket pushes
+    back; else a task that finishes it. Its exceptions up to that point are raised here.
+    Before it suspends it runs outside any task, as the first step of an eager task does
+    (so it must not need ``asyncio.current_task()``, e.g. for ``asyncio.timeout``)."""
+    if not inspect.iscoroutine(coro):  # an awaitable that is not a coroutine: just await it
+        return asyncio.ensure_future(coro)
+    try:
+        yielded = coro.send(None)
+    except StopIteration:
+        return None
+    except BaseException:
+        coro.close()
+        raise
+    task = asyncio.ensure_future(_finish(coro, yielded))
+    task.add_done_callback(lambda _: _cancel_if_suspended(coro))
+    return task
+
+
+def _cancel_if_suspended(coro: Coroutine[Any, Any, None]) -> None:
+    """A task cancelled before its first step never enters :func:`_finish`: tell the
+    coroutine it waited for, so its own ``except CancelledError``/``finally`` run."""
+    if inspect.getcoroutinestate(coro) != inspect.CORO_SUSPENDED:
+        return
+    try:
+        coro.throw(asyncio.CancelledError())
+    except (asyncio.CancelledError, StopIteration):
+        return
+    except Exception as exc:
+        asyncio.get_running_loop().call_exception_handler(
+            {"message": "a held-back send failed as it was cancelled", "exception": exc})
+        return
+    coro.close()  # it awaited again after the cancellation: stop it there
+
+
+@types.coroutine
+def _finish(coro: Coroutine[Any, Any, None], yielded: Any) -> Generator[Any, Any, None]:
+    """The rest of a coroutine that suspended on ``yielded``, run by a task (what ``await``
+    would have done had a task run it from the start)."""
+    while True:
+        try:
+            sent = yield yielded
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # cancelled: pass it in
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration:
+                return
