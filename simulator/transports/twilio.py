@@ -13,7 +13,6 @@ import base64
 import binascii
 import contextlib
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,21 +91,36 @@ def _obj(o: Any, key: str, event: str) -> dict[str, Any]:
     return v
 
 
-# The usual shape of an agent's ``media`` message (Twilio's documented field order, with or
-# without spaces): read without a general JSON decode. Anything else takes the full path.
-_AGENT_MEDIA = re.compile(
-    r'\{\s*"event"\s*:\s*"media"\s*,\s*"streamSid"\s*:\s*"([A-Za-z0-9_-]*)"\s*,'
-    r'\s*"media"\s*:\s*\{\s*"payload"\s*:\s*"([A-Za-z0-9+/=]*)"\s*\}\s*\}\s*')
+# The usual shapes of an agent's ``media`` message, Twilio's documented field order written
+# compactly (JavaScript's ``JSON.stringify``) or with Python's default ``json.dumps`` spaces:
+# read by slicing, without a general JSON decode (about a seventh of the time). A value that
+# holds a quote or a backslash, or any other shape, takes the full path.
+_AGENT_MEDIA_SHAPES = (
+    ('{"event":"media","streamSid":"', '","media":{"payload":"', '"}}'),
+    ('{"event": "media", "streamSid": "', '", "media": {"payload": "', '"}}'),
+)
+
+
+def _agent_media_fast(text: str) -> tuple[str, str] | None:
+    """(stream sid, base64 payload) of a ``media`` message in one of the usual shapes."""
+    for head, mid, tail in _AGENT_MEDIA_SHAPES:
+        if text.startswith(head) and text.endswith(tail):
+            k = text.find(mid, len(head))
+            if k < 0:
+                return None
+            sid, payload = text[len(head):k], text[k + len(mid):-len(tail)]
+            if '"' in sid or "\\" in sid or '"' in payload or "\\" in payload:
+                return None
+            return sid, payload
+    return None
 
 
 def parse_agent_message(text: str | bytes) -> TwMessage:
     """An agent -> Twilio message: ``media`` (payload decoded), ``mark`` or ``clear``.
     Raises ``TransportError("protocol_error")`` on bad JSON, bad base64, a missing field or
     an unknown event."""
-    if isinstance(text, str):
-        m = _AGENT_MEDIA.fullmatch(text)
-        if m is not None:
-            return TwMessage("media", m.group(1), payload=_b64(m.group(2), "media"))
+    if isinstance(text, str) and (fast := _agent_media_fast(text)) is not None:
+        return TwMessage("media", fast[0], payload=_b64(fast[1], "media"))
     o = _load(text)
     ev = o["event"]
     sid = str(o.get("streamSid") or "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import json
 import statistics
 import time
@@ -70,6 +71,35 @@ def test_bad_agent_messages_are_protocol_errors(raw: str) -> None:
     with pytest.raises(TransportError) as ei:
         parse_agent_message(raw)
     assert ei.value.category == "protocol_error"
+
+
+_B64 = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=",
+               max_size=24)
+
+
+@given(sid=st.one_of(st.text(max_size=12), st.from_regex(r"MZ[0-9a-f]{8}", fullmatch=True)),
+       payload=st.one_of(st.binary(max_size=160).map(lambda b: base64.b64encode(b).decode()),
+                         _B64, st.text(max_size=24)),
+       extra=st.booleans(), compact=st.booleans())
+def test_agent_media_is_read_as_a_json_decoder_reads_it(sid: str, payload: str, extra: bool,
+                                                       compact: bool) -> None:
+    # Media in the usual shapes is read by slicing: quotes, backslashes and unicode in the
+    # values, or extra fields, must give what the full JSON path gives (or its error).
+    media: dict[str, str] = {"payload": payload}
+    if extra:
+        media["track"] = "outbound"
+    text = json.dumps({"event": "media", "streamSid": sid, "media": media},
+                      separators=(",", ":") if compact else (", ", ": "))
+    try:
+        want: tuple[str, bytes] | str = (sid, binascii.a2b_base64(payload, strict_mode=True))
+    except (ValueError, binascii.Error):
+        want = "protocol_error"
+    try:
+        msg = parse_agent_message(text)
+        got: tuple[str, bytes] | str = (msg.stream_sid, msg.payload)
+    except TransportError as exc:
+        got = exc.category
+    assert got == want
 
 
 def test_agent_media_mark_and_clear_parse() -> None:
