@@ -38,7 +38,10 @@ class AudioLine(Protocol):
 
     ``encode`` turns an utterance into the line's chunks, ready to send (for a WebSocket
     line the whole message, or its payload already base64-encoded), when the turn is queued;
-    ``send_audio`` sends one when it falls due, so the work per 20 ms frame is a send.
+    ``send_audio`` sends one when it falls due, so the work per 20 ms frame is a send. It is
+    started from the frame clock's callback and run up to its first suspension there, as an
+    eager task's first step is (the rest, if the socket pushes back, runs in a task): it must
+    not need ``asyncio.current_task()`` before it first suspends.
     ``silence_chunk`` is the chunk the line sends while the caller is quiet. A line may name
     its encoding in ``encode_key`` (a string): ``encode`` then promises the same chunks for
     the same samples, and calls share an utterance's chunks instead of encoding it again.
