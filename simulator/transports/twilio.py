@@ -93,8 +93,8 @@ def _obj(o: Any, key: str, event: str) -> dict[str, Any]:
 
 # The usual shapes of an agent's ``media`` message, Twilio's documented field order written
 # compactly (JavaScript's ``JSON.stringify``) or with Python's default ``json.dumps`` spaces:
-# read by slicing, without a general JSON decode (about a seventh of the time). A value that
-# holds a quote or a backslash, or any other shape, takes the full path.
+# read by slicing, without a general JSON decode (about half the time). A value that holds a
+# quote, a backslash or a raw control character, or any other shape, takes the full path.
 _AGENT_MEDIA_SHAPES = (
     ('{"event":"media","streamSid":"', '","media":{"payload":"', '"}}'),
     ('{"event": "media", "streamSid": "', '", "media": {"payload": "', '"}}'),
@@ -110,6 +110,8 @@ def _agent_media_fast(text: str) -> tuple[str, str] | None:
                 return None
             sid, payload = text[len(head):k], text[k + len(mid):-len(tail)]
             if '"' in sid or "\\" in sid or '"' in payload or "\\" in payload:
+                return None
+            if sid and min(sid) < " ":  # a raw control character: not JSON, say so below
                 return None
             return sid, payload
     return None

@@ -66,7 +66,9 @@ def test_codec_counts_sequence_chunk_and_timestamp() -> None:
     '{"event": "media"}',
     '{"event": "hangup"}',
     '{"no_event": 1}',
-], ids=["bad-json", "bad-base64", "no-media-object", "unknown-event", "no-event"])
+    '{"event":"media","streamSid":"MZ\x01","media":{"payload":"AA=="}}',
+], ids=["bad-json", "bad-base64", "no-media-object", "unknown-event", "no-event",
+        "control-character-in-usual-shape"])
 def test_bad_agent_messages_are_protocol_errors(raw: str) -> None:
     with pytest.raises(TransportError) as ei:
         parse_agent_message(raw)
