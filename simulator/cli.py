@@ -1148,7 +1148,8 @@ def _compare_runs(refs: Sequence[str], runs_dir: Path, rubric: Any) -> tuple[Any
         raise InputError("compare needs at least two runs (or an A/B run's arms)")
     labels = label_runs([m for _, m, _ in loaded], ids)
     res = run_compare({lab: out for lab, (out, _, _) in zip(labels, loaded, strict=True)},
-                      rubric)
+                      rubric, metas={lab: m for lab, (_, m, _) in zip(labels, loaded, strict=True)},
+                      made_in={lab: i.split(":")[0] for lab, i in zip(labels, ids, strict=True)})
     return res, dict(zip(labels, ids, strict=True))
 
 

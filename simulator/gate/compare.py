@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from simulator.errors import GateError
-from simulator.gate.decide import NumberRow, decide_number, fmt_delta
+from simulator.gate.decide import NumberRow, decide_number, drift_allowance, drifts, fmt_delta
 from simulator.gate.rubric import GATE_NUMBERS, Rubric
 from simulator.gate.stats import Estimate, PairEstimate, interval_at, pair_samples
 from simulator.metrics.numbers import METRICS, gate_numbers, metric, metric_calls, point
@@ -118,6 +118,18 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Drift:
+    """Two of the compared runs made separately: how far the intervals of the numbers that
+    drift (latencies, cost) were widened between them, as a fraction of the baseline's value
+    on each side, and the rubric's drift lines that say why (see ``decide.drift_allowance``)."""
+
+    baseline: str
+    candidate: str
+    widened: float
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class CompareResult:
     ranking: tuple[Standing, ...]
     routes: tuple[Route, ...]
@@ -127,6 +139,7 @@ class CompareResult:
     confidence: float
     min_calls_per_segment: int
     numbers: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    drift: tuple[Drift, ...] = ()
 
     def route(self, dimension: str, value: str) -> Route:
         for r in self.routes:
@@ -149,6 +162,7 @@ class _Test:
     margin: float
     p: float | None
     distance: float                 # tie-break for equal p: standardised distance past margin
+    widen: float = 0.0              # drift allowance, in the number's units, each side
 
 
 def _p_value(imp: np.ndarray, margin: float) -> tuple[float | None, float]:
@@ -174,6 +188,8 @@ def _decide(t: _Test, rubric: Rubric, seg_rubric: Rubric, confidence: float) -> 
         # Orientation back to candidate - baseline for the interval shown.
         sign = 1.0 if GATE_NUMBERS[t.name] == "higher" else -1.0
         lo, hi = interval_at(sign * t.samples, confidence)
+        if lo is not None and hi is not None and t.widen > 0:
+            lo, hi = lo - t.widen, hi + t.widen
         d = Estimate(d.value, lo, hi, d.n)
     est = PairEstimate(t.point.baseline, t.point.candidate, d)
     return decide_number(t.name, rubric.numbers.rule(t.name), est, seg_rubric)
@@ -291,13 +307,20 @@ def _segments(runs: Mapping[str, Sequence[CallOutcome]], dimensions: Sequence[st
 
 
 def compare(runs: Mapping[str, Sequence[CallOutcome]], rubric: Rubric,
-            dimensions: Sequence[str] = DIMENSIONS) -> CompareResult:
+            dimensions: Sequence[str] = DIMENSIONS, *,
+            metas: Mapping[str, Mapping[str, Any]] | None = None,
+            made_in: Mapping[str, str] | None = None) -> CompareResult:
     """Decide, per segment, which run wins (see the module docstring).
 
-    ``runs`` maps a run's name (its label) to its outcomes; at least two runs. Returns the
-    overall ranking (the "all calls" segment), one :class:`Route` per segment (all calls
-    first, then each value of each dimension that has more than one value), and the size of
-    the Holm family. Seeded from ``rubric.seed``: same runs, same table. Raises
+    ``runs`` maps a run's name (its label) to its outcomes; at least two runs. ``metas``
+    maps a name to its run's recorded meta (``host``, ``started_at``, ``loop_lag_p99_ms``):
+    given, every pair of runs made separately is held to the rubric's drift policy as the
+    gate holds two sequential runs (the intervals of latencies and cost widen by the
+    allowance, or :class:`GateError` under ``refuse``). ``made_in`` maps a name to the run
+    it was recorded in: two arms of one interleaved A/B run need no drift allowance.
+    Returns the overall ranking (the "all calls" segment), one :class:`Route` per segment
+    (all calls first, then each value of each dimension that has more than one value), and
+    the size of the Holm family. Seeded from ``rubric.seed``: same runs, same table. Raises
     :class:`GateError` for fewer than two runs or an unknown dimension.
     """
     if len(runs) < 2:
@@ -306,6 +329,8 @@ def compare(runs: Mapping[str, Sequence[CallOutcome]], rubric: Rubric,
         if d not in DIMENSIONS:
             raise GateError(f"unknown breakdown '{d}': known are {', '.join(DIMENSIONS)}")
     names = list(runs)
+    drift = _drift(names, rubric, metas, made_in)
+    widen_of = {(d.baseline, d.candidate): d.widened for d in drift}
     seg_rubric = _segment_rubric(rubric)
     need = rubric.min_calls_per_segment
     segments = _segments(runs, dimensions)
@@ -343,11 +368,15 @@ def compare(runs: Mapping[str, Sequence[CallOutcome]], rubric: Rubric,
                 rule = rubric.numbers.rule(name)
                 margin = rule.win_margin * (abs(pb) if rule.relative and pb is not None
                                             else 1.0)
+                widen = (widen_of.get((a, b), 0.0) * abs(pb)
+                         if drifts(name) and pb is not None else 0.0)
                 sign = 1.0 if direction == "higher" else -1.0
                 imp = sign * samples[name] if name in samples else None
-                p, dist = (_p_value(imp, margin) if imp is not None and pb is not None
+                # A win or loss must clear the margin with the interval widened, so its
+                # p-value is taken against the margin plus the allowance.
+                p, dist = (_p_value(imp, margin + widen) if imp is not None and pb is not None
                            else (None, 0.0))
-                tests.append(_Test(si, a, b, name, pe, imp, margin, p, dist))
+                tests.append(_Test(si, a, b, name, pe, imp, margin, p, dist, widen))
     decided = _holm(tests, rubric, seg_rubric)
 
     routes: list[Route] = []
@@ -360,7 +389,27 @@ def compare(runs: Mapping[str, Sequence[CallOutcome]], rubric: Rubric,
         family_size=sum(t.p is not None for t in tests), resamples=resamples,
         confidence=rubric.confidence,
         min_calls_per_segment=need, numbers={n: gate_numbers(runs[n]) for n in names},
+        drift=drift,
     )
+
+
+def _drift(names: Sequence[str], rubric: Rubric,
+           metas: Mapping[str, Mapping[str, Any]] | None,
+           made_in: Mapping[str, str] | None) -> tuple[Drift, ...]:
+    """The drift allowance of every pair of runs made separately (none without ``metas``)."""
+    if metas is None:
+        return ()
+    out = []
+    for a, b in combinations(names, 2):
+        if made_in is not None and a in made_in and made_in.get(a) == made_in.get(b):
+            continue   # arms of one interleaved run: the same conditions, by construction
+        try:
+            widen, lines = drift_allowance(rubric, metas.get(a, {}), metas.get(b, {}))
+        except GateError as e:
+            raise GateError(f"cannot compare {a} with {b}: "
+                            + str(e).removeprefix("cannot judge: ")) from None
+        out.append(Drift(a, b, widen, tuple(lines)))
+    return tuple(out)
 
 
 # ------------------------------------------------------------------------------ output
@@ -423,6 +472,7 @@ def render_lines(result: CompareResult, *, width: int = 80, verbose: bool = Fals
             (f"{result.runs[1]} minus {result.runs[0]}" if two else
              "the later run named minus the earlier"))
     lines += textwrap.wrap(note, width)
+    lines += _drift_lines(result, width, verbose)
     lines.append("")
 
     # Segments too thin to test say one thing together: one line per dimension (unless
@@ -473,6 +523,29 @@ def render_lines(result: CompareResult, *, width: int = 80, verbose: bool = Fals
                 f"{it[0].dimension}: {len(it)} segments under {result.min_calls_per_segment} "
                 f"calls (most: {most.value}, {min(most.calls.values())})", width))
     return lines
+
+
+def _drift_lines(result: CompareResult, width: int, verbose: bool) -> list[str]:
+    """What separately made runs mean for the table: one line, or (verbose) each pair's
+    drift conditions."""
+    if not result.drift:
+        return []
+    widths = sorted({d.widened for d in result.drift})
+    if widths[-1] <= 0:
+        text = ("separate runs: drift between them is inside the latency and cost "
+                "differences (the rubric's drift policy is 'note')")
+    else:
+        pct = "-".join(f"{100 * w:g}" for w in sorted({widths[0], widths[-1]}))
+        text = (f"separate runs: latency and cost intervals widened by ±{pct}% of the "
+                "baseline for drift" + ("" if verbose else " (--verbose: why)"))
+    out = textwrap.wrap(text, width)
+    if verbose:
+        for d in result.drift:
+            out.append(_cut(f"  {d.candidate} vs {d.baseline}:", width))
+            for line in d.lines:
+                out += textwrap.wrap(line, width, initial_indent="    - ",
+                                     subsequent_indent="      ")
+    return out
 
 
 def len_calls(result: CompareResult, name: str) -> int:
@@ -528,6 +601,8 @@ def compare_to_json(result: CompareResult,
         "runs": [{"label": n, "run_id": (run_ids or {}).get(n), "calls": len_calls(result, n),
                   "numbers": result.numbers.get(n)} for n in result.runs],
         "ranking": [standing(s) for s in result.ranking],
+        "drift": [{"baseline": d.baseline, "candidate": d.candidate, "widened": d.widened,
+                   "lines": list(d.lines)} for d in result.drift],
         "routes": [{"segment": r.segment, "dimension": r.dimension, "value": r.value,
                     "winner": r.winner, "status": r.status, "reason": r.reason,
                     "calls": r.calls,

@@ -381,7 +381,8 @@ def check_meta(rubric_sha256: str | None, baseline_meta: Mapping[str, Any],
 def drift_conditions(rubric: Rubric, baseline_meta: Mapping[str, Any],
                      candidate_meta: Mapping[str, Any]) -> tuple[list[str], int]:
     """What two separately made runs cannot show the gate, as lines; and how many of them
-    are named conditions (different hosts, loop-lag verdicts, starts hours apart)."""
+    are named conditions (different hosts, loop-lag verdicts that differ or are both not
+    trustworthy, starts hours apart)."""
     b, c = baseline_meta, candidate_meta
     lines: list[str] = []
     named = 0
@@ -411,7 +412,33 @@ def drift_conditions(rubric: Rubric, baseline_meta: Mapping[str, Any],
         named += 1
         lines.append(f"different loop-lag verdicts: baseline {v_b}, candidate {v_c} (the "
                      "client's own timing was not equally trustworthy in both runs)")
+    elif k_b == "not trustworthy":
+        # Alike, but alike in being late: the client's own delays (a saturated machine) are
+        # inside both runs' latencies, and nothing says they were the same size.
+        named += 1
+        lines.append("neither run's own timing was trustworthy: loop lag p99 "
+                     f"{b['loop_lag_p99_ms']:.0f} ms (baseline) and "
+                     f"{c['loop_lag_p99_ms']:.0f} ms (candidate)")
     return lines, named
+
+
+def drift_allowance(rubric: Rubric, baseline_meta: Mapping[str, Any],
+                    candidate_meta: Mapping[str, Any]) -> tuple[float, list[str]]:
+    """The rubric's drift policy applied to two separately made runs: the fraction of the
+    baseline's value by which the intervals of numbers that drift widen on each side (0
+    under ``note``), and the lines that say why. Raises :class:`GateError` under ``refuse``
+    when a named condition holds."""
+    notes, named = drift_conditions(rubric, baseline_meta, candidate_meta)
+    policy = rubric.drift.policy
+    if policy == "refuse" and named:
+        raise GateError("cannot judge: the rubric's drift policy is 'refuse' and "
+                        + "; ".join(notes[1:]) + " (an interleaved A/B run avoids this)")
+    if policy == "note":
+        return 0.0, notes
+    widen = rubric.drift.widen * (1 + named)
+    notes.append(f"drift policy '{policy}': latency and cost intervals widened by "
+                 f"±{100 * widen:g}% of the baseline")
+    return widen, notes
 
 
 def _lag_class(meta: Mapping[str, Any]) -> tuple[str, str]:
@@ -474,15 +501,7 @@ def judge(baseline: Sequence[CallOutcome], candidate: Sequence[CallOutcome], rub
             notes.append(f"{dropped} scripts were replayed by one arm only (an interrupted "
                          "run) and are left out")
     else:
-        notes, named = drift_conditions(rubric, baseline_meta, candidate_meta)
-        policy = rubric.drift.policy
-        if policy == "refuse" and named:
-            raise GateError("cannot judge: the rubric's drift policy is 'refuse' and "
-                            + "; ".join(notes[1:]) + " (an interleaved A/B run avoids this)")
-        if policy != "note":
-            widen = rubric.drift.widen * (1 + named)
-            notes.append(f"drift policy '{policy}': latency and cost intervals widened by "
-                         f"±{100 * widen:g}% of the baseline")
+        widen, notes = drift_allowance(rubric, baseline_meta, candidate_meta)
     result = evaluate(baseline, candidate, rubric, widen=widen)
     return replace(result, rubric_sha256=sha, mismatch=tuple(problems),
                    baseline_meta=dict(baseline_meta), candidate_meta=dict(candidate_meta),

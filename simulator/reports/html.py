@@ -274,7 +274,12 @@ def _routing_section(routing: Mapping[str, Any] | None) -> str:
         f'{e(routing.get("family_size"))} tests with Holm\'s method, so the chance of any false '
         f"winner in this table is at most {100 * (1 - conf):.3g}%. Difference: the winner "
         f"minus the other run{e(two)}. "
-        "<code>callsim compare --verbose</code> lists every comparison.</p></section>")
+        "<code>callsim compare --verbose</code> lists every comparison.</p>")
+    for d in routing.get("drift") or []:
+        out.append(
+            f'<p class="note drift">{e(d.get("candidate"))} vs {e(d.get("baseline"))}, '
+            f'made separately: {e("; ".join(d.get("lines") or []))}.</p>')
+    out.append("</section>")
     return "".join(out)
 
 

@@ -148,3 +148,79 @@ def test_same_runs_same_table(routed: object) -> None:
 def test_compare_needs_two_runs() -> None:
     with pytest.raises(GateError, match="at least two runs"):
         compare({"only": synthetic_run(10, AgentModel(), seed=1)}, make_rubric())
+
+
+# ------------------------------------------------------------------ drift between runs
+
+META = {"rubric_sha256": "f" * 64, "profile": "none", "scenario_set": "s", "host": "h1",
+        "started_at": 1_000_000.0, "loop_lag_p99_ms": 1.0}
+
+
+def _drift(policy: str) -> dict[str, object]:
+    return {"policy": policy, "widen": 0.10, "max_hours_apart": 1}
+
+
+@pytest.fixture(scope="module")
+def slower_by_12pct() -> dict[str, list[CallOutcome]]:
+    """The same agent, the second run about 12% slower on latency (what a busier machine
+    gives two runs made separately), nothing else different."""
+    return {"base": synthetic_run(800, AgentModel(), seed=1),
+            "busier": synthetic_run(800, AgentModel(ttft_shift_ms=200), seed=2)}
+
+
+def _latency_winners(res: object) -> list[str]:
+    from simulator.gate.compare import CompareResult
+
+    assert isinstance(res, CompareResult)
+    return [r.segment for r in res.routes for c in r.comparisons
+            if c.name == "p95_ttft_ms" and c.winner() is not None]
+
+
+def test_separate_runs_widen_latency_by_the_rubrics_drift_policy(
+        slower_by_12pct: dict[str, list[CallOutcome]]) -> None:
+    metas = {"base": META, "busier": META}
+    note = compare(slower_by_12pct, make_rubric(drift=_drift("note")), metas=metas)
+    widen = compare(slower_by_12pct, make_rubric(drift=_drift("widen")), metas=metas)
+    # Judged as is, the slower run loses on latency; allowed 10% for drift, it does not.
+    assert "all calls" in _latency_winners(note)
+    assert _latency_winners(widen) == []
+    assert [(d.baseline, d.candidate, d.widened) for d in widen.drift] == [
+        ("base", "busier", pytest.approx(0.10))]
+    # Accuracy and refusal do not move with load: their decisions and margins are the
+    # same (their intervals move only with the Holm level).
+    for a, b in zip(note.routes, widen.routes, strict=True):
+        for ca, cb in zip(a.comparisons, b.comparisons, strict=True):
+            if ca.name in ("tool_arg_accuracy", "refusal_rate"):
+                assert (ca.row.decision, ca.row.win_margin) == (cb.row.decision, cb.row.win_margin)
+    lines = render_lines(widen, width=80)
+    assert any("latency and cost intervals widened by ±10%" in line for line in lines)
+    data = compare_to_json(widen)
+    assert data["drift"][0]["widened"] == pytest.approx(0.10)
+
+
+def test_runs_whose_own_timing_was_late_widen_further(
+        slower_by_12pct: dict[str, list[CallOutcome]]) -> None:
+    late = {**META, "loop_lag_p99_ms": 12.0}
+    res = compare(slower_by_12pct, make_rubric(drift=_drift("widen")),
+                  metas={"base": late, "busier": late})
+    (d,) = res.drift
+    assert d.widened == pytest.approx(0.20)
+    assert any("neither run's own timing was trustworthy" in line for line in d.lines)
+    verbose = render_lines(res, width=80, verbose=True)
+    assert any("loop lag p99 12 ms (baseline)" in line for line in verbose)
+
+
+def test_arms_of_one_interleaved_run_get_no_drift_allowance(
+        slower_by_12pct: dict[str, list[CallOutcome]]) -> None:
+    res = compare(slower_by_12pct, make_rubric(drift=_drift("widen")),
+                  metas={"base": META, "busier": META},
+                  made_in={"base": "run-1", "busier": "run-1"})
+    assert res.drift == ()
+    assert "all calls" in _latency_winners(res)
+
+
+def test_refuse_policy_names_the_pair_it_will_not_compare(
+        slower_by_12pct: dict[str, list[CallOutcome]]) -> None:
+    with pytest.raises(GateError, match=r"cannot compare base with busier: .*different hosts"):
+        compare(slower_by_12pct, make_rubric(drift=_drift("refuse")),
+                metas={"base": META, "busier": {**META, "host": "h2"}})

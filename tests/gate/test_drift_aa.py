@@ -183,3 +183,13 @@ def test_a_run_without_loop_lag_reads_not_measured() -> None:
     assert named == 1
     assert lines[-1].startswith("different loop-lag verdicts: baseline not measured, "
                                 "candidate trustworthy (p99 1 ms) ")
+
+
+def test_both_runs_with_untrustworthy_timing_are_a_condition() -> None:
+    from simulator.driver.looplag import DEFAULT_THRESHOLD_MS
+
+    late = {**META, "loop_lag_p99_ms": DEFAULT_THRESHOLD_MS + 4}
+    lines, named = drift_conditions(make_rubric(), late, {**late, "loop_lag_p99_ms": 30.0})
+    assert named == 1
+    assert lines[-1] == (f"neither run's own timing was trustworthy: loop lag p99 "
+                         f"{DEFAULT_THRESHOLD_MS + 4:.0f} ms (baseline) and 30 ms (candidate)")
