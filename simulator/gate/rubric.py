@@ -83,16 +83,16 @@ class GuardRule(_Model):
 
 
 class Drift(_Model):
-    """What the gate does about drift it cannot see, when baseline and candidate are two runs
-    made one after the other (an interleaved A/B run needs none of this).
+    """What the gate (and compare) does about drift it cannot see, when baseline and
+    candidate are two runs made separately (an interleaved A/B run needs none of this).
 
     ``policy``: ``note`` (the default, so a rubric written before drift policies keeps its
     meaning under its sha256) states the conditions and judges as is; ``widen`` widens
     the difference interval of every number that drifts with load (latencies, and cost,
     whose per-minute charges follow call length) by ``widen`` times the baseline's value on
     each side, once for the sequential comparison itself and once more
-    for each condition that holds (different hosts, different loop-lag verdicts, starts more
-    than ``max_hours_apart`` apart); ``refuse`` declines to judge (exit 2) when any of those
+    for each condition that holds (different hosts, different loop-lag verdicts or both
+    untrustworthy, starts more than ``max_hours_apart`` apart); ``refuse`` declines to judge (exit 2) when any of those
     conditions holds, and otherwise widens as ``widen`` does.
     """
 
