@@ -92,8 +92,8 @@ class Drift(_Model):
     whose per-minute charges follow call length) by ``widen`` times the baseline's value on
     each side, once for the sequential comparison itself and once more
     for each condition that holds (different hosts, different loop-lag verdicts or both
-    untrustworthy, starts more than ``max_hours_apart`` apart); ``refuse`` declines to judge (exit 2) when any of those
-    conditions holds, and otherwise widens as ``widen`` does.
+    untrustworthy, starts more than ``max_hours_apart`` apart); ``refuse`` declines to judge
+    (exit 2) when any of those conditions holds, and otherwise widens as ``widen`` does.
     """
 
     policy: Literal["note", "widen", "refuse"] = "note"
