@@ -121,5 +121,5 @@ def test_runs_list_and_report_show_labels_and_the_routing_table(runs: dict[str, 
     row = re.search(r'<tr data-segment="pack healthcare">(.*?)</tr>', html)
     assert row and 'class="dec win">accurate<' in row.group(1)
     assert "<b>label</b> sloppy on healthcare" in html
-    assert re.search(r'<p class="note drift">accurate vs sloppy on healthcare, made '
-                     r"separately: sequential runs \(started \d+ s apart\)", html)
+    assert re.search(r'<p class="note drift">accurate vs sloppy on healthcare: separate '
+                     r"runs \(started \d+ s apart\)", html)

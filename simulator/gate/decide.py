@@ -396,7 +396,7 @@ def drift_conditions(rubric: Rubric, baseline_meta: Mapping[str, Any],
                          f"{rubric.drift.max_hours_apart:g} h (drift.max_hours_apart)")
     else:
         when = "start times not recorded"
-    lines.insert(0, f"sequential runs ({when}): drift between them (provider load, warm "
+    lines.insert(0, f"separate runs ({when}): drift between them (provider load, warm "
                     "caches, a busy machine) is inside the difference and not measured; an "
                     "interleaved A/B run (callsim run --arm) removes it")
     h_b, h_c = b.get("host"), c.get("host")

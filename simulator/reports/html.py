@@ -277,8 +277,8 @@ def _routing_section(routing: Mapping[str, Any] | None) -> str:
         "<code>callsim compare --verbose</code> lists every comparison.</p>")
     for d in routing.get("drift") or []:
         out.append(
-            f'<p class="note drift">{e(d.get("candidate"))} vs {e(d.get("baseline"))}, '
-            f'made separately: {e("; ".join(d.get("lines") or []))}.</p>')
+            f'<p class="note drift">{e(d.get("candidate"))} vs {e(d.get("baseline"))}: '
+            f'{e("; ".join(d.get("lines") or []))}.</p>')
     out.append("</section>")
     return "".join(out)
 

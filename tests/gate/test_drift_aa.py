@@ -141,7 +141,7 @@ def test_how_far_apart_the_runs_started_is_shown_in_a_fitting_unit(seconds: floa
     later = {**META, "started_at": META["started_at"] + seconds}  # type: ignore[operator]
     lines, _ = drift_conditions(make_rubric(drift=_drift("note", max_hours_apart=2)), META,
                                 later)
-    assert lines[0].startswith(f"sequential runs (started {shown} apart): ")
+    assert lines[0].startswith(f"separate runs (started {shown} apart): ")
 
 
 def test_runs_too_far_apart_say_so_after_the_sequential_line() -> None:
@@ -149,7 +149,7 @@ def test_runs_too_far_apart_say_so_after_the_sequential_line() -> None:
     lines, named = drift_conditions(make_rubric(drift=_drift("note", max_hours_apart=24)),
                                     META, later)
     assert named == 1 and len(lines) == 2
-    assert lines[0].startswith("sequential runs (started 30.0 h apart): ")
+    assert lines[0].startswith("separate runs (started 30.0 h apart): ")
     assert lines[1] == ("the runs started 30.0 h apart, more than the rubric's 24 h "
                         "(drift.max_hours_apart)")
 
@@ -160,7 +160,7 @@ def test_a_run_without_a_start_time_is_named_not_an_error(which: str) -> None:
     b, c = (unknown, META) if which == "baseline" else (META, unknown)
     lines, named = drift_conditions(make_rubric(), b, c)
     assert named == 0
-    assert lines[0].startswith("sequential runs (start times not recorded): ")
+    assert lines[0].startswith("separate runs (start times not recorded): ")
 
 
 def test_loop_lag_at_the_threshold_is_still_trustworthy() -> None:
